@@ -1,0 +1,98 @@
+"""Small geometry helpers shared by every layer.
+
+Conventions (used everywhere in hcgym):
+
+* World frame: metres, right-handed, **z up**. A heading/yaw of 0 degrees looks
+  along +x, positive yaw turns counter-clockwise (towards +y).
+* Camera frame: OpenCV, x right, y down, z forward (optical axis).
+  Pitch is positive when the camera looks up.
+* Pixel coordinates are continuous: pixel ``(i, j)`` covers ``[i, i+1) x [j, j+1)``,
+  so its centre is ``(i + 0.5, j + 0.5)`` and ``floor(u)`` is its column index.
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+
+
+def rot_z(deg: float) -> np.ndarray:
+    """3x3 rotation about +z by ``deg`` degrees."""
+    a = math.radians(deg)
+    c, s = math.cos(a), math.sin(a)
+    return np.array([[c, -s, 0.0], [s, c, 0.0], [0.0, 0.0, 1.0]])
+
+
+def rotvec_to_matrix(rotvec: np.ndarray) -> np.ndarray:
+    """Rodrigues: rotation vector (radians, axis * angle) to a 3x3 matrix."""
+    rotvec = np.asarray(rotvec, dtype=np.float64)
+    theta = float(np.linalg.norm(rotvec))
+    if theta < 1e-12:
+        return np.eye(3)
+    k = rotvec / theta
+    kx = np.array([[0, -k[2], k[1]], [k[2], 0, -k[0]], [-k[1], k[0], 0]])
+    return np.eye(3) + math.sin(theta) * kx + (1 - math.cos(theta)) * kx @ kx
+
+
+def matrix_to_axis_angle(r: np.ndarray) -> tuple[np.ndarray, float]:
+    """3x3 rotation matrix to (unit axis, angle in radians)."""
+    angle = math.acos(max(-1.0, min(1.0, (np.trace(r) - 1.0) / 2.0)))
+    if angle < 1e-9:
+        return np.array([0.0, 0.0, 1.0]), 0.0
+    if abs(angle - math.pi) < 1e-6:
+        # Axis from the largest diagonal entry of (R + I) / 2.
+        m = (r + np.eye(3)) / 2.0
+        i = int(np.argmax(np.diag(m)))
+        axis = m[:, i] / math.sqrt(m[i, i])
+        return axis / np.linalg.norm(axis), angle
+    axis = np.array([r[2, 1] - r[1, 2], r[0, 2] - r[2, 0], r[1, 0] - r[0, 1]])
+    return axis / np.linalg.norm(axis), angle
+
+
+def camera_rotation(yaw_deg: float, pitch_deg: float) -> np.ndarray:
+    """Camera-to-world rotation; its columns are the camera x (right), y (down), z (forward) axes."""
+    y, p = math.radians(yaw_deg), math.radians(pitch_deg)
+    forward = np.array([math.cos(p) * math.cos(y), math.cos(p) * math.sin(y), math.sin(p)])
+    right = np.array([math.sin(y), -math.cos(y), 0.0])
+    down = np.cross(forward, right)
+    return np.stack([right, down, forward], axis=1)
+
+
+def look_at_angles(eye: np.ndarray, target: np.ndarray) -> tuple[float, float]:
+    """(yaw, pitch) in degrees of a camera at ``eye`` looking at ``target``."""
+    d = np.asarray(target, dtype=np.float64) - np.asarray(eye, dtype=np.float64)
+    yaw = math.degrees(math.atan2(d[1], d[0]))
+    pitch = math.degrees(math.atan2(d[2], math.hypot(d[0], d[1])))
+    return yaw, pitch
+
+
+def world_to_camera(position: np.ndarray, rotation: np.ndarray) -> np.ndarray:
+    """4x4 world-to-camera transform from a camera position and camera-to-world rotation."""
+    t = np.eye(4)
+    t[:3, :3] = rotation.T
+    t[:3, 3] = -rotation.T @ np.asarray(position, dtype=np.float64)
+    return t
+
+
+def project(points_world: np.ndarray, world_to_cam: np.ndarray, k: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Project (N, 3) world points. Returns (N, 2) pixel coordinates and (N,) camera z (metres).
+
+    Points behind the camera get ``nan`` pixel coordinates.
+    """
+    pts = np.asarray(points_world, dtype=np.float64).reshape(-1, 3)
+    cam = pts @ world_to_cam[:3, :3].T + world_to_cam[:3, 3]
+    z = cam[:, 2]
+    with np.errstate(divide="ignore", invalid="ignore"):
+        uv = (cam[:, :2] / z[:, None]) @ k[:2, :2].T + k[:2, 2]
+    uv[z <= 1e-6] = np.nan
+    return uv, z
+
+
+def box_iou(a: np.ndarray, b: np.ndarray) -> float:
+    """IoU of two boxes given as [x_min, y_min, x_max, y_max]."""
+    ix = max(0.0, min(a[2], b[2]) - max(a[0], b[0]))
+    iy = max(0.0, min(a[3], b[3]) - max(a[1], b[1]))
+    inter = ix * iy
+    union = (a[2] - a[0]) * (a[3] - a[1]) + (b[2] - b[0]) * (b[3] - b[1]) - inter
+    return float(inter / union) if union > 0 else 0.0

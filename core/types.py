@@ -1,0 +1,174 @@
+"""Shared types: camera models, ground truth and the rendered :class:`Frame`.
+
+Every layer of hcgym (backends, envs, sensors, dataset generator) exchanges
+these dataclasses. Images are numpy arrays in **RGB order**; lengths are in
+metres and angles in degrees unless a name says otherwise. Boxes are
+``[x_min, y_min, x_max, y_max]`` in continuous pixel coordinates (see
+:mod:`hcgym.geometry`).
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+#: The 17 COCO body keypoints, in COCO order.
+COCO_KEYPOINTS: tuple[str, ...] = (
+    "nose", "left_eye", "right_eye", "left_ear", "right_ear",
+    "left_shoulder", "right_shoulder", "left_elbow", "right_elbow",
+    "left_wrist", "right_wrist", "left_hip", "right_hip",
+    "left_knee", "right_knee", "left_ankle", "right_ankle",
+)
+
+#: COCO skeleton as pairs of keypoint indices (0-based), for drawing.
+COCO_SKELETON: tuple[tuple[int, int], ...] = (
+    (15, 13), (13, 11), (16, 14), (14, 12), (11, 12), (5, 11), (6, 12), (5, 6),
+    (5, 7), (6, 8), (7, 9), (8, 10), (1, 2), (0, 1), (0, 2), (1, 3), (2, 4), (3, 5), (4, 6),
+)
+
+#: The five face landmarks, in the order of the ArcFace alignment template.
+FACE_LANDMARKS: tuple[str, ...] = ("left_eye", "right_eye", "nose_tip", "mouth_left", "mouth_right")
+
+#: COCO keypoint visibility flags.
+NOT_LABELLED, OCCLUDED, VISIBLE = 0, 1, 2
+
+
+@dataclass(frozen=True)
+class CameraIntrinsics:
+    """Pinhole camera: image size in pixels and focal lengths / principal point in pixels."""
+
+    width: int
+    height: int
+    fx: float
+    fy: float
+    cx: float
+    cy: float
+    near: float = 0.03
+    far: float = 60.0
+
+    @classmethod
+    def from_hfov(cls, width: int, height: int, hfov_deg: float, near: float = 0.03, far: float = 60.0) -> "CameraIntrinsics":
+        """Square-pixel camera with horizontal field of view ``hfov_deg``."""
+        f = (width / 2.0) / math.tan(math.radians(hfov_deg) / 2.0)
+        return cls(width, height, f, f, width / 2.0, height / 2.0, near, far)
+
+    @property
+    def matrix(self) -> np.ndarray:
+        """3x3 intrinsic matrix K."""
+        return np.array([[self.fx, 0.0, self.cx], [0.0, self.fy, self.cy], [0.0, 0.0, 1.0]])
+
+    @property
+    def hfov_deg(self) -> float:
+        return math.degrees(2.0 * math.atan(self.width / (2.0 * self.fx)))
+
+    @property
+    def vfov_deg(self) -> float:
+        return math.degrees(2.0 * math.atan(self.height / (2.0 * self.fy)))
+
+    def to_dict(self) -> dict[str, float]:
+        return {k: getattr(self, k) for k in ("width", "height", "fx", "fy", "cx", "cy", "near", "far")}
+
+
+@dataclass
+class HumanTruth:
+    """Ground truth of one human in one rendered frame.
+
+    Attributes:
+        id: index of the human in the world spec (segmentation value is ``id + 1``).
+        avatar: content hash of the avatar build.
+        identity: identity label (the avatar's identity hash; equal for re-dressed or re-posed copies).
+        bbox: visible extent from the segmentation mask, ``[x0, y0, x1, y1]``; ``None`` if not visible.
+        bbox_amodal: extent of all projected mesh vertices (ignores occlusion).
+        face_box: face box from projected 3D face points (brow to chin, cheek to cheek); ``None`` if behind the camera.
+        keypoints: (17, 3) ``[u, v, visibility]`` in COCO order, visibility 0/1/2.
+        keypoints_3d: (17, 3) world coordinates in metres.
+        face_landmarks: (5, 3) ``[u, v, visibility]`` for :data:`FACE_LANDMARKS`.
+        face_landmarks_3d: (5, 3) world coordinates.
+        distance: metres from the camera centre to the midpoint of the eyes.
+        face_yaw: degrees between the face's forward direction and the direction to the camera
+            (0 = frontal, positive when the camera is on the person's left).
+        pixels: number of visible pixels in the segmentation.
+    """
+
+    id: int
+    avatar: str
+    identity: str
+    bbox: np.ndarray | None
+    bbox_amodal: np.ndarray | None
+    face_box: np.ndarray | None
+    keypoints: np.ndarray
+    keypoints_3d: np.ndarray
+    face_landmarks: np.ndarray
+    face_landmarks_3d: np.ndarray
+    distance: float
+    face_yaw: float
+    pixels: int
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-friendly dict (lists of floats, rounded to 0.01 px / 1 mm)."""
+
+        def box(b: np.ndarray | None) -> list[float] | None:
+            return None if b is None else [round(float(x), 2) for x in b]
+
+        def pts(a: np.ndarray, nd: int) -> list[list[float]]:
+            return [[round(float(x), nd) for x in row] for row in np.nan_to_num(a, nan=-1.0)]
+
+        return {
+            "id": self.id,
+            "avatar": self.avatar,
+            "identity": self.identity,
+            "bbox": box(self.bbox),
+            "bbox_amodal": box(self.bbox_amodal),
+            "face_box": box(self.face_box),
+            "keypoints": pts(self.keypoints, 2),
+            "keypoints_3d": pts(self.keypoints_3d, 4),
+            "face_landmarks": pts(self.face_landmarks, 2),
+            "face_landmarks_3d": pts(self.face_landmarks_3d, 4),
+            "distance": round(self.distance, 4),
+            "face_yaw": round(self.face_yaw, 2),
+            "pixels": self.pixels,
+        }
+
+
+@dataclass
+class Frame:
+    """One rendered camera image with its ground truth.
+
+    Attributes:
+        rgb: (H, W, 3) uint8, **RGB** order.
+        depth: (H, W) float32, z-depth along the optical axis in metres; ``inf`` where nothing was hit.
+        segmentation: (H, W) int32 instance ids: 0 = background/static world, ``k + 1`` = human ``k``.
+        intrinsics: the camera model.
+        world_to_camera: (4, 4) extrinsics (OpenCV camera frame).
+        camera: camera name in the world spec.
+        time: simulation time in seconds.
+        humans: ground truth per human in the world (also those outside the view).
+    """
+
+    rgb: np.ndarray
+    depth: np.ndarray
+    segmentation: np.ndarray
+    intrinsics: CameraIntrinsics
+    world_to_camera: np.ndarray
+    camera: str = "camera"
+    time: float = 0.0
+    humans: list[HumanTruth] = field(default_factory=list)
+
+    @property
+    def camera_position(self) -> np.ndarray:
+        """Camera centre in world coordinates (metres)."""
+        r = self.world_to_camera[:3, :3]
+        return -r.T @ self.world_to_camera[:3, 3]
+
+    def ground_truth(self) -> dict[str, Any]:
+        """JSON-friendly ground truth of the frame."""
+        return {
+            "camera": self.camera,
+            "time": self.time,
+            "intrinsics": self.intrinsics.to_dict(),
+            "world_to_camera": [[round(float(x), 6) for x in row] for row in self.world_to_camera],
+            "humans": [h.to_dict() for h in self.humans],
+        }

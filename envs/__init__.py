@@ -1,0 +1,1 @@
+"""Gymnasium environments and the simulator backends they drive (``hcgym.envs.backends``)."""

@@ -1,0 +1,179 @@
+"""The simulator backend contract.
+
+A :class:`SimBackend` owns one simulator: it loads a :class:`~hcgym.worlds.WorldSpec`
+with a seed, moves humans and robots, steps time and renders a camera into a
+:class:`~hcgym.types.Frame` with RGB, depth, instance segmentation and ground
+truth. Backends know nothing of rewards, agents or sensors.
+
+Subclasses implement the four simulator hooks ``_load``, ``_move_human``,
+``_move_robot`` and ``_render``; everything else (avatar building, camera
+poses, ground truth) is shared here so every backend reports the same truth.
+"""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from dataclasses import dataclass
+
+import numpy as np
+
+from hcgym.errors import SpecError
+from hcgym.geometry import camera_rotation, rot_z
+from hcgym.synthesis.builder import Avatar, build_avatar
+from hcgym.types import CameraIntrinsics, Frame
+from hcgym.worlds.spec import CameraSpec, Robot, WorldSpec
+
+
+@dataclass
+class HumanState:
+    """A human placed in the loaded world."""
+
+    name: str
+    avatar: Avatar
+    position: np.ndarray  #: feet position, metres.
+    heading: float  #: degrees, 0 = facing +x.
+
+    @property
+    def transform(self) -> np.ndarray:
+        """4x4 avatar-to-world transform."""
+        return Avatar.placement(tuple(self.position), self.heading)
+
+
+@dataclass
+class RobotState:
+    spec: Robot
+    position: np.ndarray
+    yaw: float
+
+
+@dataclass(frozen=True)
+class CameraPose:
+    """A camera in the world: position (metres) and camera-to-world rotation (OpenCV axes)."""
+
+    position: np.ndarray
+    rotation: np.ndarray
+
+    @classmethod
+    def from_angles(cls, position, yaw: float, pitch: float) -> "CameraPose":
+        return cls(np.asarray(position, dtype=np.float64), camera_rotation(yaw, pitch))
+
+
+class SimBackend(ABC):
+    """Abstract simulator backend. Use as a context manager or call :meth:`close`."""
+
+    name = "abstract"
+
+    def __init__(self) -> None:
+        self.world: WorldSpec | None = None
+        self.seed: int = 0
+        self.time: float = 0.0
+        self.humans: list[HumanState] = []
+        self.robots: dict[str, RobotState] = {}
+
+    # --------------------------------------------------------------- public
+    def load(self, world: WorldSpec, seed: int = 0) -> None:
+        """Load ``world``; humans with ``avatar: random`` are drawn from ``seed``."""
+        self.world, self.seed, self.time = world, int(seed), 0.0
+        specs = world.avatars(self.seed)
+        self.humans = [HumanState(h.name, build_avatar(s), np.asarray(h.position, dtype=np.float64), h.heading)
+                       for h, s in zip(world.humans, specs)]
+        self.robots = {r.name: RobotState(r, np.asarray(r.position, dtype=np.float64), r.yaw) for r in world.robots}
+        self._load(world)
+
+    def human(self, name: str) -> HumanState:
+        for h in self.humans:
+            if h.name == name:
+                return h
+        raise SpecError("human", f"no human {name!r} (humans: {', '.join(h.name for h in self.humans) or 'none'})")
+
+    def set_human_pose(self, name: str, position=None, heading: float | None = None) -> None:
+        """Move a human's feet to ``position`` (x, y[, z]) and/or turn it to ``heading`` degrees."""
+        h = self.human(name)
+        if position is not None:
+            p = np.asarray(position, dtype=np.float64)
+            h.position = np.array([p[0], p[1], p[2] if p.size > 2 else h.position[2]])
+        if heading is not None:
+            h.heading = float(heading)
+        self._move_human(self.humans.index(h))
+
+    def set_robot_pose(self, name: str, position=None, yaw: float | None = None) -> None:
+        """Move a robot body to ``position`` (x, y, z) and/or turn it to ``yaw`` degrees."""
+        if name not in self.robots:
+            raise SpecError("robot", f"no robot {name!r} (robots: {', '.join(self.robots) or 'none'})")
+        r = self.robots[name]
+        if position is not None:
+            r.position = np.asarray(position, dtype=np.float64).reshape(3)
+        if yaw is not None:
+            r.yaw = float(yaw)
+        self._move_robot(name)
+
+    def step(self, dt: float) -> float:
+        """Advance simulation time by ``dt`` seconds; returns the new time."""
+        if dt < 0:
+            raise ValueError(f"dt must be >= 0, got {dt}")
+        self._step(dt)
+        self.time += dt
+        return self.time
+
+    def camera_pose(self, camera: str | None = None) -> tuple[CameraSpec, CameraPose]:
+        """The camera spec and its current world pose (robot pose composed with the mount)."""
+        robot, cam = self._world().camera(camera)
+        state = self.robots[robot.name]
+        yaw = state.yaw + cam.mount_yaw
+        pos = state.position + rot_z(state.yaw) @ np.asarray(cam.mount_position)
+        return cam, CameraPose.from_angles(pos, yaw, cam.mount_pitch)
+
+    def render(self, camera: str | None = None, pose: CameraPose | None = None) -> Frame:
+        """Render ``camera`` (its robot's current pose, or ``pose`` if given) into a :class:`Frame`."""
+        from hcgym.envs.backends.truth import frame_truth
+
+        cam, cam_pose = self.camera_pose(camera)
+        if pose is not None:
+            cam_pose = pose
+        intr = cam.intrinsics()
+        rgb, depth, seg = self._render(intr, cam_pose)
+        frame = Frame(rgb=rgb, depth=depth, segmentation=seg, intrinsics=intr,
+                      world_to_camera=_world_to_camera(cam_pose), camera=cam.name, time=self.time)
+        frame.humans = frame_truth(frame, self.humans)
+        return frame
+
+    def close(self) -> None:
+        """Release the simulator."""
+
+    def __enter__(self) -> "SimBackend":
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+    # ------------------------------------------------------ simulator hooks
+    @abstractmethod
+    def _load(self, world: WorldSpec) -> None:
+        """Create the room, props, lights, humans (``self.humans``) and robots in the simulator."""
+
+    @abstractmethod
+    def _move_human(self, index: int) -> None:
+        """Apply ``self.humans[index]``'s position/heading in the simulator."""
+
+    @abstractmethod
+    def _move_robot(self, name: str) -> None:
+        """Apply ``self.robots[name]``'s position/yaw in the simulator."""
+
+    @abstractmethod
+    def _render(self, intrinsics: CameraIntrinsics, pose: CameraPose) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """Return RGB (H, W, 3) uint8, z-depth (H, W) float32 metres (inf = nothing hit) and
+        segmentation (H, W) int32 with 0 = background and ``k + 1`` = human ``k``."""
+
+    def _step(self, dt: float) -> None:  # noqa: B027 - optional hook
+        """Advance the simulator (static worlds need nothing)."""
+
+    def _world(self) -> WorldSpec:
+        if self.world is None:
+            raise RuntimeError(f"{type(self).__name__}: call load(world) first")
+        return self.world
+
+
+def _world_to_camera(pose: CameraPose) -> np.ndarray:
+    from hcgym.geometry import world_to_camera
+
+    return world_to_camera(pose.position, pose.rotation)

@@ -1,0 +1,101 @@
+"""Ground truth of a rendered frame, shared by every backend.
+
+Keypoint visibility comes from the depth test: a keypoint inside the image is
+``VISIBLE`` (2) when the rendered surface at its pixel is no nearer than the
+keypoint minus a tolerance (joints lie inside the body, so the tolerance is the
+local body half-thickness), ``OCCLUDED`` (1) otherwise, and ``NOT_LABELLED`` (0)
+outside the image or behind the camera.
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+
+from hcgym.geometry import project
+from hcgym.types import NOT_LABELLED, OCCLUDED, VISIBLE, Frame, HumanTruth
+
+#: Depth-test tolerance per COCO keypoint (metres): surface points (face) are tight, joints looser.
+KEYPOINT_TOLERANCE = np.array([0.03, 0.03, 0.03, 0.05, 0.05] + [0.09] * 2 + [0.06] * 2 + [0.05] * 2
+                              + [0.12] * 2 + [0.08] * 2 + [0.07] * 2)
+FACE_TOLERANCE = 0.03
+
+
+def visibility(uv: np.ndarray, z: np.ndarray, depth: np.ndarray, tol: np.ndarray | float) -> np.ndarray:
+    """COCO visibility (0/1/2) of projected points given the frame's depth map."""
+    h, w = depth.shape
+    vis = np.full(len(uv), NOT_LABELLED, dtype=np.float64)
+    ok = np.isfinite(uv).all(axis=1) & (z > 0) & (uv[:, 0] >= 0) & (uv[:, 0] < w) & (uv[:, 1] >= 0) & (uv[:, 1] < h)
+    if ok.any():
+        cols = uv[ok, 0].astype(int)
+        rows = uv[ok, 1].astype(int)
+        surface = depth[rows, cols]
+        tol_ok = np.broadcast_to(np.asarray(tol, dtype=np.float64), (len(uv),))[ok]
+        vis[ok] = np.where(surface >= z[ok] - tol_ok, VISIBLE, OCCLUDED)
+    return vis
+
+
+def frame_truth(frame: Frame, humans) -> list[HumanTruth]:
+    """Ground truth of every placed human (``HumanState`` list) in ``frame``."""
+    k = frame.intrinsics.matrix
+    w2c = frame.world_to_camera
+    cam_pos = frame.camera_position
+    out = []
+    seg = frame.segmentation
+    for i, h in enumerate(humans):
+        t = h.transform
+        to_world = lambda p: np.asarray(p) @ t[:3, :3].T + t[:3, 3]  # noqa: E731
+        kp3 = to_world(h.avatar.keypoints_3d)
+        kp_uv, kp_z = project(kp3, w2c, k)
+        kp_vis = visibility(kp_uv, kp_z, frame.depth, KEYPOINT_TOLERANCE)
+        fl3 = to_world(h.avatar.face_landmarks_3d)
+        fl_uv, fl_z = project(fl3, w2c, k)
+        fl_vis = visibility(fl_uv, fl_z, frame.depth, FACE_TOLERANCE)
+        box_uv, box_z = project(to_world(h.avatar.face_box_points_3d), w2c, k)
+        face_box = None
+        if np.all(box_z > 0):
+            pts = np.concatenate([box_uv, fl_uv])
+            x0, y0 = pts.min(0)
+            x1, y1 = pts.max(0)
+            face_box = _face_box(x0, y0, x1, y1)
+        verts = to_world(h.avatar.mesh["vertices"])
+        v_uv, v_z = project(verts, w2c, k)
+        front = v_z > 0
+        amodal = None
+        if front.any():
+            amodal = np.concatenate([v_uv[front].min(0), v_uv[front].max(0)])
+        mask = seg == i + 1
+        pixels = int(mask.sum())
+        bbox = None
+        if pixels:
+            rows = np.flatnonzero(mask.any(axis=1))
+            cols = np.flatnonzero(mask.any(axis=0))
+            bbox = np.array([cols[0], rows[0], cols[-1] + 1, rows[-1] + 1], dtype=np.float64)
+        eyes = (fl3[0] + fl3[1]) / 2
+        face_fwd = t[:3, :3] @ np.array([0.0, -1.0, 0.0])
+        to_cam = cam_pos - eyes
+        yaw = math.degrees(math.atan2(np.cross(face_fwd[:2], to_cam[:2]), float(face_fwd[:2] @ to_cam[:2])))
+        out.append(HumanTruth(
+            id=i, avatar=h.avatar.key, identity=h.avatar.identity, bbox=bbox, bbox_amodal=amodal,
+            face_box=face_box, keypoints=np.column_stack([kp_uv, kp_vis]), keypoints_3d=kp3,
+            face_landmarks=np.column_stack([fl_uv, fl_vis]), face_landmarks_3d=fl3,
+            distance=float(np.linalg.norm(to_cam)), face_yaw=yaw, pixels=pixels,
+        ))
+    return out
+
+
+#: Face-box calibration: the raw extent of the projected brow, chin, cheek and landmark points is
+#: scaled (width, height) and shifted up (fraction of its height) to match where face detectors put
+#: their boxes. Fitted on 20 random avatars at 1 m, yaw 0/+-20 degrees: dlib HOG boxes are
+#: 1.23 x 1.17 the raw extent with the centre 0.136 h higher, MediaPipe full-range 1.22 x 1.16, 0.125 h.
+FACE_BOX_SCALE = (1.23, 1.16)
+FACE_BOX_SHIFT = -0.13
+
+
+def _face_box(x0: float, y0: float, x1: float, y1: float) -> np.ndarray:
+    """Calibrated face box from the raw extent of the projected face points."""
+    w, h = x1 - x0, y1 - y0
+    cx, cy = (x0 + x1) / 2, (y0 + y1) / 2 + FACE_BOX_SHIFT * h
+    hw, hh = FACE_BOX_SCALE[0] * w / 2, FACE_BOX_SCALE[1] * h / 2
+    return np.array([cx - hw, cy - hh, cx + hw, cy + hh], dtype=np.float64)

@@ -1,0 +1,1 @@
+"""Plug-in perception sensors, one subpackage per task (faces, detection, NMS, ...)."""

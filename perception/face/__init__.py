@@ -1,0 +1,1 @@
+"""Face detection and recognition building blocks (dlib and MediaPipe, all offline)."""

@@ -1,0 +1,1 @@
+"""The ``hcgym`` command line: one module per subcommand, wired in :mod:`hcgym.scripts.cli`."""

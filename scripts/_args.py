@@ -1,0 +1,40 @@
+"""Argument parsers shared by several subcommands (each error names the argument)."""
+
+from __future__ import annotations
+
+import argparse
+
+
+def seed_range(text: str) -> list[int]:
+    """``"1-8"`` -> [1..8]; ``"3,5,9"`` -> [3, 5, 9]; ``"1-3,7"`` -> [1, 2, 3, 7]."""
+    out: list[int] = []
+    try:
+        for part in text.split(","):
+            if "-" in part.strip()[1:]:
+                a, b = part.split("-", 1)
+                lo, hi = int(a), int(b)
+                if hi < lo:
+                    raise ValueError
+                out.extend(range(lo, hi + 1))
+            else:
+                out.append(int(part))
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected seeds like 1-8 or 1,4,9 (non-negative), got {text!r}") from None
+    if not out or min(out) < 0:
+        raise argparse.ArgumentTypeError(f"expected seeds like 1-8 or 1,4,9 (non-negative), got {text!r}")
+    return out
+
+
+def floats(n: int, name: str):
+    """Parser of ``n`` comma-separated numbers."""
+
+    def parse(text: str) -> tuple[float, ...]:
+        try:
+            vals = tuple(float(x) for x in text.split(","))
+        except ValueError:
+            vals = ()
+        if len(vals) != n:
+            raise argparse.ArgumentTypeError(f"expected {name} as {n} comma-separated numbers, got {text!r}")
+        return vals
+
+    return parse
