@@ -40,7 +40,12 @@ class Fields:
         self._seen.add(key)
         if key not in self.data:
             if default is _MISSING:
-                raise self.error(key, "is required")
+                import difflib
+
+                extra = [str(k) for k in self.data if k not in self._seen]
+                near = difflib.get_close_matches(key, extra, n=1)
+                hint = f" (found unknown key {near[0]!r}: a typo?)" if near else ""
+                raise self.error(key, f"is required{hint}")
             return default
         return self.data[key]
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import math
 
 
 def seed_range(text: str) -> list[int]:
@@ -33,8 +34,19 @@ def floats(n: int, name: str):
             vals = tuple(float(x) for x in text.split(","))
         except ValueError:
             vals = ()
-        if len(vals) != n:
+        if len(vals) != n or not all(math.isfinite(v) for v in vals):
             raise argparse.ArgumentTypeError(f"expected {name} as {n} comma-separated numbers, got {text!r}")
         return vals
 
     return parse
+
+
+def seed(text: str) -> int:
+    """A non-negative integer seed."""
+    try:
+        value = int(text)
+    except ValueError:
+        value = -1
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"expected a non-negative integer, got {text!r}")
+    return value

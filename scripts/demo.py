@@ -5,19 +5,21 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
+from hcgym.scripts import _args
+
 
 def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("demo", help="render both shipped worlds and an avatar contact sheet into DIR",
                        description="The main job on the embedded backend: renders every shipped world "
                                    "(RGB, depth, segmentation, ground truth) and a contact sheet of 8 avatars.")
     p.add_argument("--out", type=Path, default=Path("out/demo"), help="output directory (default out/demo)")
-    p.add_argument("--seed", type=int, default=0, help="world seed")
+    p.add_argument("--seed", type=_args.seed, default=0, help="world seed")
     p.set_defaults(func=run)
 
 
 def run(args: argparse.Namespace) -> int:
     from hcgym.envs.backends.embedded import EmbeddedBackend
-    from hcgym.scripts.avatars import contact_sheet
+    from hcgym.synthesis.studio import contact_sheet
     from hcgym.scripts.render import write_frame
     from hcgym.synthesis import AvatarSpec
     from hcgym.synthesis.builder import build_avatar

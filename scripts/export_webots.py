@@ -5,6 +5,8 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
+from hcgym.scripts import _args
+
 
 def register(subparsers: argparse._SubParsersAction) -> None:
     p = subparsers.add_parser(
@@ -15,7 +17,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("world", metavar="WORLD", help="world YAML file, or the name of a shipped world")
     p.add_argument("out_dir", metavar="OUTDIR", type=Path,
                    help="output folder: new, empty, or a previous export (which is replaced)")
-    p.add_argument("--seed", type=int, default=0,
+    p.add_argument("--seed", type=_args.seed, default=0,
                    help="seed of the humans with `avatar: random` (load the world with the same seed; default 0)")
     p.set_defaults(func=run)
 

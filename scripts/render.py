@@ -8,17 +8,16 @@ from pathlib import Path
 
 import numpy as np
 
-from hcgym.scripts._args import floats
-
+from hcgym.scripts import _args
 
 def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("render", help="render a world camera: rgb.png, depth.npy, segmentation.png, ground_truth.json",
                        description="Render one camera of a world (a YAML file or a shipped world name).")
     p.add_argument("world", help="world YAML file or shipped world name (active_face_room, crowd_street)")
-    p.add_argument("--seed", type=int, default=0, help="world seed (draws `avatar: random` humans)")
+    p.add_argument("--seed", type=_args.seed, default=0, help="world seed (draws `avatar: random` humans)")
     p.add_argument("--out", type=Path, default=Path("out/render"), help="output directory")
     p.add_argument("--camera", default=None, help="camera name (robot/camera or camera); default: the first")
-    p.add_argument("--pose", type=floats(5, "--pose x,y,z,yaw,pitch"), default=None,
+    p.add_argument("--pose", type=_args.floats(5, "--pose x,y,z,yaw,pitch"), default=None,
                    help="override the camera pose: x,y,z (m), yaw,pitch (degrees)")
     p.set_defaults(func=run)
 

@@ -89,7 +89,8 @@ class AvatarSpec:
     """One avatar: identity, appearance, expression and pose.
 
     Attributes:
-        phenotype: anny phenotype values in [0, 1] (missing labels default to 0.5).
+        phenotype: anny phenotype values in [0, 1] (missing labels default to 0.5). In anny,
+            ``gender`` 0 is male and 1 female.
             ``african``, ``asian`` and ``caucasian`` are normalised by anny to sum to 1.
         local_changes: anny local changes in [-1, 1] (face shape; the main identity cue).
         appearance: colours and styles of the texture.
@@ -243,11 +244,13 @@ class AvatarSpec:
         female = rng.random() < 0.5
         mix = rng.dirichlet([0.6, 0.6, 0.6])
         pheno = {
-            "gender": float(rng.uniform(0.0, 0.15) if female else rng.uniform(0.85, 1.0)),
+            # anny: gender 1 is female, 0 male; height 0.27-0.52 gives about 1.50-1.80 m (female)
+            # and 1.65-1.92 m (male) adults.
+            "gender": float(rng.uniform(0.85, 1.0) if female else rng.uniform(0.0, 0.15)),
             "age": float(rng.uniform(0.6, 0.92)),
             "muscle": float(rng.uniform(0.3, 0.75)),
             "weight": float(rng.uniform(0.3, 0.7)),
-            "height": float(rng.uniform(0.3, 0.8)),
+            "height": float(rng.uniform(0.27, 0.52)),
             "proportions": float(rng.uniform(0.4, 0.75)),
             "cupsize": float(rng.uniform(0.35, 0.65)) if female else 0.5,
             "firmness": float(rng.uniform(0.4, 0.7)),

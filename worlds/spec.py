@@ -11,10 +11,13 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import yaml
 
 from hcgym.errors import SpecError
 from hcgym.synthesis.avatar_spec import AvatarSpec
+from hcgym.synthesis.expressions import EXPRESSIONS
+from hcgym.synthesis.poses import POSES
 from hcgym.types import CameraIntrinsics
 from hcgym.validate import Fields
 
@@ -123,7 +126,9 @@ class WorldSpec:
                         self.source)
 
     def avatars(self, seed: int = 0) -> list[AvatarSpec]:
-        """The avatar of every human; ``avatar: random`` humans are drawn from ``seed``."""
+        """The avatar of every human; ``avatar: random`` humans are drawn from ``seed`` (>= 0)."""
+        if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)) or seed < 0:
+            raise SpecError("seed", f"expected a non-negative integer, got {seed!r}", self.source)
         out = []
         for i, h in enumerate(self.humans):
             if h.avatar is not None:
@@ -237,15 +242,20 @@ def _parse_world(data: Any, src: str | None, base: Path) -> WorldSpec:
         # Per-human shortcuts that override the avatar's pose and expression.
         over: dict[str, Any] = {}
         if hf.has("pose"):
-            over["pose"] = AvatarSpec.from_dict({"pose": hf.raw("pose")}, hf.path, src).pose
+            over["pose"] = hf.string("pose", choices=tuple(POSES))
         if hf.has("expression"):
             e = hf.raw("expression")
-            d = {"expression": e} if isinstance(e, str) else e
-            ef = AvatarSpec.from_dict(d, f"{hf.path}.expression", src) if isinstance(d, dict) else None
-            if ef is None:
+            if isinstance(e, dict):
+                ef = Fields(e, hf.sub("expression"), src)
+                over["expression"] = ef.string("expression", choices=tuple(EXPRESSIONS))
+                over["expression_intensity"] = ef.number("expression_intensity", 1.0, 0.0, 1.0)
+                ef.done()
+            elif isinstance(e, str):
+                over["expression"] = hf.string("expression", choices=tuple(EXPRESSIONS))
+                over["expression_intensity"] = 1.0
+            else:
                 raise hf.error("expression", f"expected a name or {{expression: name, expression_intensity: x}}, "
                                              f"got {e!r}")
-            over["expression"], over["expression_intensity"] = ef.expression, ef.expression_intensity
         if over and avatar is not None:
             avatar = avatar.with_(**over)
         pos = hf.vector("position", (2, 3))

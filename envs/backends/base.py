@@ -32,6 +32,7 @@ class HumanState:
     avatar: Avatar
     position: np.ndarray  #: feet position, metres.
     heading: float  #: degrees, 0 = facing +x.
+    visible: bool = True  #: hidden humans are not rendered (their ground truth has no pixels).
 
     @property
     def transform(self) -> np.ndarray:
@@ -95,6 +96,22 @@ class SimBackend(ABC):
         if heading is not None:
             h.heading = float(heading)
         self._move_human(self.humans.index(h))
+
+    def set_human_visible(self, name: str, visible: bool) -> None:
+        """Show or hide a human (hidden humans cost nothing to render)."""
+        h = self.human(name)
+        if h.visible != bool(visible):
+            h.visible = bool(visible)
+            self._set_human_visible(self.humans.index(h))
+
+    def show_only(self, names) -> None:
+        """Show the named humans (a name or a collection of names) and hide every other one."""
+        keep = {names} if isinstance(names, str) else set(names)
+        unknown = keep - {h.name for h in self.humans}
+        if unknown:
+            self.human(sorted(unknown)[0])  # raises with the list of names
+        for h in self.humans:
+            self.set_human_visible(h.name, h.name in keep)
 
     def set_robot_pose(self, name: str, position=None, yaw: float | None = None) -> None:
         """Move a robot body to ``position`` (x, y, z) and/or turn it to ``yaw`` degrees."""
@@ -163,6 +180,15 @@ class SimBackend(ABC):
     def _render(self, intrinsics: CameraIntrinsics, pose: CameraPose) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """Return RGB (H, W, 3) uint8, z-depth (H, W) float32 metres (inf = nothing hit) and
         segmentation (H, W) int32 with 0 = background and ``k + 1`` = human ``k``."""
+
+    def _set_human_visible(self, index: int) -> None:
+        """Apply ``self.humans[index].visible``. Default: move hidden humans far below the floor."""
+        h = self.humans[index]
+        saved = h.position
+        if not h.visible:
+            h.position = np.array([saved[0], saved[1], -1000.0])
+        self._move_human(index)
+        h.position = saved
 
     def _step(self, dt: float) -> None:  # noqa: B027 - optional hook
         """Advance the simulator (static worlds need nothing)."""

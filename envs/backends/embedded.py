@@ -71,14 +71,7 @@ class EmbeddedBackend(SimBackend):
         self._build_room(world)
         for prop in world.props:
             self._add_prop(prop)
-        self._human_bodies = []
-        for h in self.humans:
-            vs = self._avatar_shape(h.avatar)
-            body = p.createMultiBody(baseMass=0, baseVisualShapeIndex=vs[0], physicsClientId=cid)
-            if vs[1] >= 0:
-                p.changeVisualShape(body, -1, textureUniqueId=vs[1], rgbaColor=[1, 1, 1, 1], physicsClientId=cid)
-            self._human_bodies.append(body)
-            self._move_human(len(self._human_bodies) - 1)
+        self._human_bodies = [self._add_human_body(i) for i in range(len(self.humans))]
         self._robot_bodies = {}
         for name, r in self.robots.items():
             if r.spec.body == "none":
@@ -88,18 +81,42 @@ class EmbeddedBackend(SimBackend):
                                      rgbaColor=[0.15, 0.15, 0.17, 1], physicsClientId=cid)
             self._robot_bodies[name] = p.createMultiBody(baseMass=0, baseVisualShapeIndex=vs, physicsClientId=cid)
             self._move_robot(name)
-        top = max([*self._human_bodies, *self._robot_bodies.values(), 0]) + 2
+        self._update_lut()
+
+    def _add_human_body(self, index: int) -> int:
+        p, cid = self._p, self._cid
+        h = self.humans[index]
+        vs, tex = self._avatar_shape(h.avatar)
+        body = p.createMultiBody(baseMass=0, baseVisualShapeIndex=vs, basePosition=h.position.tolist(),
+                                 baseOrientation=_yaw_quat(h.heading + 90.0), physicsClientId=cid)
+        p.changeVisualShape(body, -1, textureUniqueId=tex, rgbaColor=[1, 1, 1, 1], physicsClientId=cid)
+        return body
+
+    def _update_lut(self) -> None:
+        bodies = [b for b in self._human_bodies if b >= 0]
+        top = max([*bodies, *self._robot_bodies.values(), 0]) + 2
         lut = np.zeros(top + 1, dtype=np.int32)
         for i, b in enumerate(self._human_bodies):
-            lut[b + 1] = i + 1  # index with (body id + 1) so that -1 (nothing hit) maps to 0
+            if b >= 0:
+                lut[b + 1] = i + 1  # index with (body id + 1) so that -1 (nothing hit) maps to 0
         self._seg_lut = lut
 
     def _move_human(self, index: int) -> None:
-        if index >= len(self._human_bodies):
+        if index >= len(self._human_bodies) or self._human_bodies[index] < 0:
             return
         h = self.humans[index]
         self._p.resetBasePositionAndOrientation(self._human_bodies[index], h.position.tolist(),
                                                 _yaw_quat(h.heading + 90.0), physicsClientId=self._cid)
+
+    def _set_human_visible(self, index: int) -> None:
+        """Hidden humans are removed from PyBullet (their mesh and texture stay loaded for re-adding)."""
+        body = self._human_bodies[index]
+        if self.humans[index].visible and body < 0:
+            self._human_bodies[index] = self._add_human_body(index)
+        elif not self.humans[index].visible and body >= 0:
+            self._p.removeBody(body, physicsClientId=self._cid)
+            self._human_bodies[index] = -1
+        self._update_lut()
 
     def _move_robot(self, name: str) -> None:
         if name not in self._robot_bodies:

@@ -1,10 +1,12 @@
 """Ground truth of a rendered frame, shared by every backend.
 
 Keypoint visibility comes from the depth test: a keypoint inside the image is
-``VISIBLE`` (2) when the rendered surface at its pixel is no nearer than the
-keypoint minus a tolerance (joints lie inside the body, so the tolerance is the
-local body half-thickness), ``OCCLUDED`` (1) otherwise, and ``NOT_LABELLED`` (0)
-outside the image or behind the camera.
+``VISIBLE`` (2) when its pixel shows this human (instance segmentation) and the
+rendered surface there is no nearer than the keypoint minus a tolerance (joints
+lie inside the body, so the tolerance is the local body half-thickness);
+``OCCLUDED`` (1) otherwise, e.g. behind another person, behind the own body, or
+just off the silhouette; ``NOT_LABELLED`` (0) outside the image or behind the
+camera.
 """
 
 from __future__ import annotations
@@ -22,8 +24,9 @@ KEYPOINT_TOLERANCE = np.array([0.03, 0.03, 0.03, 0.05, 0.05] + [0.09] * 2 + [0.0
 FACE_TOLERANCE = 0.03
 
 
-def visibility(uv: np.ndarray, z: np.ndarray, depth: np.ndarray, tol: np.ndarray | float) -> np.ndarray:
-    """COCO visibility (0/1/2) of projected points given the frame's depth map."""
+def visibility(uv: np.ndarray, z: np.ndarray, depth: np.ndarray, tol: np.ndarray | float,
+               segmentation: np.ndarray, instance: int) -> np.ndarray:
+    """COCO visibility (0/1/2) of projected points of segmentation instance ``instance``."""
     h, w = depth.shape
     vis = np.full(len(uv), NOT_LABELLED, dtype=np.float64)
     ok = np.isfinite(uv).all(axis=1) & (z > 0) & (uv[:, 0] >= 0) & (uv[:, 0] < w) & (uv[:, 1] >= 0) & (uv[:, 1] < h)
@@ -32,7 +35,8 @@ def visibility(uv: np.ndarray, z: np.ndarray, depth: np.ndarray, tol: np.ndarray
         rows = uv[ok, 1].astype(int)
         surface = depth[rows, cols]
         tol_ok = np.broadcast_to(np.asarray(tol, dtype=np.float64), (len(uv),))[ok]
-        vis[ok] = np.where(surface >= z[ok] - tol_ok, VISIBLE, OCCLUDED)
+        mine = segmentation[rows, cols] == instance
+        vis[ok] = np.where(mine & (surface >= z[ok] - tol_ok), VISIBLE, OCCLUDED)
     return vis
 
 
@@ -48,10 +52,10 @@ def frame_truth(frame: Frame, humans) -> list[HumanTruth]:
         to_world = lambda p: np.asarray(p) @ t[:3, :3].T + t[:3, 3]  # noqa: E731
         kp3 = to_world(h.avatar.keypoints_3d)
         kp_uv, kp_z = project(kp3, w2c, k)
-        kp_vis = visibility(kp_uv, kp_z, frame.depth, KEYPOINT_TOLERANCE)
+        kp_vis = visibility(kp_uv, kp_z, frame.depth, KEYPOINT_TOLERANCE, seg, i + 1)
         fl3 = to_world(h.avatar.face_landmarks_3d)
         fl_uv, fl_z = project(fl3, w2c, k)
-        fl_vis = visibility(fl_uv, fl_z, frame.depth, FACE_TOLERANCE)
+        fl_vis = visibility(fl_uv, fl_z, frame.depth, FACE_TOLERANCE, seg, i + 1)
         box_uv, box_z = project(to_world(h.avatar.face_box_points_3d), w2c, k)
         face_box = None
         if np.all(box_z > 0):
