@@ -35,6 +35,8 @@ class IdentityResult:
                 "genuine_mean": round(float(self.genuine.mean()), 4), "genuine_max": round(float(self.genuine.max()), 4),
                 "impostor_mean": round(float(self.impostor.mean()), 4),
                 "impostor_min": round(float(self.impostor.min()), 4),
+                "impostor_below_0.6": round(float((self.impostor < 0.6).mean()), 4),
+                "rank1_of_detected": round(self.rank1 * self.n / max(len(self.genuine), 1), 4),
                 "threshold_far1": round(self.threshold_far1, 4), "tar_at_far1": round(self.tar_at_far1, 4)}
 
 

@@ -58,8 +58,8 @@ def contact_sheet(avatars, labels, out: Path) -> Path:
     from hcgym.envs.backends.embedded import EmbeddedBackend
     from hcgym.paths import atomic_write_bytes
 
-    tile_w, tile_h = 240, 300
-    cols = min(8, len(avatars))
+    tile_w, tile_h = 250, 225
+    cols = min(4, len(avatars))
     rows = (len(avatars) + cols - 1) // cols
     sheet = Image.new("RGB", (cols * tile_w, rows * tile_h), (255, 255, 255))
     with EmbeddedBackend() as sim:
@@ -70,7 +70,7 @@ def contact_sheet(avatars, labels, out: Path) -> Path:
             body = sim.render(pose=portrait_pose(a, 3.2, target="body")).rgb[:, 60:180]
             x, y = (i % cols) * tile_w, (i // cols) * tile_h
             sheet.paste(Image.fromarray(face).resize((150, 200)), (x, y + 20))
-            sheet.paste(Image.fromarray(body).resize((90, 180)), (x + 150, y + 20))
+            sheet.paste(Image.fromarray(body).resize((100, 200)), (x + 150, y + 20))
             ImageDraw.Draw(sheet).text((x + 4, y + 4), labels[i], fill=(0, 0, 0))
     import io
 

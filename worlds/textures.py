@@ -57,3 +57,14 @@ def floor_texture(surface: Surface, size_m: tuple[float, float]) -> Path:
         Image.fromarray(surface_image(surface, size_m)).save(buf, format="PNG", compress_level=1)
         atomic_write_bytes(path, buf.getvalue())
     return path
+
+
+def floor_mesh(size_m: tuple[float, float]) -> Path:
+    """OBJ file of a floor quad of ``size_m`` metres centred on the origin, UVs 0..1 (for file-only renderers)."""
+    sx, sy = size_m
+    path = cache_dir() / "meshes" / f"floor-{sx:g}x{sy:g}.obj"
+    if not path.exists():
+        text = (f"v {-sx / 2} {-sy / 2} 0\nv {sx / 2} {-sy / 2} 0\nv {sx / 2} {sy / 2} 0\nv {-sx / 2} {sy / 2} 0\n"
+                "vt 0 0\nvt 1 0\nvt 1 1\nvt 0 1\nvn 0 0 1\nf 1/1/1 2/2/1 3/3/1\nf 1/1/1 3/3/1 4/4/1\n")
+        atomic_write_bytes(path, text.encode())
+    return path

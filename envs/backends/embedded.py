@@ -167,8 +167,12 @@ class EmbeddedBackend(SimBackend):
     def _avatar_shape(self, avatar) -> tuple[int, int]:
         if avatar.key not in self._shapes:
             p, m = self._p, avatar.mesh
-            vs = p.createVisualShape(p.GEOM_MESH, vertices=m["positions"].tolist(), indices=m["indices"].tolist(),
-                                     uvs=m["uvs"].tolist(), normals=m["normals"].tolist(), physicsClientId=self._cid)
+            if self.renderer_name == "egl":  # the EGL plugin only renders meshes loaded from files
+                vs = p.createVisualShape(p.GEOM_MESH, fileName=str(avatar.obj_path), physicsClientId=self._cid)
+            else:
+                vs = p.createVisualShape(p.GEOM_MESH, vertices=m["positions"].tolist(),
+                                         indices=m["indices"].tolist(), uvs=m["uvs"].tolist(),
+                                         normals=m["normals"].tolist(), physicsClientId=self._cid)
             if vs < 0:
                 raise RuntimeError(f"PyBullet could not create the mesh of avatar {avatar.key}")
             tex = p.loadTexture(str(avatar.texture_path), physicsClientId=self._cid)
@@ -176,14 +180,17 @@ class EmbeddedBackend(SimBackend):
         return self._shapes[avatar.key]
 
     def _build_room(self, world: WorldSpec) -> None:
-        from hcgym.worlds.textures import floor_texture
+        from hcgym.worlds.textures import floor_mesh, floor_texture
 
         p, cid, room = self._p, self._cid, world.room
         sx, sy = room.size
-        verts = [[-sx / 2, -sy / 2, 0], [sx / 2, -sy / 2, 0], [sx / 2, sy / 2, 0], [-sx / 2, sy / 2, 0]]
-        uvs = [[0, 0], [1, 0], [1, 1], [0, 1]]
-        vs = p.createVisualShape(p.GEOM_MESH, vertices=verts, indices=[0, 1, 2, 0, 2, 3], uvs=uvs,
-                                 normals=[[0, 0, 1]] * 4, physicsClientId=cid)
+        if self.renderer_name == "egl":
+            vs = p.createVisualShape(p.GEOM_MESH, fileName=str(floor_mesh(room.size)), physicsClientId=cid)
+        else:
+            verts = [[-sx / 2, -sy / 2, 0], [sx / 2, -sy / 2, 0], [sx / 2, sy / 2, 0], [-sx / 2, sy / 2, 0]]
+            uvs = [[0, 0], [1, 0], [1, 1], [0, 1]]
+            vs = p.createVisualShape(p.GEOM_MESH, vertices=verts, indices=[0, 1, 2, 0, 2, 3], uvs=uvs,
+                                     normals=[[0, 0, 1]] * 4, physicsClientId=cid)
         floor = p.createMultiBody(baseMass=0, baseVisualShapeIndex=vs, physicsClientId=cid)
         tex = p.loadTexture(str(floor_texture(room.floor, room.size)), physicsClientId=cid)
         p.changeVisualShape(floor, -1, textureUniqueId=tex, rgbaColor=[1, 1, 1, 1], physicsClientId=cid)
