@@ -41,6 +41,6 @@ def run(args: argparse.Namespace) -> int:
     sheet = contact_sheet(avatars, [f"seed {s}" for s in seeds], out / "contact_sheet.png")
     print("[demo] done:")
     for p in written:
-        print(f"  {p}/  rgb.png depth.png depth.npy segmentation.png ground_truth.json")
+        print(f"  {p}/  rgb.png depth.npy depth.png segmentation.png segmentation_color.png ground_truth.json")
     print(f"  {sheet}")
     return 0

@@ -12,7 +12,10 @@ from hcgym.scripts import _args
 
 def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("render", help="render a world camera: rgb.png, depth.npy, segmentation.png, ground_truth.json",
-                       description="Render one camera of a world (a YAML file or a shipped world name).")
+                       description="Render one camera of a world (a YAML file or a shipped world name). Writes "
+                                   "rgb.png, depth.npy (float32 metres, inf = nothing hit), depth.png (for viewing), "
+                                   "segmentation.png (16-bit instance ids: 0 background, k+1 = human k), "
+                                   "segmentation_color.png (for viewing) and ground_truth.json.")
     p.add_argument("world", help="world YAML file or shipped world name (active_face_room, crowd_street)")
     p.add_argument("--seed", type=_args.seed, default=0, help="world seed (draws `avatar: random` humans)")
     p.add_argument("--out", type=Path, default=Path("out/render"), help="output directory")
@@ -44,10 +47,12 @@ def run(args: argparse.Namespace) -> int:
 
 
 def write_frame(frame, out: Path, prefix: str = "") -> None:
-    """Write a frame's RGB, depth, segmentation and ground truth (each file atomically)."""
-    import io
+    """Write a frame's RGB, depth, segmentation and ground truth (each file atomically).
 
-    from PIL import Image
+    ``segmentation.png`` holds the instance ids exactly (16-bit grey); ``*_color.png`` and
+    ``depth.png`` are for looking at.
+    """
+    import io
 
     from hcgym.paths import atomic_write_bytes
 
@@ -55,13 +60,13 @@ def write_frame(frame, out: Path, prefix: str = "") -> None:
     files = {
         f"{prefix}rgb.png": _png(frame.rgb),
         f"{prefix}depth.png": _png(depth_image(frame.depth)),
-        f"{prefix}segmentation.png": _png(segmentation_image(frame.segmentation)),
+        f"{prefix}segmentation.png": _png(frame.segmentation.astype(np.uint16)),
+        f"{prefix}segmentation_color.png": _png(segmentation_image(frame.segmentation)),
         f"{prefix}ground_truth.json": json.dumps(frame.ground_truth(), indent=1).encode(),
     }
     buf = io.BytesIO()
     np.save(buf, frame.depth)
     files[f"{prefix}depth.npy"] = buf.getvalue()
-    del Image
     for name, data in files.items():
         atomic_write_bytes(out / name, data)
 

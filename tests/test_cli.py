@@ -80,7 +80,9 @@ def test_render_images(renders):
     assert depth.dtype == np.float32 and depth.shape == (300, 400)
     seg = r["seg"]
     assert seg.shape[:2] == (300, 400)
-    person = seg.reshape(300, 400, -1).any(axis=-1)  # background is black
+    assert r["seg_mode"].startswith("I")  # 16-bit instance ids, not colours
+    assert set(np.unique(seg)) == {0, 1}  # background and human 0
+    person = seg.reshape(300, 400, -1).any(axis=-1)
     human = r["truth"]["humans"][0]
     assert person.sum() == human["pixels"] > 500
     assert np.isfinite(depth[person]).all()
