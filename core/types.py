@@ -172,3 +172,64 @@ class Frame:
             "world_to_camera": [[round(float(x), 6) for x in row] for row in self.world_to_camera],
             "humans": [h.to_dict() for h in self.humans],
         }
+
+
+# ---------------------------------------------------------------- sensor results
+@dataclass
+class Detections:
+    """Boxes found by a detector sensor.
+
+    Attributes:
+        boxes: (N, 4) ``[x0, y0, x1, y1]`` pixels.
+        scores: (N,) confidences in [0, 1] (detector-specific scale for dlib HOG margins).
+        keypoints: optional (N, K, 2) pixel keypoints (e.g. the 5 face landmarks in image order:
+            image-left eye, image-right eye, nose tip, image-left mouth corner, image-right mouth corner;
+            MediaPipe gives its own 6).
+        label: what was detected (``"face"``, ``"person"``).
+    """
+
+    boxes: np.ndarray
+    scores: np.ndarray
+    keypoints: np.ndarray | None = None
+    label: str = "face"
+
+    def __len__(self) -> int:
+        return int(len(self.boxes))
+
+
+@dataclass
+class Landmarks:
+    """Per-face landmark sets: ``points`` (N, K, 2 or 3) pixels (z in pixel-like units for 3D meshes)."""
+
+    points: np.ndarray
+    boxes: np.ndarray
+    scheme: str = "dlib68"  #: ``dlib68`` or ``mediapipe478``.
+
+    def __len__(self) -> int:
+        return int(len(self.points))
+
+
+@dataclass
+class Embeddings:
+    """Face embeddings: ``vectors`` (N, D) for the faces in ``boxes`` (N, 4)."""
+
+    vectors: np.ndarray
+    boxes: np.ndarray
+
+    def __len__(self) -> int:
+        return int(len(self.vectors))
+
+
+@dataclass
+class FaceIdentity:
+    """The answer of a gallery for one face (OpenDR D3.2 eq. 3-5).
+
+    ``label`` is the nearest enrolled identity, or ``None`` ("unknown") when its distance ``d`` is at
+    or beyond the cut-off ``a``; ``confidence`` is ``c = 1 - d / a`` (0 for unknown faces).
+    """
+
+    label: str | None
+    distance: float
+    confidence: float
+    box: np.ndarray | None = None
+    nearest: str | None = None  #: nearest label even when beyond the cut-off.

@@ -62,6 +62,22 @@ def detect_hog(rgb: np.ndarray, upsample: int = 1) -> tuple[np.ndarray, np.ndarr
     return boxes.reshape(-1, 4), np.asarray(scores, dtype=np.float64)
 
 
+def detect_mmod(rgb: np.ndarray, upsample: int = 0) -> tuple[np.ndarray, np.ndarray]:
+    """dlib CNN (MMOD) faces: boxes (N, 4) and detection confidences (N,)."""
+    dets = load("mmod")(np.ascontiguousarray(rgb), upsample)
+    boxes = np.array([[d.rect.left(), d.rect.top(), d.rect.right() + 1, d.rect.bottom() + 1] for d in dets],
+                     dtype=np.float64)
+    return boxes.reshape(-1, 4), np.array([d.confidence for d in dets], dtype=np.float64)
+
+
+def landmarks68(rgb: np.ndarray, box: np.ndarray) -> np.ndarray:
+    """(68, 2) dlib landmarks of the face in ``box``."""
+    dlib = _dlib()
+    x0, y0, x1, y1 = (int(round(v)) for v in box)
+    shape = load("shape68")(np.ascontiguousarray(rgb), dlib.rectangle(x0, y0, x1 - 1, y1 - 1))
+    return np.array([[p.x + 0.5, p.y + 0.5] for p in shape.parts()], dtype=np.float64)
+
+
 def embed(rgb: np.ndarray, box: np.ndarray, jitter: int = 1) -> np.ndarray:
     """128-d dlib ResNet embedding of the face in ``box`` (5-point alignment, 150x150 chip)."""
     dlib = _dlib()

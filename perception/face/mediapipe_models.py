@@ -24,13 +24,39 @@ def detect(rgb: np.ndarray, model: str = "full", min_confidence: float = 0.5) ->
 
     ``model`` is ``"short"`` (within about 2 m) or ``"full"`` (up to about 5 m).
     """
+    boxes, scores, _ = detect_with_keypoints(rgb, model, min_confidence)
+    return boxes, scores
+
+
+def detect_with_keypoints(rgb: np.ndarray, model: str = "full", min_confidence: float = 0.5):
+    """Boxes (N, 4), scores (N,) and MediaPipe's 6 keypoints (N, 6, 2) in pixels."""
     if model not in ("short", "full"):
         raise ValueError(f"model must be 'short' or 'full', got {model!r}")
     h, w = rgb.shape[:2]
     res = _detector(model, float(min_confidence)).process(np.ascontiguousarray(rgb))
-    boxes, scores = [], []
+    boxes, scores, kps = [], [], []
     for d in res.detections or []:
         b = d.location_data.relative_bounding_box
         boxes.append([b.xmin * w, b.ymin * h, (b.xmin + b.width) * w, (b.ymin + b.height) * h])
         scores.append(d.score[0])
-    return np.asarray(boxes, dtype=np.float64).reshape(-1, 4), np.asarray(scores, dtype=np.float64)
+        kps.append([[k.x * w, k.y * h] for k in d.location_data.relative_keypoints])
+    return (np.asarray(boxes, dtype=np.float64).reshape(-1, 4), np.asarray(scores, dtype=np.float64),
+            np.asarray(kps, dtype=np.float64).reshape(-1, 6, 2))
+
+
+@functools.lru_cache(maxsize=None)
+def _mesh(max_faces: int, refine: bool, min_confidence: float):
+    from mediapipe.python.solutions import face_mesh
+
+    return face_mesh.FaceMesh(static_image_mode=True, max_num_faces=max_faces, refine_landmarks=refine,
+                              min_detection_confidence=min_confidence)
+
+
+def face_mesh_points(rgb: np.ndarray, max_faces: int = 4, refine: bool = True,
+                     min_confidence: float = 0.5) -> np.ndarray:
+    """MediaPipe face mesh: (N, 478, 3) points, x and y in pixels, z in the same scale as x (relative)."""
+    h, w = rgb.shape[:2]
+    res = _mesh(int(max_faces), bool(refine), float(min_confidence)).process(np.ascontiguousarray(rgb))
+    out = [[[p.x * w, p.y * h, p.z * w] for p in face.landmark] for face in (res.multi_face_landmarks or [])]
+    n = 478 if refine else 468
+    return np.asarray(out, dtype=np.float64).reshape(-1, n, 3)

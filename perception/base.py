@@ -1,0 +1,166 @@
+"""The sensor contract.
+
+A :class:`Sensor` is a callable on a :class:`~hcgym.types.Frame` or an RGB
+image (H, W, 3) uint8 that returns a typed result (see :mod:`hcgym.types`).
+Sensors built on torch models subclass :class:`TorchSensor`, which adds
+:meth:`TorchSensor.export_onnx`; :class:`OnnxSensor` loads such a file with
+onnxruntime and answers with the same results.
+"""
+
+from __future__ import annotations
+
+import json
+from abc import ABC, abstractmethod
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from hcgym.errors import DependencyNotInstalled, SpecError
+
+
+def as_image(x: Any) -> np.ndarray:
+    """The RGB uint8 image of a Frame or an image array; raises a clear error for anything else."""
+    rgb = getattr(x, "rgb", x)
+    if not isinstance(rgb, np.ndarray) or rgb.ndim != 3 or rgb.shape[2] != 3:
+        shape = getattr(rgb, "shape", None)
+        raise SpecError("image", f"expected a Frame or an (H, W, 3) RGB array, got {type(rgb).__name__} "
+                                 f"with shape {shape}")
+    if rgb.dtype != np.uint8:
+        raise SpecError("image", f"expected dtype uint8 (RGB 0-255), got {rgb.dtype}")
+    return np.ascontiguousarray(rgb)
+
+
+class Sensor(ABC):
+    """A perception module. ``sensor(frame_or_image, **kwargs) -> result``."""
+
+    #: Registry id (``face/dlib-hog``) or a descriptive name.
+    name: str = "sensor"
+    #: Where it computes (``cpu`` for everything hcgym ships).
+    device: str = "cpu"
+
+    def __call__(self, x: Any, **kwargs: Any) -> Any:
+        return self.process(as_image(x), **kwargs)
+
+    @abstractmethod
+    def process(self, image: np.ndarray, **kwargs: Any) -> Any:
+        """Run on an RGB uint8 image."""
+
+    def export_onnx(self, path: str | Path) -> Path:
+        raise NotImplementedError(f"{self.name} is not a torch model and cannot be exported to ONNX")
+
+    def __repr__(self) -> str:
+        return f"<{type(self).__name__} {self.name}>"
+
+
+class TorchSensor(Sensor):
+    """A sensor whose core is a torch module: ``preprocess -> model -> postprocess``.
+
+    Subclasses set ``self.model`` and implement :meth:`preprocess` (image -> tensors + context) and
+    :meth:`postprocess` (numpy outputs + context -> result). The same pre/post-processing runs for
+    the ONNX export through :class:`OnnxSensor`.
+    """
+
+    model: Any
+    onnx_input_names: tuple[str, ...] = ("input",)
+    onnx_output_names: tuple[str, ...] = ("output",)
+
+    @abstractmethod
+    def preprocess(self, image: np.ndarray, **kwargs: Any) -> tuple[np.ndarray, Any]:
+        """Image -> (network input array, context for postprocess)."""
+
+    @abstractmethod
+    def postprocess(self, outputs: list[np.ndarray], context: Any) -> Any:
+        """Network outputs (numpy) -> result."""
+
+    def config(self) -> dict[str, Any]:
+        """Keyword arguments that rebuild the pre/post-processing (stored beside the ONNX file)."""
+        return {}
+
+    @classmethod
+    def from_config(cls, **config: Any) -> "TorchSensor":
+        """Rebuild the sensor from :meth:`config` (used by :class:`OnnxSensor`)."""
+        return cls(**config)
+
+    def example_input(self) -> np.ndarray:
+        """An input array with the right shape for tracing the export."""
+        raise NotImplementedError
+
+    def run_model(self, inputs: np.ndarray) -> list[np.ndarray]:
+        import torch
+
+        with torch.no_grad():
+            out = self.model(torch.from_numpy(inputs))
+        outs = out if isinstance(out, (tuple, list)) else (out,)
+        return [o.detach().cpu().numpy() for o in outs]
+
+    def process(self, image: np.ndarray, **kwargs: Any) -> Any:
+        inputs, ctx = self.preprocess(image, **kwargs)
+        return self.postprocess(self.run_model(inputs) if len(inputs) else [], ctx)
+
+    def export_onnx(self, path: str | Path) -> Path:
+        """Write ``path`` (ONNX, batch dimension dynamic) and ``path.json`` (sensor id + config)."""
+        import torch
+
+        from hcgym.paths import atomic_write_bytes
+
+        path = Path(path)
+        example = torch.from_numpy(self.example_input())
+        self.model.eval()
+        import io
+
+        buf = io.BytesIO()
+        torch.onnx.export(self.model, (example,), buf, input_names=list(self.onnx_input_names),
+                          output_names=list(self.onnx_output_names), opset_version=17, dynamo=False,
+                          dynamic_axes={n: {0: "batch"} for n in (*self.onnx_input_names, *self.onnx_output_names)})
+        atomic_write_bytes(path, buf.getvalue())
+        meta = {"sensor": self.name, "class": f"{type(self).__module__}.{type(self).__qualname__}",
+                "config": self.config()}
+        atomic_write_bytes(path.with_suffix(path.suffix + ".json"), json.dumps(meta, indent=1).encode())
+        return path
+
+
+class OnnxSensor(Sensor):
+    """Runs an exported :class:`TorchSensor` with onnxruntime; same call, same results.
+
+    ``OnnxSensor(path)`` reads ``path.json`` (written by :meth:`TorchSensor.export_onnx`) to rebuild
+    the sensor's pre/post-processing, and replaces its torch model with an ONNX Runtime session.
+    """
+
+    def __init__(self, path: str | Path, threads: int = 1) -> None:
+        path = Path(path)
+        meta_path = path.with_suffix(path.suffix + ".json")
+        if not path.is_file():
+            raise SpecError("path", f"ONNX file not found: {path}")
+        if not meta_path.is_file():
+            raise SpecError("path", f"missing {meta_path.name} beside {path.name} (written by export_onnx)")
+        meta = json.loads(meta_path.read_text())
+        import importlib
+
+        module, _, cls = meta["class"].rpartition(".")
+        self.inner: TorchSensor = getattr(importlib.import_module(module), cls).from_config(**meta["config"])
+        try:
+            import onnxruntime as ort
+        except ImportError:  # pragma: no cover - core dependency
+            raise DependencyNotInstalled("onnxruntime is required: pip install onnxruntime") from None
+        opts = ort.SessionOptions()
+        opts.intra_op_num_threads = threads
+        self.session = ort.InferenceSession(str(path), opts, providers=["CPUExecutionProvider"])
+        self.name = f"{meta['sensor']}(onnx)"
+        self.path = path
+
+        self.inner.run_model = self._run_onnx  # every method of the inner sensor now runs ONNX Runtime
+        self.inner.name = self.name
+
+    def process(self, image: np.ndarray, **kwargs: Any) -> Any:
+        return self.inner.process(image, **kwargs)
+
+    def _run_onnx(self, inputs: np.ndarray) -> list[np.ndarray]:
+        name = self.session.get_inputs()[0].name
+        return list(self.session.run(None, {name: np.ascontiguousarray(inputs, dtype=np.float32)}))
+
+    def __getattr__(self, item: str) -> Any:
+        """Other methods of the wrapped sensor (``embed_aligned``, ...), running on ONNX Runtime."""
+        if item in ("inner", "session", "path"):
+            raise AttributeError(item)
+        return getattr(self.inner, item)
