@@ -9,7 +9,7 @@ import sys
 from hcgym.errors import HcgymError
 
 #: Subcommand modules, in the order ``hcgym --help`` lists them.
-COMMANDS = ("demo", "avatars", "render", "export_webots")
+COMMANDS = ("demo", "avatars", "render", "export_webots", "train", "evaluate")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -27,7 +27,9 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
+    argv = list(sys.argv[1:] if argv is None else argv)
     args = parser.parse_args(argv)
+    args.argv = argv  # recorded in provenance files
     if not getattr(args, "func", None):
         parser.print_help()
         return 2

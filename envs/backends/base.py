@@ -79,6 +79,7 @@ class SimBackend(ABC):
         self.humans = [HumanState(h.name, build_avatar(s), np.asarray(h.position, dtype=np.float64), h.heading)
                        for h, s in zip(world.humans, specs)]
         self.robots = {r.name: RobotState(r, np.asarray(r.position, dtype=np.float64), r.yaw) for r in world.robots}
+        self.light, self.ambient = world.lights[0], world.ambient
         self._load(world)
 
     def human(self, name: str) -> HumanState:
@@ -113,6 +114,26 @@ class SimBackend(ABC):
         for h in self.humans:
             self.set_human_visible(h.name, h.name in keep)
 
+    def set_lighting(self, direction=None, color=None, intensity: float | None = None,
+                     ambient: float | None = None) -> None:
+        """Change the main (first) light and the ambient level for the following renders."""
+        from dataclasses import replace
+
+        light = self.light
+        if direction is not None:
+            d = np.asarray(direction, dtype=np.float64).reshape(3)
+            if not np.linalg.norm(d) > 0:
+                raise SpecError("direction", "must not be the zero vector")
+            light = replace(light, direction=tuple(float(x) for x in d))
+        if color is not None:
+            light = replace(light, color=tuple(float(x) for x in np.clip(color, 0.0, 1.0)))
+        if intensity is not None:
+            light = replace(light, intensity=float(intensity))
+        self.light = light
+        if ambient is not None:
+            self.ambient = float(np.clip(ambient, 0.0, 1.0))
+        self._set_lighting()
+
     def set_robot_pose(self, name: str, position=None, yaw: float | None = None) -> None:
         """Move a robot body to ``position`` (x, y, z) and/or turn it to ``yaw`` degrees."""
         if name not in self.robots:
@@ -140,14 +161,21 @@ class SimBackend(ABC):
         pos = state.position + rot_z(state.yaw) @ np.asarray(cam.mount_position)
         return cam, CameraPose.from_angles(pos, yaw, cam.mount_pitch)
 
-    def render(self, camera: str | None = None, pose: CameraPose | None = None) -> Frame:
-        """Render ``camera`` (its robot's current pose, or ``pose`` if given) into a :class:`Frame`."""
+    def render(self, camera: str | None = None, pose: CameraPose | None = None,
+               intrinsics: CameraIntrinsics | None = None) -> Frame:
+        """Render ``camera`` into a :class:`Frame`.
+
+        Args:
+            camera: camera name (``robot/camera`` or ``camera``); the world's first camera if ``None``.
+            pose: render from this camera pose instead of the robot's current one.
+            intrinsics: render with this camera model instead of the camera's (a virtual zoom).
+        """
         from hcgym.envs.backends.truth import frame_truth
 
         cam, cam_pose = self.camera_pose(camera)
         if pose is not None:
             cam_pose = pose
-        intr = cam.intrinsics()
+        intr = intrinsics if intrinsics is not None else cam.intrinsics()
         rgb, depth, seg = self._render(intr, cam_pose)
         frame = Frame(rgb=rgb, depth=depth, segmentation=seg, intrinsics=intr,
                       world_to_camera=_world_to_camera(cam_pose), camera=cam.name, time=self.time)
@@ -180,6 +208,9 @@ class SimBackend(ABC):
     def _render(self, intrinsics: CameraIntrinsics, pose: CameraPose) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """Return RGB (H, W, 3) uint8, z-depth (H, W) float32 metres (inf = nothing hit) and
         segmentation (H, W) int32 with 0 = background and ``k + 1`` = human ``k``."""
+
+    def _set_lighting(self) -> None:  # noqa: B027 - optional hook
+        """Apply ``self.light`` / ``self.ambient`` (the embedded backend reads them at each render)."""
 
     def _set_human_visible(self, index: int) -> None:
         """Apply ``self.humans[index].visible``. Default: move hidden humans far below the floor."""

@@ -47,6 +47,7 @@ class EmbeddedBackend(SimBackend):
         self._human_bodies: list[int] = []
         self._robot_bodies: dict[str, int] = {}
         self._shapes: dict[str, tuple[int, int]] = {}
+        self._textures: dict[tuple[int, int], int] = {}
         self._seg_lut = np.zeros(1, dtype=np.int32)
 
     def _try_egl(self) -> None:
@@ -68,6 +69,7 @@ class EmbeddedBackend(SimBackend):
         p, cid = self._p, self._cid
         p.resetSimulation(physicsClientId=cid)
         self._shapes.clear()
+        self._textures.clear()
         self._build_room(world)
         for prop in world.props:
             self._add_prop(prop)
@@ -133,13 +135,13 @@ class EmbeddedBackend(SimBackend):
         view = p.computeViewMatrix(eye.tolist(), (eye + forward).tolist(), (-down).tolist(), physicsClientId=self._cid)
         proj = p.computeProjectionMatrixFOV(intrinsics.vfov_deg, w / h, intrinsics.near, intrinsics.far,
                                             physicsClientId=self._cid)
-        light = world.lights[0]
+        light = self.light
         ldir = -np.asarray(light.direction, dtype=np.float64)
         ldir = ldir / np.linalg.norm(ldir) * 10.0
         _, _, rgba, zbuf, seg = p.getCameraImage(
             w, h, viewMatrix=view, projectionMatrix=proj, renderer=self._renderer,
             lightDirection=ldir.tolist(), lightColor=[min(1.0, c * light.intensity) for c in light.color],
-            lightDistance=10.0, lightAmbientCoeff=world.ambient, lightDiffuseCoeff=1.0 - 0.5 * world.ambient,
+            lightDistance=10.0, lightAmbientCoeff=self.ambient, lightDiffuseCoeff=1.0 - 0.5 * self.ambient,
             lightSpecularCoeff=0.05, shadow=int(self.shadows), physicsClientId=self._cid)
         rgb = np.asarray(rgba, dtype=np.uint8).reshape(h, w, 4)[..., :3].copy()
         seg = np.asarray(seg, dtype=np.int32).reshape(h, w)
@@ -175,9 +177,22 @@ class EmbeddedBackend(SimBackend):
                                          normals=m["normals"].tolist(), physicsClientId=self._cid)
             if vs < 0:
                 raise RuntimeError(f"PyBullet could not create the mesh of avatar {avatar.key}")
-            tex = p.loadTexture(str(avatar.texture_path), physicsClientId=self._cid)
-            self._shapes[avatar.key] = (vs, tex)
+            self._shapes[avatar.key] = (vs, self._texture(avatar.texture_path))
         return self._shapes[avatar.key]
+
+    def _texture(self, path) -> int:
+        """Load a texture once per file (avatars that differ only in pose or expression share one PNG).
+
+        PyBullet keeps every loaded texture until the process ends (about 12 MB per 2048x2048
+        texture, also across ``resetSimulation`` and ``disconnect``), so sharing matters.
+        """
+        import os
+
+        st = os.stat(path)
+        key = (st.st_dev, st.st_ino)
+        if key not in self._textures:
+            self._textures[key] = self._p.loadTexture(str(path), physicsClientId=self._cid)
+        return self._textures[key]
 
     def _build_room(self, world: WorldSpec) -> None:
         from hcgym.worlds.textures import floor_mesh, floor_texture

@@ -270,13 +270,21 @@ class WebotsBackend(SimBackend):
         for _ in range(round(dt * 1000.0 / self._timestep)):
             self._advance()
 
-    def render(self, camera: str | None = None, pose: CameraPose | None = None) -> Frame:
+    def render(self, camera: str | None = None, pose: CameraPose | None = None,
+               intrinsics: CameraIntrinsics | None = None) -> Frame:
+        if intrinsics is not None:
+            raise SpecError("intrinsics", "the Webots backend renders with the camera devices of the world; "
+                                          "change width/height/hfov in the world spec and export it again")
         robot, cam = self._world().camera(camera)
         if cam.name not in self._devices or robot.name != self._robot_name:
             raise SpecError("camera", f"camera {robot.name}/{cam.name} is not on robot {self._robot_name!r}, the "
                                       "robot this controller is attached to; only its cameras can be rendered")
         self._active = cam
         return super().render(camera, pose)
+
+    def _set_lighting(self) -> None:
+        raise SpecError("lighting", "changing the light at run time is not implemented for the Webots backend; "
+                                    "edit the DirectionalLight of the exported world instead")
 
     def _render(self, intrinsics: CameraIntrinsics, pose: CameraPose) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         cam = self._active

@@ -13,6 +13,7 @@ Registered sensors (``hcgym.perception.make(id, **kwargs)``):
 ``face/dlib``              dlib 128-d ResNet recognizer
 ``face/arcface-onnx``      ArcFace-format ONNX recognizer (``model_path=``)
 ``face/insightface``       InsightFace pack: detect + align + embed (``root=``)
+``face/hcgym-irnet``       hcgym's own IRNet recognizer (shipped checkpoint, or ``checkpoint=``)
 =========================  ==============================================================
 """
 
@@ -31,6 +32,7 @@ _SENSORS = (
     ("face/dlib", "recognizers:DlibResNetRecognizer", "dlib 128-d ResNet recognizer", {}),
     ("face/arcface-onnx", "recognizers:ArcFaceOnnxRecognizer", "ArcFace-format ONNX recognizer (model_path=)", {}),
     ("face/insightface", "insightface:InsightFaceAnalysis", "InsightFace model pack (root=)", {}),
+    ("face/hcgym-irnet", "models:hcgym_embedder", "in-house IRNet 512-d recognizer (shipped, or checkpoint=)", {}),
 )
 
 

@@ -1,0 +1,25 @@
+"""Model files shipped with hcgym (trained by ``hcgym train face-embedder``; provenance beside them)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from hcgym.errors import DependencyNotInstalled
+
+HERE = Path(__file__).parent
+
+
+def shipped_checkpoint() -> Path:
+    """The shipped IRNet checkpoint (``irnet.pt``; ``irnet.pt.json``, ``exit_heads.pt``, ``irnet.onnx`` beside it)."""
+    path = HERE / "irnet.pt"
+    if not path.is_file():
+        raise DependencyNotInstalled(f"the shipped face embedder is missing ({path}); reinstall hcgym or train one "
+                                     "with `hcgym train face-embedder --out DIR` and pass --checkpoint DIR/irnet.pt")
+    return path
+
+
+def hcgym_embedder(checkpoint: str | Path | None = None):
+    """The in-house face embedder sensor (``face/hcgym-irnet``): the shipped checkpoint unless one is given."""
+    from hcgym.perception.face.irnet import HcgymFaceEmbedder
+
+    return HcgymFaceEmbedder(checkpoint if checkpoint is not None else shipped_checkpoint())

@@ -1,0 +1,141 @@
+"""``hcgym evaluate TARGET``: evaluation protocols (one sub-command per target).
+
+``hcgym evaluate face --out DIR``: verification accuracy (6,000 pairs, 10-fold
+cross-validation) on held-out avatar identities in three simulated settings
+(LFW-, CPLFW- and CALFW-like) for the in-house network's final layer, every
+early exit x head (Raw, LR, BoF, Proposed) and dlib; FLOPs per exit. Writes
+``results.json``, ``table.md`` and figures.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import time
+from pathlib import Path
+
+from hcgym.scripts import _args
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("evaluate", help="run an evaluation protocol (face)", description=__doc__)
+    targets = p.add_subparsers(dest="target", metavar="TARGET", required=True)
+    f = targets.add_parser("face", help="face verification: final layer, early exits x heads, dlib")
+    f.add_argument("--out", type=Path, default=Path("out/evaluate-face"), help="output directory")
+    f.add_argument("--seed", type=_args.seed, default=0, help="picks the held-out identities and the pairs")
+    f.add_argument("--identities", type=_args.positive_int, default=300, help="held-out identities per set")
+    f.add_argument("--per-identity", type=_args.positive_int, default=10, help="images per identity")
+    f.add_argument("--pairs", type=_args.positive_int, default=6000, help="pairs per set (half same identity)")
+    f.add_argument("--sets", default="lfw_like,cplfw_like,calfw_like", help="comma-separated subset of the sets")
+    f.add_argument("--checkpoint", type=Path, default=None, help="IRNet checkpoint (default: the shipped one)")
+    f.add_argument("--heads", type=Path, default=None, help="exit heads file (default: beside the checkpoint)")
+    f.add_argument("--no-dlib", action="store_true", help="skip the dlib comparison (faster)")
+    f.add_argument("--workers", type=_args.positive_int, default=2, help="rendering processes")
+    f.set_defaults(func=run_face)
+
+
+def run_face(args: argparse.Namespace) -> int:
+    from hcgym.errors import SpecError
+    from hcgym.perception.face.early_exits import ExitHeads
+    from hcgym.perception.face.evaluation import evaluate_pairs, exit_flops
+    from hcgym.perception.face.irnet import load_checkpoint
+    from hcgym.perception.face.models import shipped_checkpoint
+    from hcgym.synthesis.face_sets import SETS, held_out_identities, make_pairs, render_set
+
+    sets = [s.strip() for s in args.sets.split(",") if s.strip()]
+    for s in sets:
+        if s not in SETS:
+            raise SpecError("--sets", f"unknown set {s!r} (allowed: {', '.join(SETS)})")
+    ckpt = args.checkpoint or shipped_checkpoint()
+    heads_path = args.heads or ckpt.with_name("exit_heads.pt")
+    model, arch, _ = load_checkpoint(ckpt)
+    heads = ExitHeads.load(heads_path)
+    t0 = time.time()
+    results: dict = {"sets": {}, "flops": exit_flops(model, heads), "exits": heads.exits,
+                     "checkpoint": str(ckpt), "seed": args.seed, "identities": args.identities,
+                     "per_identity": args.per_identity, "pairs": args.pairs}
+    ids = held_out_identities(args.seed, args.identities)
+    for kind in sets:
+        print(f"[evaluate] rendering {kind}: {args.identities} identities x {args.per_identity}", flush=True)
+        data = render_set(kind, ids, args.per_identity, model.input_size, seed=args.seed, progress=True,
+                          with_dlib=not args.no_dlib, workers=args.workers)
+        pairs = make_pairs(data, kind, args.pairs, seed=args.seed)
+        results["sets"][kind] = evaluate_pairs(model, heads, data["chips"], pairs, data.get("dlib"))
+        print(f"[evaluate] {kind}: {json.dumps(results['sets'][kind])}", flush=True)
+    results["seconds"] = round(time.time() - t0, 1)
+    args.out.mkdir(parents=True, exist_ok=True)
+    (args.out / "results.json").write_text(json.dumps(results, indent=1))
+    (args.out / "table.md").write_text(face_table(results))
+    face_figures(results, args.out)
+    print(f"[evaluate] wrote {args.out}/results.json, table.md, accuracy_by_exit.png, accuracy_vs_flops.png")
+    return 0
+
+
+METHOD_NAMES = {"raw": "Raw", "lr": "LR", "bof": "BoF", "proposed": "Proposed"}
+SET_NAMES = {"lfw_like": "LFW-like", "cplfw_like": "CPLFW-like", "calfw_like": "CALFW-like"}
+
+
+def face_table(results: dict) -> str:
+    """Markdown in the layout of OpenDR D3.2 Table 1 (accuracy % mean +- std per exit)."""
+    f = results["flops"]
+    lines = ["| Method | Exit 1 | Exit 2 | Exit 3 | Final layer | dlib |", "|---|---|---|---|---|---|"]
+    for kind, r in results["sets"].items():
+        lines.append(f"| **{SET_NAMES.get(kind, kind)}** | | | | | |")
+        for m, name in METHOD_NAMES.items():
+            if m not in r["exits"]["1"]:
+                continue
+            cells = [f"{r['exits'][e][m]:.2f} ± {r['exits'][e][m + '_std']:.2f}" for e in ("1", "2", "3")]
+            final = f"{r['final']:.2f} ± {r['final_std']:.2f}" if m == "proposed" else ""
+            dlib = f"{r['dlib']:.2f} ± {r['dlib_std']:.2f}" if m == "proposed" and "dlib" in r else ""
+            lines.append(f"| {name} | " + " | ".join(cells) + f" | {final} | {dlib} |")
+    lines += ["", "FLOPs per image (2 per multiply-add; exits include the Proposed head):", "",
+              "| | Exit 1 | Exit 2 | Exit 3 | Final layer |", "|---|---|---|---|---|",
+              f"| MFLOPs | {f['exit1'] / 1e6:.1f} | {f['exit2'] / 1e6:.1f} | {f['exit3'] / 1e6:.1f} | "
+              f"{f['final'] / 1e6:.1f} |",
+              f"| fraction of the full network | {f['exit1'] / f['final']:.2f} | {f['exit2'] / f['final']:.2f} | "
+              f"{f['exit3'] / f['final']:.2f} | 1.00 |"]
+    return "\n".join(lines) + "\n"
+
+
+def face_figures(results: dict, out: Path) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    import numpy as np
+
+    sets = list(results["sets"])
+    fig, axes = plt.subplots(1, len(sets), figsize=(4.2 * len(sets), 3.4), dpi=110, squeeze=False)
+    for ax, kind in zip(axes[0], sets):
+        r = results["sets"][kind]
+        x = np.arange(3)
+        for j, (m, name) in enumerate(METHOD_NAMES.items()):
+            ys = [r["exits"][e][m] for e in ("1", "2", "3")]
+            ax.bar(x + (j - 1.5) * 0.2, ys, 0.2, label=name)
+        ax.axhline(r["final"], color="k", ls="--", lw=1, label="final layer")
+        if "dlib" in r:
+            ax.axhline(r["dlib"], color="r", ls=":", lw=1, label="dlib")
+        ax.set_xticks(x, ["exit 1", "exit 2", "exit 3"])
+        ax.set_ylim(45, 100)
+        ax.set_title(SET_NAMES.get(kind, kind))
+        ax.set_ylabel("verification accuracy (%)")
+    axes[0][0].legend(fontsize=7, loc="lower right")
+    fig.tight_layout()
+    fig.savefig(out / "accuracy_by_exit.png")
+    plt.close(fig)
+    f = results["flops"]
+    fig, ax = plt.subplots(figsize=(5.2, 3.6), dpi=110)
+    fl = [f["exit1"], f["exit2"], f["exit3"]]
+    for kind in sets:
+        r = results["sets"][kind]
+        line, = ax.plot(np.asarray(fl) / 1e6, [r["exits"][e]["proposed"] for e in ("1", "2", "3")], "o-",
+                        label=f"{SET_NAMES.get(kind, kind)} Proposed")
+        ax.plot(np.asarray(fl) / 1e6, [r["exits"][e]["lr"] for e in ("1", "2", "3")], "s--", color=line.get_color(),
+                alpha=0.6, label=f"{SET_NAMES.get(kind, kind)} LR")
+        ax.plot([f["final"] / 1e6], [r["final"]], "*", ms=12, color=line.get_color())
+    ax.set_xlabel("MFLOPs per face")
+    ax.set_ylabel("verification accuracy (%)")
+    ax.legend(fontsize=7)
+    fig.tight_layout()
+    fig.savefig(out / "accuracy_vs_flops.png")
+    plt.close(fig)
