@@ -53,10 +53,12 @@ def test_shipped_onnx_matches_pytorch(shipped, studio_portraits):
     assert arc.dim == 512
 
 
-def test_shipped_embedder_tells_avatars_apart(studio):
+@pytest.mark.parametrize("sid", ["face/hcgym-irnet", "face/arcface-onnx"])
+def test_shipped_embedder_tells_avatars_apart(studio, sid):
     from hcgym.synthesis.studio import portrait_pose, show_only
 
-    sensor = hp.make("face/hcgym-irnet")
+    # The ArcFace-format path runs the shipped ONNX export through the generic recognizer.
+    sensor = hp.make(sid, model_path=HERE / "irnet.onnx") if sid == "face/arcface-onnx" else hp.make(sid)
     front, side = [], []
     for i, h in enumerate(studio.humans[:8]):
         show_only(studio, i)
