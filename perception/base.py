@@ -47,7 +47,8 @@ class Sensor(ABC):
         """Run on an RGB uint8 image."""
 
     def export_onnx(self, path: str | Path) -> Path:
-        raise NotImplementedError(f"{self.name} is not a torch model and cannot be exported to ONNX")
+        """Only torch-model sensors (:class:`TorchSensor`) export to ONNX."""
+        raise SpecError("sensor", f"{self.name} is not a torch model and cannot be exported to ONNX")
 
     def __repr__(self) -> str:
         return f"<{type(self).__name__} {self.name}>"
@@ -82,9 +83,9 @@ class TorchSensor(Sensor):
         """Rebuild the sensor from :meth:`config` (used by :class:`OnnxSensor`)."""
         return cls(**config)
 
+    @abstractmethod
     def example_input(self) -> np.ndarray:
         """An input array with the right shape for tracing the export."""
-        raise NotImplementedError
 
     def run_model(self, inputs: np.ndarray) -> list[np.ndarray]:
         import torch

@@ -16,14 +16,7 @@ from hcgym.types import Detections, Embeddings
 
 TINY = {"units": (1, 2, 2, 1), "widths": (8, 16, 24, 32), "expansions": (1, 2, 2, 2)}
 
-
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread():
-    """Tiny tensors: one torch thread is faster, and far faster on a loaded 2-core machine."""
-    old = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(old)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 def _x(n: int = 3, size: int = 56, seed: int = 0) -> torch.Tensor:
