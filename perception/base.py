@@ -39,8 +39,8 @@ class Sensor(ABC):
     #: Where it computes (``cpu`` for everything hcgym ships).
     device: str = "cpu"
 
-    def __call__(self, x: Any, **kwargs: Any) -> Any:
-        return self.process(as_image(x), **kwargs)
+    def __call__(self, x: Any, *args: Any, **kwargs: Any) -> Any:
+        return self.process(as_image(x), *args, **kwargs)
 
     @abstractmethod
     def process(self, image: np.ndarray, **kwargs: Any) -> Any:
@@ -67,7 +67,7 @@ class TorchSensor(Sensor):
     onnx_output_names: tuple[str, ...] = ("output",)
 
     @abstractmethod
-    def preprocess(self, image: np.ndarray, **kwargs: Any) -> tuple[np.ndarray, Any]:
+    def preprocess(self, image: np.ndarray, *args: Any, **kwargs: Any) -> tuple[np.ndarray, Any]:
         """Image -> (network input array, context for postprocess)."""
 
     @abstractmethod
@@ -95,8 +95,8 @@ class TorchSensor(Sensor):
         outs = out if isinstance(out, (tuple, list)) else (out,)
         return [o.detach().cpu().numpy() for o in outs]
 
-    def process(self, image: np.ndarray, **kwargs: Any) -> Any:
-        inputs, ctx = self.preprocess(image, **kwargs)
+    def process(self, image: np.ndarray, *args: Any, **kwargs: Any) -> Any:
+        inputs, ctx = self.preprocess(image, *args, **kwargs)
         return self.postprocess(self.run_model(inputs) if len(inputs) else [], ctx)
 
     def export_onnx(self, path: str | Path) -> Path:
@@ -153,8 +153,8 @@ class OnnxSensor(Sensor):
         self.inner.run_model = self._run_onnx  # every method of the inner sensor now runs ONNX Runtime
         self.inner.name = self.name
 
-    def process(self, image: np.ndarray, **kwargs: Any) -> Any:
-        return self.inner.process(image, **kwargs)
+    def process(self, image: np.ndarray, *args: Any, **kwargs: Any) -> Any:
+        return self.inner.process(image, *args, **kwargs)
 
     def _run_onnx(self, inputs: np.ndarray) -> list[np.ndarray]:
         name = self.session.get_inputs()[0].name

@@ -40,10 +40,17 @@ class IdentityResult:
                 "threshold_far1": round(self.threshold_far1, 4), "tar_at_far1": round(self.tar_at_far1, 4)}
 
 
-def _embed_rendered(sim, avatars, poses, width: int, height: int):
+def _embed_rendered(sim, avatars, poses, width: int, height: int, recognizer: str = "face/dlib"):
     from hcgym.geometry import box_iou
     from hcgym.perception.face import dlib_models
     from hcgym.synthesis.studio import show_only
+    from hcgym.types import Detections
+
+    sensor = None
+    if recognizer != "face/dlib":
+        import hcgym.perception as hp
+
+        sensor = hp.make(recognizer)
 
     out = []
     for i, pose in enumerate(poses):
@@ -54,14 +61,20 @@ def _embed_rendered(sim, avatars, poses, width: int, height: int):
         best = max(range(len(boxes)), key=lambda k: box_iou(gt, boxes[k]), default=None)
         if best is None or box_iou(gt, boxes[best]) < 0.3:
             out.append(None)
-        else:
+        elif sensor is None:
             out.append(dlib_models.embed(frame.rgb, boxes[best]))
+        else:
+            v = sensor(frame, Detections(boxes[best:best + 1], np.ones(1))).vectors[0]
+            out.append(v / max(float(np.linalg.norm(v)), 1e-12))  # compared on the unit sphere
     return out
 
 
 def run_identity_study(n: int = 20, seed: int = 5000, width: int = 400, height: int = 300,
-                       progress: bool = False) -> IdentityResult:
-    """Run the protocol on avatars ``AvatarSpec.random(seed + i)``, ``i < n``."""
+                       progress: bool = False, recognizer: str = "face/dlib") -> IdentityResult:
+    """Run the protocol on avatars ``AvatarSpec.random(seed + i)``, ``i < n``.
+
+    ``recognizer`` is a registered embedding sensor; embeddings other than dlib's are L2-normalised.
+    """
     from hcgym.envs.backends.embedded import EmbeddedBackend
     from hcgym.synthesis.avatar_spec import AvatarSpec
     from hcgym.synthesis.builder import build_avatar
@@ -85,12 +98,12 @@ def run_identity_study(n: int = 20, seed: int = 5000, width: int = 400, height: 
     with EmbeddedBackend() as sim:
         sim.load(studio_world(gallery_specs, width, height))
         poses = [portrait_pose(h.avatar, 1.0) for h in sim.humans]
-        gallery = _embed_rendered(sim, sim.humans, poses, width, height)
+        gallery = _embed_rendered(sim, sim.humans, poses, width, height, recognizer)
     with EmbeddedBackend() as sim:  # other light: from the other side, warmer, less ambient
         sim.load(studio_world(query_specs, width, height, light=(0.5, 0.5, -0.7), light_color=(1.0, 0.9, 0.78),
                               ambient=0.38))
         poses = [portrait_pose(h.avatar, 1.0, yaws[i]) for i, h in enumerate(sim.humans)]
-        queries = _embed_rendered(sim, sim.humans, poses, width, height)
+        queries = _embed_rendered(sim, sim.humans, poses, width, height, recognizer)
     ok_g = [g is not None for g in gallery]
     ok_q = [q is not None for q in queries]
     detected = (sum(ok_g) + sum(ok_q)) / (2 * n)

@@ -27,14 +27,16 @@ class Gallery:
     Args:
         cutoff: the distance ``a`` beyond which a face is unknown (recognizer specific: calibrate it,
             e.g. with :func:`threshold_at_far`; dlib's 0.6 is too loose for avatars).
-        recognizer: name of the recognizer the embeddings come from (checked on load/identify).
+        recognizer: name of the recognizer the embeddings come from.
+        normalize: L2-normalise embeddings before comparing (for ArcFace-style recognizers).
     """
 
-    def __init__(self, cutoff: float, recognizer: str = "") -> None:
+    def __init__(self, cutoff: float, recognizer: str = "", normalize: bool = False) -> None:
         if not cutoff > 0:
             raise SpecError("cutoff", f"must be > 0, got {cutoff!r}")
         self.cutoff = float(cutoff)
         self.recognizer = recognizer
+        self.normalize = bool(normalize)
         self.labels: list[str] = []
         self._vectors: list[np.ndarray] = []
         self._owner: list[int] = []
@@ -49,7 +51,7 @@ class Gallery:
     def enroll(self, label: str, embeddings: np.ndarray | Embeddings) -> None:
         """Add one or more embeddings (D,) or (N, D) of identity ``label``."""
         vecs = embeddings.vectors if isinstance(embeddings, Embeddings) else np.asarray(embeddings, dtype=np.float64)
-        vecs = vecs.reshape(-1, vecs.shape[-1])
+        vecs = self._prep(vecs.reshape(-1, vecs.shape[-1]))
         if not len(vecs):
             raise SpecError("embeddings", f"no embedding to enroll for {label!r} (was a face detected?)")
         if self._vectors and vecs.shape[1] != self._vectors[0].shape[0]:
@@ -66,10 +68,15 @@ class Gallery:
         """(len(self),) distance of ``query`` to the nearest embedding of each identity (eq. 3)."""
         if not self._vectors:
             raise SpecError("gallery", "the gallery is empty: enroll identities first")
-        d = np.linalg.norm(self.vectors - np.asarray(query, dtype=np.float64), axis=1)
+        d = np.linalg.norm(self.vectors - self._prep(np.asarray(query, dtype=np.float64)), axis=1)
         out = np.full(len(self.labels), np.inf)
         np.minimum.at(out, np.asarray(self._owner), d)
         return out
+
+    def _prep(self, v: np.ndarray) -> np.ndarray:
+        if not self.normalize:
+            return v
+        return v / np.maximum(np.linalg.norm(v, axis=-1, keepdims=True), 1e-12)
 
     def identify(self, query: np.ndarray, box: np.ndarray | None = None) -> FaceIdentity:
         """Nearest identity with confidence ``c = 1 - d / a``; ``label=None`` beyond the cut-off."""
@@ -93,7 +100,7 @@ class Gallery:
         np.savez(buf, vectors=self.vectors, owner=np.asarray(self._owner, dtype=np.int64))
         atomic_write_bytes(stem.with_suffix(".npz"), buf.getvalue())
         meta = {"format": "hcgym-gallery-1", "cutoff": self.cutoff, "recognizer": self.recognizer,
-                "labels": self.labels}
+                "normalize": self.normalize, "labels": self.labels}
         atomic_write_bytes(stem.with_suffix(".json"), json.dumps(meta, indent=1).encode())
         return stem
 
@@ -107,7 +114,7 @@ class Gallery:
         meta = json.loads(stem.with_suffix(".json").read_text())
         if meta.get("format") != "hcgym-gallery-1":
             raise SpecError("gallery", f"{stem.with_suffix('.json')} is not an hcgym gallery")
-        g = cls(meta["cutoff"], meta.get("recognizer", ""))
+        g = cls(meta["cutoff"], meta.get("recognizer", ""), meta.get("normalize", False))
         with np.load(stem.with_suffix(".npz"), allow_pickle=False) as z:
             vectors, owner = z["vectors"], z["owner"]
         g.labels = list(meta["labels"])

@@ -23,3 +23,17 @@ def hcgym_embedder(checkpoint: str | Path | None = None):
     from hcgym.perception.face.irnet import HcgymFaceEmbedder
 
     return HcgymFaceEmbedder(checkpoint if checkpoint is not None else shipped_checkpoint())
+
+
+def recognizer_cutoff(recognizer: str) -> tuple[float, bool]:
+    """(cut-off ``a``, whether embeddings are L2-normalised first) calibrated for a recognizer on avatars."""
+    import json
+
+    table = json.loads((HERE / "cutoffs.json").read_text())
+    if recognizer not in table:
+        from hcgym.errors import SpecError
+
+        known = ", ".join(k for k in table if k != "about")
+        raise SpecError("recognizer", f"no calibrated cut-off for {recognizer!r} (calibrated: {known}); pass cutoff=")
+    entry = table[recognizer]
+    return float(entry["cutoff"]), bool(entry["normalize"])
