@@ -90,3 +90,22 @@ def test_train_and_evaluate_face_commands_tiny(tmp_path):
 def test_evaluate_rejects_unknown_set(tmp_path, capsys):
     assert main(["evaluate", "face", "--sets", "lfw", "--out", str(tmp_path / "x")]) == 2
     assert "--sets" in capsys.readouterr().err
+
+
+def test_training_resumes_from_its_last_epoch(tmp_path):
+    from dataclasses import replace
+
+    from hcgym.perception.face.training import TrainConfig, train_embedder
+
+    rng = np.random.default_rng(0)
+    chips = rng.integers(0, 256, (24, 56, 56, 3), dtype=np.uint8)
+    labels = np.repeat(np.arange(6), 4)
+    cfg = TrainConfig(epochs=1, batch_size=8, units=(1, 1, 1, 1), widths=(8, 8, 16, 16), expansions=(1, 2, 2, 2),
+                      embedding_dim=32, val_identities=2, threads=1)
+    logs: list[str] = []
+    first = train_embedder(chips, labels, cfg, tmp_path, log=logs.append, progress=False)
+    second = train_embedder(chips, labels, replace(cfg, epochs=2), tmp_path, log=logs.append, progress=False)
+    assert len(first.history) == 1 and len(second.history) == 2  # other config: starts afresh
+    third = train_embedder(chips, labels, replace(cfg, epochs=2), tmp_path, log=logs.append, progress=False)
+    assert any("resuming from epoch 2" in line for line in logs)
+    assert third.history == second.history

@@ -23,6 +23,8 @@ exit whose cost fits a per-frame budget.
 
 from __future__ import annotations
 
+from abc import ABC, abstractmethod
+
 import io
 import json
 import time
@@ -121,7 +123,7 @@ def _subset(n: int, max_n: int | None, seed: int) -> torch.Tensor:
 
 
 # ---------------------------------------------------------------- heads
-class ExitHead(nn.Module):
+class ExitHead(nn.Module, ABC):
     """An exit head: (N, C, H, W) exit features -> (N, D) estimate of the final embedding."""
 
     kind: str = "head"
@@ -135,17 +137,17 @@ class ExitHead(nn.Module):
         return {"kind": self.kind, "in_channels": self.in_channels, "dim": self.dim}
 
     @property
+    @abstractmethod
     def n_params(self) -> int:
         """Added parameters (the paper's Table I count)."""
-        raise NotImplementedError
 
+    @abstractmethod
     def flops(self, h: int, w: int) -> int:
         """FLOPs per face on an (C, h, w) exit map (2 per multiply-add; element-wise ops not counted)."""
-        raise NotImplementedError
 
+    @abstractmethod
     def fit(self, features: torch.Tensor, targets: torch.Tensor, **kwargs: Any) -> "ExitHead":
         """Fit on exit features (N, C, H, W) and final embeddings (N, M); returns ``self``."""
-        raise NotImplementedError
 
     def _check(self, features: torch.Tensor) -> None:
         if features.ndim != 4 or features.shape[1] != self.in_channels:

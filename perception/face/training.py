@@ -147,7 +147,7 @@ def train_embedder(chips: np.ndarray, labels: np.ndarray, cfg: TrainConfig = Tra
     g = torch.Generator().manual_seed(cfg.seed)
     out = Path(out_dir) if out_dir is not None else None
     if out is not None and (out / "last.state.pt").exists():
-        state = torch.load(out / "last.state.pt", map_location="cpu", weights_only=False)
+        state = torch.load(out / "last.state.pt", map_location="cpu", weights_only=True)
         if state.get("config") == asdict(cfg):
             model.load_state_dict(state["model"])
             head.load_state_dict(state["head"])
