@@ -61,3 +61,14 @@ def positive_int(text: str) -> int:
     if value <= 0:
         raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}")
     return value
+
+
+def size(text: str) -> tuple[int, int]:
+    """``WxH`` (e.g. ``84x84``) -> (W, H)."""
+    try:
+        w, h = (int(v) for v in text.lower().split("x"))
+    except ValueError:
+        w = h = 0
+    if w < 8 or h < 8:
+        raise argparse.ArgumentTypeError(f"expected WxH with both at least 8, e.g. 84x84, got {text!r}")
+    return w, h

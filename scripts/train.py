@@ -33,6 +33,18 @@ def register(sub: argparse._SubParsersAction) -> None:
     f.add_argument("--tiny", action="store_true", help="a seconds-long smoke configuration (tests, CI)")
     f.set_defaults(func=run_face_embedder)
 
+    a = targets.add_parser("active-fr", help="PPO with the paper's network on the active face recognition env")
+    a.add_argument("--steps", type=_args.positive_int, default=1_000_000, help="total environment steps")
+    a.add_argument("--envs", type=_args.positive_int, default=8, help="parallel environments (SubprocVecEnv)")
+    a.add_argument("--obs-size", type=_args.size, default=(84, 84), help="observation WxH, e.g. 84x84")
+    a.add_argument("--setup", type=int, choices=(1, 2), default=2, help="1: one axis, 2: five actions")
+    a.add_argument("--episode-steps", type=_args.positive_int, default=1000, help="steps per training episode")
+    a.add_argument("--seed", type=_args.seed, default=0)
+    a.add_argument("--checkpoint-every", type=_args.positive_int, default=50_000, help="steps between checkpoints")
+    a.add_argument("--out", type=Path, default=Path("out/active-fr"), help="checkpoints, logs, final model")
+    a.add_argument("--resume", action="store_true", help="continue from OUT/checkpoints/last.zip")
+    a.set_defaults(func=run_active_fr)
+
 
 def run_face_embedder(args: argparse.Namespace) -> int:
     from dataclasses import asdict, replace
@@ -113,3 +125,84 @@ def training_curve(history: list[dict], path: Path) -> None:
     fig.tight_layout()
     fig.savefig(path)
     plt.close(fig)
+
+
+def run_active_fr(args: argparse.Namespace) -> int:
+    """Train PPO (paper network) on the active face recognition env, resumable in chunks."""
+    import torch
+    from stable_baselines3 import PPO
+    from stable_baselines3.common.callbacks import BaseCallback
+    from stable_baselines3.common.env_util import make_vec_env
+    from stable_baselines3.common.vec_env import SubprocVecEnv
+
+    from hcgym.agents.ppo import _policy_cls, make_ppo
+    from hcgym.errors import SpecError
+
+    torch.set_num_threads(1)
+    env_id = "hcgym.envs:hcgym/ActiveFaceRecognition" + ("OneAxis" if args.setup == 1 else "") + "-v0"
+    gamma = 0.99
+    env_kwargs = {"obs_size": args.obs_size, "max_steps": args.episode_steps}
+    # Rewards scaled by (1 - gamma) keep returns inside the tanh value head's range (same optimal policy).
+    from gymnasium.wrappers import TransformReward
+
+    vec = make_vec_env(env_id, n_envs=args.envs, seed=args.seed, env_kwargs=env_kwargs,
+                       vec_env_cls=SubprocVecEnv if args.envs > 1 else None,
+                       wrapper_class=TransformReward, wrapper_kwargs={"func": _RewardScale(1 - gamma)})
+    ckpt_dir = args.out / "checkpoints"
+    last = ckpt_dir / "last.zip"
+    if args.resume:
+        if not last.is_file():
+            raise SpecError("--resume", f"no checkpoint to resume from: {last}")
+        model = PPO.load(last, env=vec, device="cpu", custom_objects={"policy_class": _policy_cls()})
+        print(f"[train] resuming at {model.num_timesteps} steps", flush=True)
+    else:
+        model = make_ppo(vec, seed=args.seed, gamma=gamma, tensorboard_log=str(args.out / "tb"),
+                         n_steps=128, batch_size=min(256, 128 * args.envs))
+    remaining = max(args.steps - model.num_timesteps, 0)
+
+    class Progress(BaseCallback):
+        def _on_training_start(self) -> None:
+            from tqdm import tqdm
+
+            self.bar = tqdm(total=args.steps, initial=self.model.num_timesteps, desc="train active-fr", unit="step")
+            self.next_ckpt = (self.model.num_timesteps // args.checkpoint_every + 1) * args.checkpoint_every
+
+        def _on_step(self) -> bool:
+            self.bar.update(self.training_env.num_envs)
+            if self.model.num_timesteps >= self.next_ckpt:
+                ckpt_dir.mkdir(parents=True, exist_ok=True)
+                self.model.save(ckpt_dir / f"ppo_{self.model.num_timesteps}.zip")
+                self.model.save(last)
+                self.next_ckpt += args.checkpoint_every
+            return True
+
+        def _on_training_end(self) -> None:
+            self.bar.close()
+
+    t0 = time.time()
+    model.learn(remaining, callback=Progress(), reset_num_timesteps=not args.resume, tb_log_name="ppo")
+    ckpt_dir.mkdir(parents=True, exist_ok=True)
+    model.save(last)
+    model.save(args.out / "ppo.zip")
+    meta_path = args.out / "PROVENANCE.json"
+    meta = json.loads(meta_path.read_text()) if meta_path.exists() else {"chunks": []}
+    meta.update({"env": env_id.split(":")[1], "env_kwargs": {k: list(v) if isinstance(v, tuple) else v
+                                                           for k, v in env_kwargs.items()},
+                 "seed": args.seed, "envs": args.envs, "steps": int(model.num_timesteps),
+                 "reward_scale": 1 - gamma, "gamma": gamma})
+    meta["chunks"].append({"command": "hcgym " + " ".join(shlex.quote(a) for a in getattr(args, "argv", [])),
+                           "steps_after": int(model.num_timesteps), "seconds": round(time.time() - t0, 1)})
+    meta_path.write_text(json.dumps(meta, indent=1))
+    vec.close()
+    print(f"[train] {model.num_timesteps} steps; wrote {args.out / 'ppo.zip'}", flush=True)
+    return 0
+
+
+class _RewardScale:
+    """Picklable reward scaling for the worker processes."""
+
+    def __init__(self, scale: float) -> None:
+        self.scale = scale
+
+    def __call__(self, r: float) -> float:
+        return r * self.scale

@@ -1,0 +1,95 @@
+"""PPO (stable-baselines3) with the paper's network, and an :class:`Agent` wrapper.
+
+The network of OpenDR D3.2 section 2.2: conv 16 filters 8x8 (ReLU), conv 32 filters 4x4 (ReLU),
+a fully connected layer of 256 (ReLU), a softmax policy head and a value head with tanh; Adam,
+learning rate 3e-4. Strides 4 and 2 (as in the DQN network the description follows).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import gymnasium as gym
+import numpy as np
+import torch
+from torch import nn
+
+from hcgym.agents.base import Agent
+
+
+def _extractor_cls():
+    from stable_baselines3.common.torch_layers import BaseFeaturesExtractor
+
+    class PaperCnn(BaseFeaturesExtractor):
+        """conv 16x8x8/4 -> ReLU -> conv 32x4x4/2 -> ReLU -> flatten -> FC 256 -> ReLU."""
+
+        def __init__(self, observation_space: gym.spaces.Box, features_dim: int = 256) -> None:
+            super().__init__(observation_space, features_dim)
+            c = observation_space.shape[0]
+            self.cnn = nn.Sequential(nn.Conv2d(c, 16, 8, stride=4), nn.ReLU(), nn.Conv2d(16, 32, 4, stride=2),
+                                     nn.ReLU(), nn.Flatten())
+            with torch.no_grad():
+                n = self.cnn(torch.zeros(1, *observation_space.shape)).shape[1]
+            self.linear = nn.Sequential(nn.Linear(n, features_dim), nn.ReLU())
+
+        def forward(self, obs: torch.Tensor) -> torch.Tensor:
+            return self.linear(self.cnn(obs))
+
+    return PaperCnn
+
+
+def _policy_cls():
+    from stable_baselines3.common.policies import ActorCriticCnnPolicy
+
+    class PaperPolicy(ActorCriticCnnPolicy):
+        """Actor-critic on :class:`PaperCnn`: softmax (categorical) policy head, tanh value head."""
+
+        def __init__(self, *args: Any, **kwargs: Any) -> None:
+            kwargs.setdefault("features_extractor_class", _extractor_cls())
+            kwargs.setdefault("features_extractor_kwargs", {"features_dim": 256})
+            kwargs.setdefault("net_arch", [])
+            kwargs.setdefault("share_features_extractor", True)  # one trunk, two output layers
+            super().__init__(*args, **kwargs)
+
+        def _build(self, lr_schedule) -> None:
+            super()._build(lr_schedule)
+            self.value_net = nn.Sequential(self.value_net, nn.Tanh())
+            self.optimizer = self.optimizer_class(self.parameters(), lr=lr_schedule(1), **self.optimizer_kwargs)
+
+    return PaperPolicy
+
+
+def make_ppo(env, seed: int = 0, learning_rate: float = 3e-4, n_steps: int = 128, batch_size: int = 256,
+             n_epochs: int = 4, gamma: float = 0.99, ent_coef: float = 0.01, tensorboard_log: str | None = None,
+             **kwargs: Any):
+    """A PPO model with the paper's policy (Adam, lr 3e-4)."""
+    from stable_baselines3 import PPO
+
+    return PPO(_policy_cls(), env, learning_rate=learning_rate, n_steps=n_steps, batch_size=batch_size,
+               n_epochs=n_epochs, gamma=gamma, gae_lambda=0.95, ent_coef=ent_coef, seed=seed,
+               tensorboard_log=tensorboard_log, verbose=0, **kwargs)
+
+
+class PPOAgent(Agent):
+    """A trained PPO policy behind the :class:`Agent` interface."""
+
+    name = "ppo"
+
+    def __init__(self, model, deterministic: bool = True) -> None:
+        self.model, self.deterministic = model, deterministic
+
+    @classmethod
+    def load(cls, path: str | Path, deterministic: bool = True) -> "PPOAgent":
+        from stable_baselines3 import PPO
+
+        from hcgym.errors import SpecError
+
+        path = Path(path)
+        if not path.is_file():
+            raise SpecError("checkpoint", f"file not found: {path}")
+        return cls(PPO.load(path, device="cpu", custom_objects={"policy_class": _policy_cls()}), deterministic)
+
+    def act(self, observation: np.ndarray, info: dict[str, Any]) -> int:
+        action, _ = self.model.predict(observation, deterministic=self.deterministic)
+        return int(action)
