@@ -291,6 +291,11 @@ class ActiveFaceRecognitionEnv(gym.Env):
             return self._stack[-1].copy()
         return None
 
+    def render_frame(self, size: tuple[int, int] = (400, 300)) -> np.ndarray:
+        """The current view at ``size`` (for videos; independent of ``obs_size``)."""
+        return self._frames.get_or((*self._key(self._r, self._a), tuple(size)),
+                                   lambda: self._frame(self._r, self._a, tuple(size)).rgb)
+
     def close(self) -> None:
         if self._sim is not None:
             self._sim.close()

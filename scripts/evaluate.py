@@ -33,6 +33,17 @@ def register(sub: argparse._SubParsersAction) -> None:
     f.add_argument("--workers", type=_args.positive_int, default=2, help="rendering processes")
     f.set_defaults(func=run_face)
 
+    a = targets.add_parser("active-fr", help="OpenDR D3.2 Tables 2/3 protocol for an active face recognition agent")
+    a.add_argument("--protocol", choices=("setup1", "setup2"), required=True)
+    a.add_argument("--agent", choices=("ppo", "rule", "static"), required=True)
+    a.add_argument("--checkpoint", type=Path, default=None, help="PPO model .zip (for --agent ppo)")
+    a.add_argument("--avatars", type=_args.seed_range, default=None,
+                   help="avatar seeds (>= 5; the first 4 are evaluated, all form the gallery); default 400000-400007")
+    a.add_argument("--persons", type=_args.positive_int, default=4, help="how many of the avatars are evaluated")
+    a.add_argument("--steps", type=_args.positive_int, default=300, help="steps per episode")
+    a.add_argument("--out", type=Path, default=Path("out/evaluate-active-fr"))
+    a.set_defaults(func=run_active_fr)
+
 
 def run_face(args: argparse.Namespace) -> int:
     from hcgym.errors import SpecError
@@ -139,3 +150,87 @@ def face_figures(results: dict, out: Path) -> None:
     fig.tight_layout()
     fig.savefig(out / "accuracy_vs_flops.png")
     plt.close(fig)
+
+
+def run_active_fr(args: argparse.Namespace) -> int:
+    import gymnasium as gym
+
+    import hcgym.envs  # noqa: F401 - registers the ids
+    from hcgym.agents import RuleBasedAgent, StaticAgent
+    from hcgym.agents.evaluation import EVAL_AVATARS, evaluate, run_episode, table_markdown
+    from hcgym.errors import SpecError
+
+    avatars = tuple(args.avatars) if args.avatars else EVAL_AVATARS
+    if len(avatars) < 5:
+        raise SpecError("--avatars", f"need at least 5 avatar seeds (the gallery holds 5), got {len(avatars)}")
+    if args.persons > len(avatars):
+        raise SpecError("--persons", f"{args.persons} is more than the {len(avatars)} avatars given")
+    one_axis = args.protocol == "setup1"
+    env_id = "hcgym/ActiveFaceRecognition" + ("OneAxis" if one_axis else "") + "-v0"
+    obs_size = (400, 300)
+    if args.agent == "ppo":
+        from hcgym.agents.ppo import PPOAgent
+
+        if args.checkpoint is None:
+            raise SpecError("--checkpoint", "--agent ppo needs --checkpoint PATH.zip (from hcgym train active-fr)")
+        agent = PPOAgent.load(args.checkpoint)
+        shape = agent.model.observation_space.shape  # SB3 stores channel-first
+        obs_size = (int(shape[-1]), int(shape[-2])) if shape[0] in (3, 6, 9, 12) else (int(shape[1]), int(shape[0]))
+    elif args.agent == "rule":
+        agent = RuleBasedAgent(one_axis=one_axis)
+    else:
+        agent = StaticAgent()
+
+    def make_env():
+        return gym.make(env_id, obs_size=obs_size, avatars=avatars, max_steps=args.steps)
+
+    result = evaluate(args.protocol, make_env, agent, list(range(args.persons)), args.steps, progress=True)
+    result["avatars"] = list(avatars[:args.persons])
+    result["scoring"] = "confidence of the last stay within the episode (0 if not recognised or never stayed)"
+    args.out.mkdir(parents=True, exist_ok=True)
+    (args.out / "results.json").write_text(json.dumps(result, indent=1))
+    (args.out / "table.md").write_text(table_markdown([result], args.protocol))
+    _active_fr_plot([result], args.protocol, args.out / "confidence.png")
+    env = make_env()
+    d, a = (5.0, 0.0) if one_axis else (3.0, 60.0)
+    ep = run_episode(env.unwrapped, agent, 0, d, a, min(args.steps, 120), record=True)
+    env.close()
+    _gif(ep.frames, args.out / f"episode_{args.agent}.gif")
+    mean = sum(c["confidence"] for c in result["cells"]) / len(result["cells"])
+    print(f"[evaluate] {args.protocol} {args.agent}: mean confidence {mean:.3f}; wrote {args.out}/results.json, "
+          f"table.md, confidence.png, episode_{args.agent}.gif")
+    return 0
+
+
+def _active_fr_plot(results: list[dict], protocol: str, path: Path) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    import numpy as np
+
+    fig, ax = plt.subplots(figsize=(7.0, 3.4), dpi=110)
+    cells = results[0]["cells"]
+    labels = [f"{c['distance_m']:g}" if protocol == "setup1" else f"{c['distance_m']:g}m/{c['angle_deg']:g}°"
+              for c in cells]
+    x = np.arange(len(cells))
+    w = 0.8 / len(results)
+    for k, r in enumerate(results):
+        ax.bar(x + (k - (len(results) - 1) / 2) * w, [c["confidence"] for c in r["cells"]], w, label=r["agent"])
+    ax.set_xticks(x, labels, rotation=60 if protocol == "setup2" else 0, fontsize=7)
+    ax.set_xlabel("start distance (m)" if protocol == "setup1" else "start distance / angle")
+    ax.set_ylabel("face recognition confidence")
+    ax.set_ylim(0, 1)
+    ax.legend(fontsize=8)
+    fig.tight_layout()
+    fig.savefig(path)
+    plt.close(fig)
+
+
+def _gif(frames: list, path: Path, fps: int = 8) -> None:
+    from PIL import Image
+
+    if not frames:
+        return
+    imgs = [Image.fromarray(f) for f in frames]
+    imgs[0].save(path, save_all=True, append_images=imgs[1:], duration=int(1000 / fps), loop=0)

@@ -72,3 +72,19 @@ def test_train_active_fr_command_checkpoints_and_resumes(tmp_path):
     assert 0 <= agent.act(obs, info) < 5
     env.close()
     assert np.isfinite(prov["reward_scale"])
+
+
+def test_evaluate_active_fr_writes_results_table_plot_and_gif(tmp_path):
+    out = tmp_path / "ev"
+    rc = main(["evaluate", "active-fr", "--protocol", "setup1", "--agent", "static", "--steps", "3", "--persons", "1",
+               "--avatars", "400000-400004", "--out", str(out)])
+    assert rc == 0
+    res = json.loads((out / "results.json").read_text())
+    assert res["protocol"] == "setup1" and res["agent"] == "static"
+    assert [c["distance_m"] for c in res["cells"]] == [1, 2, 3, 4, 5, 6, 7, 10, 15, 20]
+    conf = [c["confidence"] for c in res["cells"]]
+    assert conf[0] > 0.3 and conf[-1] == 0.0  # recognised at 1 m, not at 20 m
+    assert all(c["recognised_fraction"] in (0.0, 1.0) for c in res["cells"])
+    assert "| 1 m |" in (out / "table.md").read_text()
+    assert (out / "confidence.png").is_file() and (out / "episode_static.gif").is_file()
+    assert main(["evaluate", "active-fr", "--protocol", "setup2", "--agent", "ppo", "--out", str(out)]) == 2
