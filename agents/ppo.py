@@ -91,5 +91,10 @@ class PPOAgent(Agent):
         return cls(PPO.load(path, device="cpu", custom_objects={"policy_class": _policy_cls()}), deterministic)
 
     def act(self, observation: np.ndarray, info: dict[str, Any]) -> int:
-        action, _ = self.model.predict(observation, deterministic=self.deterministic)
-        return int(action)
+        """One forward pass of the policy (no face detector, no recognizer)."""
+        policy = self.model.policy
+        with torch.no_grad():
+            obs = torch.from_numpy(np.ascontiguousarray(observation)).permute(2, 0, 1)[None].float() / 255.0
+            dist = policy.get_distribution(obs)
+            action = dist.get_actions(deterministic=self.deterministic)
+        return int(action[0])

@@ -88,3 +88,15 @@ def test_evaluate_active_fr_writes_results_table_plot_and_gif(tmp_path):
     assert "| 1 m |" in (out / "table.md").read_text()
     assert (out / "confidence.png").is_file() and (out / "episode_static.gif").is_file()
     assert main(["evaluate", "active-fr", "--protocol", "setup2", "--agent", "ppo", "--out", str(out)]) == 2
+
+
+def test_ppo_agent_acts_like_sb3_predict():
+    env = gym.make("hcgym/ActiveFaceRecognition-v0", avatars=AVATARS, obs_size=(48, 48))
+    model = make_ppo(env, n_steps=16, batch_size=16)
+    agent = PPOAgent(model)
+    rng = np.random.default_rng(0)
+    for _ in range(10):
+        obs = rng.integers(0, 256, (48, 48, 3), dtype=np.uint8)
+        expected, _ = model.predict(obs, deterministic=True)
+        assert agent.act(obs, {}) == int(expected)
+    env.close()
