@@ -118,30 +118,24 @@ class ActiveFaceRecognitionEnv(gym.Env):
 
     # ------------------------------------------------------------ set-up
     def _setup(self) -> None:
+        from dataclasses import replace
+
         import hcgym.perception as hp
         from hcgym.envs.backends import make_backend
         from hcgym.perception.face.models import recognizer_cutoff
         from hcgym.synthesis.avatar_spec import AvatarSpec
         from hcgym.worlds import load_world
-        from hcgym.worlds.spec import WorldSpec
+        from hcgym.worlds.spec import CameraSpec, Human, Robot
 
+        # The shipped room, with the avatar pool at its centre (one shown at a time) and a bodiless camera.
         base = load_world("active_face_room")
-        data = {
-            "name": "active_face_recognition",
-            "room": {"size": list(base.room.size), "wall_height": base.room.wall_height,
-                     "floor": {"color": list(base.room.floor.color), "pattern": base.room.floor.pattern,
-                               "secondary": list(base.room.floor.secondary)},
-                     "wall": {"color": list(base.room.wall.color)}},
-            "lights": [{"direction": list(base.lights[0].direction), "color": list(base.lights[0].color)}],
-            "ambient": base.ambient, "background": list(base.background),
-            "humans": [{"name": f"a{s}", "avatar": AvatarSpec.random(s).to_dict(), "position": [0.0, 0.0]}
-                       for s in self.avatars],
-            "robots": [{"name": "drone", "body": "none", "position": [0.0, -2.0, 1.6],
-                        "cameras": [{"name": "front", "width": self.obs_size[0], "height": self.obs_size[1],
-                                     "hfov": 60.0, "near": 0.05, "far": 60.0}]}],
-        }
+        world = replace(
+            base, name="active_face_recognition",
+            humans=tuple(Human(f"a{s}", AvatarSpec.random(s), (0.0, 0.0, 0.0)) for s in self.avatars),
+            robots=(Robot("drone", body="none", cameras=(CameraSpec("front", *self.obs_size, 60.0, near=0.05),)),),
+        )
         self._sim = make_backend(self.backend_name)
-        self._sim.load(WorldSpec.from_dict(data, "active_face_recognition"))
+        self._sim.load(world)
         self._detector = hp.make(self.detector_id)
         self._recognizer = hp.make(self.recognizer_id)
         if self._cutoff is None:
@@ -171,7 +165,7 @@ class ActiveFaceRecognitionEnv(gym.Env):
         from hcgym.types import CameraIntrinsics
 
         intr = CameraIntrinsics.from_hfov(size[0], size[1], 60.0, 0.05, 60.0)
-        return self._sim.render(pose=self._pose(r_i, a_i), intrinsics=intr)
+        return self._sim.render(pose=self._pose(r_i, a_i), intrinsics=intr, ground_truth=False)
 
     def _observation_frame(self, r_i: int, a_i: int) -> np.ndarray:
         return self._frames.get_or((*self._key(r_i, a_i), self.obs_size),
@@ -219,7 +213,8 @@ class ActiveFaceRecognitionEnv(gym.Env):
             eyes = (h.avatar.face_points["left_eye"] + h.avatar.face_points["right_eye"]) / 2
             target = np.array([0.0, -eyes[1], eyes[2]])  # the avatar faces -y: eyes at (0, -y_eyes_local)
             eye = target + np.array([0.0, -1.0, 0.0])
-            frame = sim.render(pose=CameraPose.from_angles(eye, *look_at_angles(eye, target)), intrinsics=intr)
+            frame = sim.render(pose=CameraPose.from_angles(eye, *look_at_angles(eye, target)), intrinsics=intr,
+                               ground_truth=False)
             det = self._detector(frame)
             emb = self._recognizer(frame, det) if len(det) else None
             if emb is None or not len(emb):

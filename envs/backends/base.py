@@ -162,13 +162,15 @@ class SimBackend(ABC):
         return cam, CameraPose.from_angles(pos, yaw, cam.mount_pitch)
 
     def render(self, camera: str | None = None, pose: CameraPose | None = None,
-               intrinsics: CameraIntrinsics | None = None) -> Frame:
+               intrinsics: CameraIntrinsics | None = None, ground_truth: bool = True) -> Frame:
         """Render ``camera`` into a :class:`Frame`.
 
         Args:
             camera: camera name (``robot/camera`` or ``camera``); the world's first camera if ``None``.
             pose: render from this camera pose instead of the robot's current one.
             intrinsics: render with this camera model instead of the camera's (a virtual zoom).
+            ground_truth: compute ``frame.humans`` (projects every human's mesh; envs that only need
+                pixels skip it).
         """
         from hcgym.envs.backends.truth import frame_truth
 
@@ -179,7 +181,8 @@ class SimBackend(ABC):
         rgb, depth, seg = self._render(intr, cam_pose)
         frame = Frame(rgb=rgb, depth=depth, segmentation=seg, intrinsics=intr,
                       world_to_camera=_world_to_camera(cam_pose), camera=cam.name, time=self.time)
-        frame.humans = frame_truth(frame, self.humans)
+        if ground_truth:
+            frame.humans = frame_truth(frame, self.humans)
         return frame
 
     def close(self) -> None:

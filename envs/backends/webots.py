@@ -271,7 +271,7 @@ class WebotsBackend(SimBackend):
             self._advance()
 
     def render(self, camera: str | None = None, pose: CameraPose | None = None,
-               intrinsics: CameraIntrinsics | None = None) -> Frame:
+               intrinsics: CameraIntrinsics | None = None, ground_truth: bool = True) -> Frame:
         if intrinsics is not None:
             raise SpecError("intrinsics", "the Webots backend renders with the camera devices of the world; "
                                           "change width/height/hfov in the world spec and export it again")
@@ -280,7 +280,7 @@ class WebotsBackend(SimBackend):
             raise SpecError("camera", f"camera {robot.name}/{cam.name} is not on robot {self._robot_name!r}, the "
                                       "robot this controller is attached to; only its cameras can be rendered")
         self._active = cam
-        return super().render(camera, pose)
+        return super().render(camera, pose, ground_truth=ground_truth)
 
     def _set_lighting(self) -> None:
         raise SpecError("lighting", "changing the light at run time is not implemented for the Webots backend; "
