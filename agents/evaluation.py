@@ -23,6 +23,20 @@ PROTOCOLS = {
     "setup1": [(d, 0.0) for d in (1, 2, 3, 4, 5, 6, 7, 10, 15, 20)],
     "setup2": [(d, a) for d in (3, 5, 7) for a in (0, 60, 120, 180, 240, 300)],
 }
+#: The deliverable's Tables 2 and 3 (static, rule-based, proposed PPO), keyed by (distance m, angle deg).
+PAPER = {
+    "setup1": {(d, 0.0): v for d, v in zip((1, 2, 3, 4, 5, 6, 7, 10, 15, 20), (
+        (0.76, 0.77, 0.78), (0.55, 0.77, 0.78), (0.43, 0.78, 0.77), (0.19, 0.76, 0.76), (0, 0.77, 0.77),
+        (0, 0.63, 0.75), (0, 0, 0.76), (0, 0, 0.71), (0, 0, 0.68), (0, 0, 0.48)))},
+    "setup2": {(d, a): v for d, rows in ((3, ((0.48, 0.77, 0.76), (0.24, 0.32, 0.78), (0, 0, 0.78), (0, 0, 0.76),
+                                               (0, 0, 0.79), (0, 0.14, 0.78))),
+                                         (5, ((0.18, 0.53, 0.79), (0, 0.32, 0.79), (0, 0, 0.79), (0, 0, 0.77),
+                                              (0, 0, 0.78), (0, 0.13, 0.79))),
+                                         (7, ((0, 0, 0.78), (0, 0, 0.78), (0, 0, 0.77), (0, 0, 0.76), (0, 0, 0.77),
+                                              (0, 0, 0.77))))
+               for a, v in zip((0.0, 60.0, 120.0, 180.0, 240.0, 300.0), rows)},
+}
+PAPER_AGENTS = {"static": 0, "rule": 1, "ppo": 2}
 #: Held-out avatars: the first ``n`` are the evaluated people, all of them form the gallery pool.
 EVAL_AVATARS = tuple(range(400_000, 400_008))
 
@@ -59,11 +73,16 @@ def run_episode(env, agent: Agent, person: int, distance: float, angle: float, s
 
 
 def evaluate(protocol: str, make_env: Callable[[], Any], agent: Agent, persons: list[int], steps: int = 300,
-             progress: bool = False) -> dict[str, Any]:
-    """Mean confidence and recognised fraction per protocol cell over ``persons`` (indices in the env's pool)."""
+             progress: bool = False, cells: list[tuple[float, float]] | None = None) -> dict[str, Any]:
+    """Mean confidence and recognised fraction per protocol cell over ``persons`` (indices in the env's pool).
+
+    ``cells``: a subset of (distance, angle) start cells (default: the protocol's cells).
+    """
+    if protocol not in PROTOCOLS:
+        raise ValueError(f"unknown protocol {protocol!r} (known: {', '.join(PROTOCOLS)})")
+    it = PROTOCOLS[protocol] if cells is None else [(float(d), float(a)) for d, a in cells]
     cells = []
     env = make_env()
-    it = PROTOCOLS[protocol]
     if progress:
         from tqdm import tqdm
 
@@ -77,17 +96,39 @@ def evaluate(protocol: str, make_env: Callable[[], Any], agent: Agent, persons: 
     return {"protocol": protocol, "agent": agent.name, "steps": steps, "cells": cells}
 
 
-def table_markdown(results: list[dict[str, Any]], protocol: str) -> str:
-    """Tables 2 (setup1) / 3 (setup2) layout: one row per cell, one column per agent."""
+def table_markdown(results: list[dict[str, Any]], protocol: str, paper: bool = True) -> str:
+    """Tables 2 (setup1) / 3 (setup2) layout: one row per cell, one column per agent, and (``paper``) the
+    deliverable's value for the same agent and cell beside it, where the cell is one of the paper's."""
     agents = [r["agent"] for r in results]
-    head = ["Distance" if protocol == "setup1" else "Distance / angle", *[a.capitalize() for a in agents]]
+    names = {"static": "Static", "rule": "Rule-based", "ppo": "PPO"}
+    ref = PAPER.get(protocol, {}) if paper else {}
+    cells = results[0]["cells"]
+    with_paper = [a for a in agents if a in PAPER_AGENTS and any((c["distance_m"], c["angle_deg"]) in ref
+                                                                   for c in cells)]
+    head = ["Distance" if protocol == "setup1" else "Distance, angle"]
+    for a in agents:
+        head.append(names.get(a, a))
+        if a in with_paper:
+            head.append(f"{names.get(a, a)} (paper)")
     lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
-    for i, cell in enumerate(results[0]["cells"]):
+    for i, cell in enumerate(cells):
         if protocol == "setup1":
             label = f"{cell['distance_m']:g} m"
         else:
             label = f"{cell['distance_m']:g} m, {cell['angle_deg']:g}°"
-        lines.append("| " + " | ".join([label, *[f"{r['cells'][i]['confidence']:.2f}" for r in results]]) + " |")
-    means = [np.mean([c["confidence"] for c in r["cells"]]) for r in results]
-    lines.append("| **mean** | " + " | ".join(f"**{m:.2f}**" for m in means) + " |")
+        row = [label]
+        for r in results:
+            row.append(f"{r['cells'][i]['confidence']:.2f}")
+            if r["agent"] in with_paper:
+                v = ref.get((cell["distance_m"], cell["angle_deg"]))
+                row.append("" if v is None else f"{v[PAPER_AGENTS[r['agent']]]:.2f}")
+        lines.append("| " + " | ".join(row) + " |")
+    mean_row = ["**mean**"]
+    for r in results:
+        mean_row.append(f"**{np.mean([c['confidence'] for c in r['cells']]):.2f}**")
+        if r["agent"] in with_paper:
+            vals = [ref[(c["distance_m"], c["angle_deg"])][PAPER_AGENTS[r["agent"]]] for c in cells
+                    if (c["distance_m"], c["angle_deg"]) in ref]
+            mean_row.append(f"{np.mean(vals):.2f}")
+    lines.append("| " + " | ".join(mean_row) + " |")
     return "\n".join(lines) + "\n"

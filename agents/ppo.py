@@ -71,16 +71,53 @@ def make_ppo(env, seed: int = 0, learning_rate: float = 3e-4, n_steps: int = 128
                tensorboard_log=tensorboard_log, verbose=0, **kwargs)
 
 
+def save_slim(model, path: str | Path) -> Path:
+    """Save a PPO model for acting: the same zip format, with Adam's moment estimates dropped (about a third
+    of the size). ``PPO.load`` reads it as usual; training resumed from it restarts Adam's moments."""
+    path = Path(path)
+    policy = model.policy
+    full = policy.optimizer
+    policy.optimizer = type(full)(policy.parameters(), **full.defaults)
+    try:
+        model.save(path)
+    finally:
+        policy.optimizer = full
+    return path
+
+
+CHECKPOINTS = Path(__file__).parent / "checkpoints"
+#: The shipped pretrained agents (``hcgym train active-fr``; provenance in ``PROVENANCE_<setup>.json`` beside them).
+SHIPPED = {"setup1": "active_fr_setup1.zip", "setup2": "active_fr_setup2.zip"}
+
+
+def shipped_agent(protocol: str) -> Path:
+    """Path of the shipped PPO agent of a protocol (``setup1`` or ``setup2``)."""
+    from hcgym.errors import DependencyNotInstalled, SpecError
+
+    if protocol not in SHIPPED:
+        raise SpecError("protocol", f"unknown protocol {protocol!r} (known: {', '.join(SHIPPED)})")
+    path = CHECKPOINTS / SHIPPED[protocol]
+    if not path.is_file():
+        raise DependencyNotInstalled(f"the shipped PPO agent is missing ({path}); reinstall hcgym or train one with "
+                                     "`hcgym train active-fr` and pass --checkpoint OUT/ppo.zip")
+    return path
+
+
 class PPOAgent(Agent):
     """A trained PPO policy behind the :class:`Agent` interface."""
 
     name = "ppo"
 
-    def __init__(self, model, deterministic: bool = True) -> None:
-        self.model, self.deterministic = model, deterministic
+    def __init__(self, model, deterministic: bool = True, seed: int = 0) -> None:
+        self.model, self.deterministic, self.seed = model, deterministic, int(seed)
+        self._rng = torch.Generator().manual_seed(self.seed)
+
+    def reset(self) -> None:
+        """Start of an episode: a sampling policy restarts its random stream (same seed, same episode)."""
+        self._rng.manual_seed(self.seed)
 
     @classmethod
-    def load(cls, path: str | Path, deterministic: bool = True) -> "PPOAgent":
+    def load(cls, path: str | Path, deterministic: bool = True, seed: int = 0) -> "PPOAgent":
         from stable_baselines3 import PPO
 
         from hcgym.errors import SpecError
@@ -88,13 +125,34 @@ class PPOAgent(Agent):
         path = Path(path)
         if not path.is_file():
             raise SpecError("checkpoint", f"file not found: {path}")
-        return cls(PPO.load(path, device="cpu", custom_objects={"policy_class": _policy_cls()}), deterministic)
+        return cls(PPO.load(path, device="cpu", custom_objects={"policy_class": _policy_cls()}), deterministic, seed)
+
+    def observation_size(self) -> tuple[int, int]:
+        """(width, height) of the observations the policy was trained on."""
+        from stable_baselines3.common.preprocessing import is_image_space_channels_first
+
+        space = self.model.observation_space  # SB3 keeps images channel-first: (C, H, W)
+        shape = space.shape
+        if is_image_space_channels_first(space):
+            return int(shape[2]), int(shape[1])
+        return int(shape[1]), int(shape[0])
+
+    def _distribution(self, observation: np.ndarray):
+        policy = self.model.policy
+        # uint8 (H, W, C) -> (1, C, H, W); SB3's preprocessing scales images by 1/255 itself.
+        obs = torch.from_numpy(np.ascontiguousarray(observation)).permute(2, 0, 1)[None]
+        return policy.get_distribution(obs)
+
+    def action_probabilities(self, observation: np.ndarray) -> np.ndarray:
+        """The policy's softmax over actions for one observation."""
+        with torch.no_grad():
+            return self._distribution(observation).distribution.probs[0].numpy()
 
     def act(self, observation: np.ndarray, info: dict[str, Any]) -> int:
-        """One forward pass of the policy (no face detector, no recognizer)."""
-        policy = self.model.policy
+        """One forward pass of the policy (no face detector, no recognizer): the most probable action, or
+        (``deterministic=False``) one sampled from the agent's own seeded random stream."""
         with torch.no_grad():
-            obs = torch.from_numpy(np.ascontiguousarray(observation)).permute(2, 0, 1)[None].float() / 255.0
-            dist = policy.get_distribution(obs)
-            action = dist.get_actions(deterministic=self.deterministic)
-        return int(action[0])
+            probs = self._distribution(observation).distribution.probs[0]
+        if self.deterministic:
+            return int(torch.argmax(probs))
+        return int(torch.multinomial(probs, 1, generator=self._rng))

@@ -1,7 +1,7 @@
 """Speed of the active face recognition env and of its agents.
 
 Prints env steps/s (cached vs uncached lattice caches, 84x84 and 400x300 observations,
-1 and 2 envs) and agent decisions/s (PPO with the paper's network vs the rule-based agent,
+1 and 2 envs; and a precomputed on-disk lattice, first pass, against rendering) and agent decisions/s (PPO with the paper's network vs the rule-based agent,
 which runs a face detector in its loop), with the ratios measured in this run.
 
     python benchmarks/active_fr.py [--steps 300]
@@ -48,6 +48,34 @@ def _steps_per_s(obs_size, cache: bool, steps: int, n_envs: int = 1) -> float:
     return steps * n_envs / dt
 
 
+def _lattice_steps_per_s(steps: int) -> tuple[float, float, float]:
+    """(seconds to build one lattice, uncached steps/s, steps/s on the lattice) for a 4 m x 360 degree lattice."""
+    import tempfile
+
+    import gymnasium as gym
+
+    from hcgym.envs.lattice import build_lattice
+
+    kwargs = {"obs_size": (84, 84), "avatars": AVATARS, "max_distance": 4.0, "start_distance": (1.0, 4.0),
+              "max_steps": 10 ** 9, "cache_size": 0}
+    rng = np.random.default_rng(0)
+    actions = rng.integers(0, 5, steps)
+    with tempfile.TemporaryDirectory() as root:
+        t0 = time.perf_counter()
+        build_lattice(root, kwargs, person=0, heading_index=0, recognition_range=4.0)
+        build_s = time.perf_counter() - t0
+        rates = []
+        for lattice in (None, root):
+            env = gym.make("hcgym/ActiveFaceRecognition-v0", **kwargs, lattice_dir=lattice)
+            env.reset(seed=0, options={"person": 0, "heading_index": 0})
+            t0 = time.perf_counter()
+            for a in actions:
+                env.step(int(a))
+            rates.append(steps / (time.perf_counter() - t0))
+            env.close()
+    return build_s, rates[0], rates[1]
+
+
 def _decisions_per_s(agent, obs_size, n: int) -> float:
     import gymnasium as gym
 
@@ -82,6 +110,9 @@ def main() -> None:
     print(f"{'env steps/s':28s} {'uncached':>10s} {'cached':>10s} {'cached/uncached':>16s}")
     for name, un, ca in rows:
         print(f"{name:28s} {un:10.1f} {ca:10.1f} {ca / un:15.1f}x")
+    build_s, un_l, la = _lattice_steps_per_s(args.steps)
+    print(f"{'84x84, on-disk lattice':28s} {un_l:10.1f} {la:10.1f} {la / un_l:15.1f}x   "
+          f"(first pass; building the 0.5-4 m x 36-angle lattice took {build_s:.0f} s)")
     env = gym.make("hcgym/ActiveFaceRecognition-v0", obs_size=(84, 84), avatars=AVATARS)
     ppo = PPOAgent(make_ppo(env, n_steps=16, batch_size=16))
     ppo_rate = _decisions_per_s(ppo, (84, 84), 200)

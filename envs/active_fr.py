@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import math
 from collections import OrderedDict
+from pathlib import Path
 from typing import Any
 
 import gymnasium as gym
@@ -72,6 +73,9 @@ class ActiveFaceRecognitionEnv(gym.Env):
         recognition_size: resolution of the frame the face pipeline sees (the paper: 400x300).
         cache_size: frames and recognition results kept (LRU); they never change results.
         backend: ``"embedded"`` (default) or ``"webots"``.
+        lattice_dir: a directory of precomputed lattices (:mod:`hcgym.envs.lattice`, ``hcgym train active-fr
+            --lattice-dir``); cells found there are looked up instead of rendered, with identical results.
+        headings: person headings (indices of ``arc_step``) drawn at reset; default all.
         render_mode: ``"rgb_array"`` returns the current observation image (full colour, last frame).
     """
 
@@ -83,7 +87,8 @@ class ActiveFaceRecognitionEnv(gym.Env):
                  avatars: tuple[int, ...] = TRAIN_AVATARS, recognizer: str = "face/hcgym-irnet",
                  detector: str = "face/mediapipe-full", cutoff: float | None = None,
                  recognition_size: tuple[int, int] = (400, 300), cache_size: int = 20000,
-                 backend: str = "embedded", render_mode: str | None = None) -> None:
+                 backend: str = "embedded", render_mode: str | None = None, lattice_dir: str | None = None,
+                 headings: tuple[int, ...] | None = None) -> None:
         w, h = (int(v) for v in obs_size)
         if w < 8 or h < 8:
             raise SpecError("obs_size", f"expected (width, height) of at least 8 pixels, got {obs_size!r}")
@@ -110,11 +115,19 @@ class ActiveFaceRecognitionEnv(gym.Env):
         self.observation_space = spaces.Box(0, 255, (h, w, 3 * self.frame_stack), np.uint8)
         self.n_radii = int(round((self.max_distance - self.min_distance) / self.move_step)) + 1
         self.n_angles = int(round(360.0 / self.arc_step))
+        if headings is not None and (not len(headings) or any(not 0 <= int(h) < self.n_angles for h in headings)):
+            raise SpecError("headings", f"expected heading indices in [0, {self.n_angles}), got {headings!r}")
+        self.headings = None if headings is None else tuple(int(h) for h in headings)
+        self.lattice_dir = None if lattice_dir is None else str(lattice_dir)
+        if self.lattice_dir is not None and not Path(self.lattice_dir).is_dir():
+            raise SpecError("lattice_dir", f"not a directory: {self.lattice_dir}")
+        self._lattice = None
         self._cache_size = int(cache_size)
         self._sim = None  # created on the first reset (no simulator in __init__)
         self._frames = _LRU(self._cache_size)
         self._results = _LRU(self._cache_size)
         self._galleries: dict[tuple[int, ...], Any] = {}
+        self._gallery_vectors: dict[int, np.ndarray] = {}
 
     # ------------------------------------------------------------ set-up
     def _setup(self) -> None:
@@ -134,6 +147,9 @@ class ActiveFaceRecognitionEnv(gym.Env):
             humans=tuple(Human(f"a{s}", AvatarSpec.random(s), (0.0, 0.0, 0.0)) for s in self.avatars),
             robots=(Robot("drone", body="none", cameras=(CameraSpec("front", *self.obs_size, 60.0, near=0.05),)),),
         )
+        from hcgym.envs.lattice import LatticeStore
+
+        self._store = LatticeStore(self.lattice_dir) if self.lattice_dir else None
         self._sim = make_backend(self.backend_name)
         self._sim.load(world)
         self._detector = hp.make(self.detector_id)
@@ -167,62 +183,83 @@ class ActiveFaceRecognitionEnv(gym.Env):
         intr = CameraIntrinsics.from_hfov(size[0], size[1], 60.0, 0.05, 60.0)
         return self._sim.render(pose=self._pose(r_i, a_i), intrinsics=intr, ground_truth=False)
 
+    def _render_observation(self, r_i: int, a_i: int) -> np.ndarray:
+        return self._frame(r_i, a_i, self.obs_size).rgb
+
     def _observation_frame(self, r_i: int, a_i: int) -> np.ndarray:
+        if self._lattice is not None:
+            return self._lattice.observation(r_i, a_i % self.n_angles)
         return self._frames.get_or((*self._key(r_i, a_i), self.obs_size),
-                                   lambda: self._frame(r_i, a_i, self.obs_size).rgb)
+                                   lambda: self._render_observation(r_i, a_i))
+
+    def _compute_embedding(self, r_i: int, a_i: int) -> np.ndarray | None:
+        """Embedding of the face nearest the image centre at a lattice cell (None when no face is found)."""
+        from hcgym.types import Detections
+
+        frame = self._frame(r_i, a_i, self.recognition_size)
+        det = self._detector(frame)
+        if not len(det):
+            return None
+        centre = np.array([frame.rgb.shape[1] / 2, frame.rgb.shape[0] / 2])
+        mid = (det.boxes[:, :2] + det.boxes[:, 2:]) / 2
+        k = int(np.argmin(np.linalg.norm(mid - centre, axis=1)))
+        emb = self._recognizer(frame, Detections(det.boxes[k:k + 1], det.scores[k:k + 1]))
+        return np.array(emb.vectors[0]) if len(emb) else None
+
+    def _embedding(self, r_i: int, a_i: int) -> np.ndarray | None:
+        if self._lattice is not None and self._lattice.has_embedding(r_i):
+            return self._lattice.embedding(r_i, a_i % self.n_angles)
+        return self._results.get_or((*self._key(r_i, a_i), "emb"), lambda: self._compute_embedding(r_i, a_i))
 
     def _recognise(self, r_i: int, a_i: int) -> tuple[float, str | None, float]:
-        """(confidence, predicted label, distance) of the face pipeline at a lattice cell (cached)."""
+        """(confidence, predicted label, distance) of the face pipeline at a lattice cell, with this episode's gallery.
 
-        def run():
-            frame = self._frame(r_i, a_i, self.recognition_size)
-            det = self._detector(frame)
-            if not len(det):
-                return 0.0, None, float("inf")
-            centre = np.array([frame.rgb.shape[1] / 2, frame.rgb.shape[0] / 2])
-            mid = (det.boxes[:, :2] + det.boxes[:, 2:]) / 2
-            k = int(np.argmin(np.linalg.norm(mid - centre, axis=1)))
-            from hcgym.types import Detections
-
-            emb = self._recognizer(frame, Detections(det.boxes[k:k + 1], det.scores[k:k + 1]))
-            if not len(emb):
-                return 0.0, None, float("inf")
-            who = self._gallery.identify(emb.vectors[0])
-            return float(who.confidence), who.label, float(who.distance)
-
-        return self._results.get_or((*self._key(r_i, a_i), "rec"), run)
+        Embeddings are cached per cell; the gallery (which changes between episodes) is applied here.
+        """
+        emb = self._embedding(r_i, a_i)
+        if emb is None:
+            return 0.0, None, float("inf")
+        who = self._gallery.identify(emb)
+        return float(who.confidence), who.label, float(who.distance)
 
     def _build_gallery(self, members: tuple[int, ...]):
         """Five identities, one frontal 1 m image each, under a different light (no pixel-identical jackpot)."""
-        if members in self._galleries:
-            return self._galleries[members]
+        if members not in self._galleries:
+            from hcgym.perception.face.gallery import Gallery
+
+            gallery = Gallery(self.cutoff, self.recognizer_id, self._normalize)
+            for idx in members:
+                gallery.enroll(str(self.avatars[idx]), self._gallery_vector(idx)[None])
+            self._galleries[members] = gallery
+        return self._galleries[members]
+
+    def _gallery_vector(self, idx: int) -> np.ndarray:
+        """Embedding of avatar ``idx``'s gallery image (computed once per avatar)."""
+        if idx in self._gallery_vectors:
+            return self._gallery_vectors[idx]
         from hcgym.envs.backends.base import CameraPose
         from hcgym.geometry import look_at_angles
-        from hcgym.perception.face.gallery import Gallery
         from hcgym.types import CameraIntrinsics
 
         sim = self._sim
-        gallery = Gallery(self.cutoff, self.recognizer_id, self._normalize)
         saved = (sim.light, sim.ambient)
         sim.set_lighting(direction=(0.5, 0.6, -0.7), color=(1.0, 0.92, 0.82), ambient=0.4)
         intr = CameraIntrinsics.from_hfov(*self.recognition_size, 60.0, 0.05, 60.0)
-        for idx in members:
-            h = sim.humans[idx]
-            sim.show_only(h.name)
-            sim.set_human_pose(h.name, position=(0.0, 0.0), heading=-90.0)
-            eyes = (h.avatar.face_points["left_eye"] + h.avatar.face_points["right_eye"]) / 2
-            target = np.array([0.0, -eyes[1], eyes[2]])  # the avatar faces -y: eyes at (0, -y_eyes_local)
-            eye = target + np.array([0.0, -1.0, 0.0])
-            frame = sim.render(pose=CameraPose.from_angles(eye, *look_at_angles(eye, target)), intrinsics=intr,
-                               ground_truth=False)
-            det = self._detector(frame)
-            emb = self._recognizer(frame, det) if len(det) else None
-            if emb is None or not len(emb):
-                raise RuntimeError(f"no face found in the gallery image of avatar {self.avatars[idx]}")
-            gallery.enroll(str(self.avatars[idx]), emb.vectors[:1])
+        h = sim.humans[idx]
+        sim.show_only(h.name)
+        sim.set_human_pose(h.name, position=(0.0, 0.0), heading=-90.0)
+        eyes = (h.avatar.face_points["left_eye"] + h.avatar.face_points["right_eye"]) / 2
+        target = np.array([0.0, -eyes[1], eyes[2]])  # the avatar faces -y: eyes at (0, -y_eyes_local)
+        eye = target + np.array([0.0, -1.0, 0.0])
+        frame = sim.render(pose=CameraPose.from_angles(eye, *look_at_angles(eye, target)), intrinsics=intr,
+                           ground_truth=False)
         sim.set_lighting(direction=saved[0].direction, color=saved[0].color, ambient=saved[1])
-        self._galleries[members] = gallery
-        return gallery
+        det = self._detector(frame)
+        emb = self._recognizer(frame, det) if len(det) else None
+        if emb is None or not len(emb):
+            raise RuntimeError(f"no face found in the gallery image of avatar {self.avatars[idx]}")
+        self._gallery_vectors[idx] = np.array(emb.vectors[0])
+        return self._gallery_vectors[idx]
 
     # ------------------------------------------------------------ gym API
     def reset(self, *, seed: int | None = None, options: dict | None = None):
@@ -235,11 +272,18 @@ class ActiveFaceRecognitionEnv(gym.Env):
         others = [i for i in range(len(self.avatars)) if i != self._person]
         distractors = sorted(int(i) for i in rng.choice(others, 4, replace=False))
         self._gallery = self._build_gallery(tuple(sorted([self._person, *distractors])))
-        self._heading_i = int(options.get("heading_index", rng.integers(self.n_angles)))
+        if "heading_index" in options:
+            self._heading_i = int(options["heading_index"]) % self.n_angles
+        elif self.headings is not None:
+            self._heading_i = self.headings[int(rng.integers(len(self.headings)))]
+        else:
+            self._heading_i = int(rng.integers(self.n_angles))
         self._heading = self._heading_i * self.arc_step
         person = self._sim.humans[self._person]
         self._sim.show_only(person.name)
         self._sim.set_human_pose(person.name, position=(0.0, 0.0), heading=self._heading)
+        self._lattice = (self._store.get(self, self.avatars[self._person], self._heading_i)
+                         if self._store is not None else None)
         if "distance" in options:
             dist = float(options["distance"])
         else:
@@ -309,12 +353,14 @@ class ActiveFaceRecognitionEnv(gym.Env):
     def __getstate__(self) -> dict[str, Any]:
         """Pickle the configuration only; the simulator and caches are rebuilt on the next reset."""
         state = self.__dict__.copy()
-        for k in ("_sim", "_detector", "_recognizer", "_gallery"):
+        for k in ("_sim", "_detector", "_recognizer", "_gallery", "_store"):
             state.pop(k, None)
         state["_sim"] = None
         state["_frames"] = _LRU(self._cache_size)
         state["_results"] = _LRU(self._cache_size)
         state["_galleries"] = {}
+        state["_gallery_vectors"] = {}
+        state["_lattice"] = None
         return state
 
 

@@ -35,10 +35,14 @@ def register(sub: argparse._SubParsersAction) -> None:
 
     a = targets.add_parser("active-fr", help="OpenDR D3.2 Tables 2/3 protocol for an active face recognition agent")
     a.add_argument("--protocol", choices=("setup1", "setup2"), required=True)
-    a.add_argument("--agent", choices=("ppo", "rule", "static"), required=True)
-    a.add_argument("--checkpoint", type=Path, default=None, help="PPO model .zip (for --agent ppo)")
+    a.add_argument("--agent", required=True, help="ppo, rule or static, or several comma-separated "
+                                                  "(one table with a column per agent)")
+    a.add_argument("--checkpoint", type=Path, default=None,
+                   help="PPO model .zip (default: the shipped agent of the protocol's setup)")
     a.add_argument("--avatars", type=_args.seed_range, default=None,
                    help="avatar seeds (>= 5; the first 4 are evaluated, all form the gallery); default 400000-400007")
+    a.add_argument("--sample", action="store_true",
+                   help="PPO samples its actions (seeded, reproducible) instead of taking the most probable one")
     a.add_argument("--persons", type=_args.positive_int, default=4, help="how many of the avatars are evaluated")
     a.add_argument("--steps", type=_args.positive_int, default=300, help="steps per episode")
     a.add_argument("--out", type=Path, default=Path("out/evaluate-active-fr"))
@@ -153,11 +157,7 @@ def face_figures(results: dict, out: Path) -> None:
 
 
 def run_active_fr(args: argparse.Namespace) -> int:
-    import gymnasium as gym
-
-    import hcgym.envs  # noqa: F401 - registers the ids
-    from hcgym.agents import RuleBasedAgent, StaticAgent
-    from hcgym.agents.evaluation import EVAL_AVATARS, evaluate, run_episode, table_markdown
+    from hcgym.agents.evaluation import EVAL_AVATARS
     from hcgym.errors import SpecError
 
     avatars = tuple(args.avatars) if args.avatars else EVAL_AVATARS
@@ -165,41 +165,101 @@ def run_active_fr(args: argparse.Namespace) -> int:
         raise SpecError("--avatars", f"need at least 5 avatar seeds (the gallery holds 5), got {len(avatars)}")
     if args.persons > len(avatars):
         raise SpecError("--persons", f"{args.persons} is more than the {len(avatars)} avatars given")
-    one_axis = args.protocol == "setup1"
-    env_id = "hcgym/ActiveFaceRecognition" + ("OneAxis" if one_axis else "") + "-v0"
-    obs_size = (400, 300)
-    if args.agent == "ppo":
-        from hcgym.agents.ppo import PPOAgent
-
-        if args.checkpoint is None:
-            raise SpecError("--checkpoint", "--agent ppo needs --checkpoint PATH.zip (from hcgym train active-fr)")
-        agent = PPOAgent.load(args.checkpoint)
-        shape = agent.model.observation_space.shape  # SB3 stores channel-first
-        obs_size = (int(shape[-1]), int(shape[-2])) if shape[0] in (3, 6, 9, 12) else (int(shape[1]), int(shape[0]))
-    elif args.agent == "rule":
-        agent = RuleBasedAgent(one_axis=one_axis)
-    else:
-        agent = StaticAgent()
-
-    def make_env():
-        return gym.make(env_id, obs_size=obs_size, avatars=avatars, max_steps=args.steps)
-
-    result = evaluate(args.protocol, make_env, agent, list(range(args.persons)), args.steps, progress=True)
-    result["avatars"] = list(avatars[:args.persons])
-    result["scoring"] = "confidence of the last stay within the episode (0 if not recognised or never stayed)"
-    args.out.mkdir(parents=True, exist_ok=True)
-    (args.out / "results.json").write_text(json.dumps(result, indent=1))
-    (args.out / "table.md").write_text(table_markdown([result], args.protocol))
-    _active_fr_plot([result], args.protocol, args.out / "confidence.png")
-    env = make_env()
-    d, a = (5.0, 0.0) if one_axis else (3.0, 60.0)
-    ep = run_episode(env.unwrapped, agent, 0, d, a, min(args.steps, 120), record=True)
-    env.close()
-    _gif(ep.frames, args.out / f"episode_{args.agent}.gif")
-    mean = sum(c["confidence"] for c in result["cells"]) / len(result["cells"])
-    print(f"[evaluate] {args.protocol} {args.agent}: mean confidence {mean:.3f}; wrote {args.out}/results.json, "
-          f"table.md, confidence.png, episode_{args.agent}.gif")
+    names = [a.strip() for a in args.agent.split(",") if a.strip()]
+    bad = [a for a in names if a not in AGENTS]
+    if not names or bad or len(set(names)) != len(names):
+        raise SpecError("--agent", f"expected distinct agents among {', '.join(AGENTS)} (comma-separated), "
+                                   f"got {args.agent!r}")
+    results = evaluate_active_fr(args.protocol, names, args.out, avatars=avatars, persons=args.persons,
+                                 steps=args.steps, checkpoint=args.checkpoint, sample=args.sample)
+    for r in results:
+        mean = sum(c["confidence"] for c in r["cells"]) / len(r["cells"])
+        print(f"[evaluate] {args.protocol} {r['agent']}: mean confidence {mean:.3f}")
+    print(f"[evaluate] wrote {args.out}/ (results.json, table.md, confidence.png, episode GIFs)")
     return 0
+
+
+AGENTS = ("ppo", "rule", "static")
+
+
+def make_active_fr_agent(name: str, protocol: str, checkpoint: Path | None = None, sample: bool = False):
+    """The named agent for a protocol (PPO: ``checkpoint`` or the shipped agent of that setup; ``sample``:
+    actions drawn from the policy with a fixed seed instead of its most probable action)."""
+    from hcgym.agents import RuleBasedAgent, StaticAgent
+
+    if name == "ppo":
+        from hcgym.agents.ppo import PPOAgent, shipped_agent
+
+        return PPOAgent.load(checkpoint if checkpoint is not None else shipped_agent(protocol),
+                             deterministic=not sample)
+    if name == "rule":
+        return RuleBasedAgent(one_axis=protocol == "setup1")
+    return StaticAgent()
+
+
+def evaluate_active_fr(protocol: str, agents: list[str], out: Path, avatars: tuple[int, ...] | None = None,
+                       persons: int = 4, steps: int = 300, checkpoint: Path | None = None,
+                       cells: list[tuple[float, float]] | None = None, gif_steps: int = 120,
+                       sample: bool = False) -> list[dict]:
+    """Run the protocol for each agent; write results.json (one agent) or AGENT/results.json (several),
+    table.md in the layout of Tables 2/3, confidence.png and one episode GIF per agent. Output goes through
+    a temporary directory, so a failed run leaves nothing half written."""
+    import gymnasium as gym
+
+    import hcgym.envs  # noqa: F401 - registers the ids
+    from hcgym.agents.evaluation import EVAL_AVATARS, evaluate, run_episode, table_markdown
+    avatars = tuple(avatars) if avatars else EVAL_AVATARS
+    one_axis = protocol == "setup1"
+    env_id = "hcgym/ActiveFaceRecognition" + ("OneAxis" if one_axis else "") + "-v0"
+    results, episodes = [], {}
+    for name in agents:
+        agent = make_active_fr_agent(name, protocol, checkpoint, sample)
+        obs_size = agent.observation_size() if hasattr(agent, "observation_size") else (400, 300)
+
+        def make_env():
+            return gym.make(env_id, obs_size=obs_size, avatars=avatars, max_steps=steps)
+
+        result = evaluate(protocol, make_env, agent, list(range(persons)), steps, progress=True, cells=cells)
+        result["avatars"] = list(avatars[:persons])
+        result["scoring"] = "confidence of the last stay within the episode (0 if not recognised or never stayed)"
+        if name == "ppo":
+            result["checkpoint"] = str(checkpoint) if checkpoint is not None else f"shipped ({protocol})"
+            result["policy"] = "sampled (seed 0, restarted each episode)" if sample else "most probable action"
+        results.append(result)
+        env = make_env()
+        d, a = (5.0, 0.0) if one_axis else (3.0, 120.0)
+        episodes[name] = run_episode(env.unwrapped, agent, 0, d, a, min(steps, gif_steps), record=True)
+        env.close()
+    _publish(Path(out), results, episodes, protocol, table_markdown)
+    return results
+
+
+def _publish(out: Path, results: list[dict], episodes: dict, protocol: str, table_markdown) -> None:
+    """Write every file into a temporary folder first, then move each into ``out`` (atomic per file)."""
+    import os
+    import shutil
+    import tempfile
+
+    out.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=".evaluate.", dir=out))
+    try:
+        files = {}
+        for r in results:
+            name = "results.json" if len(results) == 1 else f"{r['agent']}/results.json"
+            files[name] = json.dumps(r, indent=1).encode()
+        files["table.md"] = table_markdown(results, protocol).encode()
+        for rel, data in files.items():
+            (tmp / rel).parent.mkdir(parents=True, exist_ok=True)
+            (tmp / rel).write_bytes(data)
+        _active_fr_plot(results, protocol, tmp / "confidence.png")
+        for name, ep in episodes.items():
+            _gif(ep.frames, tmp / f"episode_{name}.gif")
+        for path in sorted(p for p in tmp.rglob("*") if p.is_file()):
+            target = out / path.relative_to(tmp)
+            target.parent.mkdir(parents=True, exist_ok=True)
+            os.replace(path, target)
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
 
 
 def _active_fr_plot(results: list[dict], protocol: str, path: Path) -> None:

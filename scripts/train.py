@@ -43,6 +43,18 @@ def register(sub: argparse._SubParsersAction) -> None:
     a.add_argument("--checkpoint-every", type=_args.positive_int, default=50_000, help="steps between checkpoints")
     a.add_argument("--out", type=Path, default=Path("out/active-fr"), help="checkpoints, logs, final model")
     a.add_argument("--resume", action="store_true", help="continue from OUT/checkpoints/last.zip")
+    a.add_argument("--headings", type=_args.seed_range, default=[0, 9, 18, 27],
+                   help="person headings (indices of the 10-degree arc step) drawn at reset, e.g. 0,18 or 0-35")
+    a.add_argument("--start-distance", type=_args.floats(2, "MIN,MAX metres"), default=(1.0, 20.0),
+                   help="range of the random start distance, e.g. 1,20")
+    a.add_argument("--max-distance", type=float, default=20.5,
+                   help="farthest drone distance (metres); backward moves stop there")
+    a.add_argument("--lattice-dir", type=Path, default=None,
+                   help="precomputed lattices (built first if missing; default OUT/lattice)")
+    a.add_argument("--no-lattice", action="store_true", help="render and recognise on line (much slower)")
+    a.add_argument("--recognition-range", type=float, default=5.0,
+                   help="metres up to which lattices store face embeddings (beyond: computed on line)")
+    a.add_argument("--workers", type=_args.positive_int, default=2, help="processes building lattices")
     a.set_defaults(func=run_active_fr)
 
 
@@ -138,10 +150,36 @@ def run_active_fr(args: argparse.Namespace) -> int:
     from hcgym.agents.ppo import _policy_cls, make_ppo
     from hcgym.errors import SpecError
 
+    # One thread for the PPO update: with several, the threads spin against the env workers (measured here:
+    # 2 threads gave about a third of the steps/s of 1, half of the CPU time in the kernel).
     torch.set_num_threads(1)
+    import os
+
+    os.environ.setdefault("OMP_NUM_THREADS", "1")  # inherited by the env worker processes
     env_id = "hcgym.envs:hcgym/ActiveFaceRecognition" + ("OneAxis" if args.setup == 1 else "") + "-v0"
     gamma = 0.99
-    env_kwargs = {"obs_size": args.obs_size, "max_steps": args.episode_steps}
+    if any(h >= 36 for h in args.headings):
+        raise SpecError("--headings", f"heading indices must be in 0..35 (10-degree steps), got {args.headings}")
+    lo, hi = args.start_distance
+    if not 0.5 < lo <= hi <= args.max_distance:
+        raise SpecError("--start-distance", f"need 0.5 < MIN <= MAX <= --max-distance ({args.max_distance:g}) "
+                                            f"metres, got {lo:g},{hi:g}")
+    lattice_s = 0.0
+    env_kwargs = {"obs_size": args.obs_size, "max_steps": args.episode_steps, "headings": tuple(args.headings),
+                  "start_distance": (lo, hi), "max_distance": args.max_distance}
+    if not args.no_lattice:
+        from hcgym.envs.active_fr import TRAIN_AVATARS
+        from hcgym.envs.lattice import build_lattices
+
+        lattice_dir = args.lattice_dir or args.out / "lattice"
+        t_l = time.time()
+        print(f"[train] precomputing lattices ({len(TRAIN_AVATARS)} avatars x {len(args.headings)} headings) "
+              f"-> {lattice_dir}", flush=True)
+        build_lattices(lattice_dir, {**env_kwargs, "one_axis": args.setup == 1}, range(len(TRAIN_AVATARS)),
+                       args.headings, recognition_range=args.recognition_range, workers=args.workers)
+        lattice_s = time.time() - t_l
+        print(f"[train] lattices ready in {lattice_s:.0f} s", flush=True)
+        env_kwargs["lattice_dir"] = str(lattice_dir)
     # Rewards scaled by (1 - gamma) keep returns inside the tanh value head's range (same optimal policy).
     from gymnasium.wrappers import TransformReward
 
@@ -184,14 +222,21 @@ def run_active_fr(args: argparse.Namespace) -> int:
     ckpt_dir.mkdir(parents=True, exist_ok=True)
     model.save(last)
     model.save(args.out / "ppo.zip")
+    from hcgym.agents.ppo import save_slim
+
+    save_slim(model, args.out / "agent.zip")  # for acting: no optimizer moments (the shipped agents are these)
     meta_path = args.out / "PROVENANCE.json"
     meta = json.loads(meta_path.read_text()) if meta_path.exists() else {"chunks": []}
     meta.update({"env": env_id.split(":")[1], "env_kwargs": {k: list(v) if isinstance(v, tuple) else v
-                                                           for k, v in env_kwargs.items()},
+                                                           for k, v in env_kwargs.items() if k != "lattice_dir"},
                  "seed": args.seed, "envs": args.envs, "steps": int(model.num_timesteps),
                  "reward_scale": 1 - gamma, "gamma": gamma})
+    episodes = list(model.ep_info_buffer or [])
     meta["chunks"].append({"command": "hcgym " + " ".join(shlex.quote(a) for a in getattr(args, "argv", [])),
-                           "steps_after": int(model.num_timesteps), "seconds": round(time.time() - t0, 1)})
+                           "steps_after": int(model.num_timesteps), "seconds": round(time.time() - t0, 1),
+                           "lattice_seconds": round(lattice_s, 1),
+                           "ep_rew_mean_last_100": round(sum(e["r"] for e in episodes) / len(episodes), 2)
+                           if episodes else None})
     meta_path.write_text(json.dumps(meta, indent=1))
     vec.close()
     print(f"[train] {model.num_timesteps} steps; wrote {args.out / 'ppo.zip'}", flush=True)

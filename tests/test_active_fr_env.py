@@ -120,3 +120,35 @@ def test_eight_envs_in_subproc_vec_env_and_sb3_ppo_cnn_policy():
     action, _ = model.predict(env.reset(seed=0)[0])
     assert env.action_space.contains(int(action))
     env.close()
+
+
+def test_precomputed_lattice_gives_identical_episodes_and_is_used(tmp_path):
+    """The on-disk lattice is a cache: the same observations, rewards and infos as rendering on line."""
+    from hcgym.envs.lattice import Lattice, build_lattice
+
+    kw = {**SMALL, "max_distance": 2.0, "start_distance": (1.0, 2.0), "arc_step": 30.0}
+    path = build_lattice(tmp_path, kw, person=1, heading_index=2, recognition_range=1.5)
+    lat = Lattice(path)
+    assert lat.obs.shape == (12, 16, 36, 48, 3) and lat.found.shape == (12, 11) and lat.found.any()
+    assert build_lattice(tmp_path, kw, person=1, heading_index=2, recognition_range=1.5) == path  # kept as is
+    envs = [gym.make(IDS[0], **kw).unwrapped, gym.make(IDS[0], **kw, lattice_dir=str(tmp_path)).unwrapped]
+    starts = {"person": 1, "heading_index": 2, "distance": 1.0, "angle": 0}
+    rng = np.random.default_rng(3)
+    for env in envs:
+        env.reset(seed=1, options=starts)
+    assert envs[0]._lattice is None and envs[1]._lattice is not None
+    total = 0.0
+    for a in rng.choice(5, 120, p=[0.4, 0.2, 0.2, 0.1, 0.1]):
+        (o0, r0, *_, i0), (o1, r1, *_, i1) = (env.step(int(a)) for env in envs)
+        assert o0.tobytes() == o1.tobytes() and r0 == r1 and i0 == i1
+        total += r0
+    assert total > 0  # the walk did recognise the person
+    # A different heading (no lattice for it) falls back to rendering.
+    envs[1].reset(seed=1, options={**starts, "heading_index": 3})
+    assert envs[1]._lattice is None
+    for env in envs:
+        env.close()
+    with pytest.raises(SpecError, match="lattice_dir"):
+        gym.make(IDS[0], **SMALL, lattice_dir=str(tmp_path / "missing"))
+    with pytest.raises(SpecError, match="headings"):
+        gym.make(IDS[0], **SMALL, headings=(40,))

@@ -6,11 +6,13 @@ import json
 
 import gymnasium as gym
 import numpy as np
+import pytest
 import torch
 
 import hcgym.envs  # noqa: F401
 from hcgym.agents import RuleBasedAgent, StaticAgent, make_ppo
 from hcgym.agents.ppo import PPOAgent
+from hcgym.errors import SpecError
 from hcgym.scripts.cli import main
 
 AVATARS = (300_000, 300_001, 300_002, 300_003, 300_004)
@@ -59,17 +61,24 @@ def test_paper_policy_has_the_paper_network():
 def test_train_active_fr_command_checkpoints_and_resumes(tmp_path):
     out = tmp_path / "afr"
     args = ["train", "active-fr", "--steps", "32", "--envs", "1", "--obs-size", "48x48", "--episode-steps", "20",
-            "--checkpoint-every", "16", "--out", str(out)]
+            "--checkpoint-every", "16", "--setup", "1", "--headings", "0", "--recognition-range", "1",
+            "--out", str(out)]
     assert main(args) == 0
     assert (out / "checkpoints" / "last.zip").is_file() and (out / "ppo.zip").is_file()
     assert main([*args[:3], "64", *args[4:], "--resume"]) == 0
     prov = json.loads((out / "PROVENANCE.json").read_text())
     assert prov["steps"] >= 64 and len(prov["chunks"]) == 2
     assert prov["chunks"][0]["command"].startswith("hcgym train active-fr")
+    assert prov["env_kwargs"]["headings"] == [0] and len(list((out / "lattice").iterdir())) == 8  # one per avatar
     agent = PPOAgent.load(out / "ppo.zip")
-    env = gym.make("hcgym/ActiveFaceRecognition-v0", avatars=AVATARS, obs_size=(48, 48))
+    assert agent.observation_size() == (48, 48)
+    env = gym.make("hcgym/ActiveFaceRecognitionOneAxis-v0", avatars=AVATARS, obs_size=(48, 48))
     obs, info = env.reset(seed=0)
-    assert 0 <= agent.act(obs, info) < 5
+    assert 0 <= agent.act(obs, info) < 3
+    # The slim copy (no Adam moments) is smaller and acts identically.
+    slim = PPOAgent.load(out / "agent.zip")
+    assert (out / "agent.zip").stat().st_size < 0.6 * (out / "ppo.zip").stat().st_size
+    np.testing.assert_array_equal(slim.action_probabilities(obs), agent.action_probabilities(obs))
     env.close()
     assert np.isfinite(prov["reward_scale"])
 
@@ -87,7 +96,9 @@ def test_evaluate_active_fr_writes_results_table_plot_and_gif(tmp_path):
     assert all(c["recognised_fraction"] in (0.0, 1.0) for c in res["cells"])
     assert "| 1 m |" in (out / "table.md").read_text()
     assert (out / "confidence.png").is_file() and (out / "episode_static.gif").is_file()
-    assert main(["evaluate", "active-fr", "--protocol", "setup2", "--agent", "ppo", "--out", str(out)]) == 2
+    assert main(["evaluate", "active-fr", "--protocol", "setup2", "--agent", "ppo,bogus", "--out", str(out)]) == 2
+    assert main(["evaluate", "active-fr", "--protocol", "setup2", "--agent", "ppo", "--checkpoint",
+                 str(tmp_path / "missing.zip"), "--out", str(out)]) == 2
 
 
 def test_ppo_agent_acts_like_sb3_predict():
@@ -99,4 +110,31 @@ def test_ppo_agent_acts_like_sb3_predict():
         obs = rng.integers(0, 256, (48, 48, 3), dtype=np.uint8)
         expected, _ = model.predict(obs, deterministic=True)
         assert agent.act(obs, {}) == int(expected)
+        # The same action distribution as SB3's own preprocessing (images scaled by 1/255 exactly once).
+        with torch.no_grad():
+            tensor, _ = model.policy.obs_to_tensor(obs)
+            probs = model.policy.get_distribution(tensor).distribution.probs[0].numpy()
+        np.testing.assert_allclose(agent.action_probabilities(obs), probs, rtol=1e-5, atol=1e-7)
+    dark = agent.action_probabilities(np.zeros((48, 48, 3), np.uint8))
+    bright = agent.action_probabilities(np.full((48, 48, 3), 255, np.uint8))
+    assert not np.allclose(dark, bright, atol=1e-6)  # the policy does see the image
     env.close()
+
+
+def test_shipped_agents_are_installed_and_recognise_a_held_out_person():
+    """The pretrained agents ship as package data; setup 1's approaches from 5 m (static: 0 there)."""
+    from hcgym.agents.evaluation import EVAL_AVATARS, run_episode
+    from hcgym.agents.ppo import shipped_agent
+
+    for protocol in ("setup1", "setup2"):
+        path = shipped_agent(protocol)
+        assert path.is_file() and path.stat().st_size < 10 * 2 ** 20
+        assert (path.parent / f"PROVENANCE_{protocol}.json").is_file()
+    agent = PPOAgent.load(shipped_agent("setup1"))
+    env = gym.make("hcgym/ActiveFaceRecognitionOneAxis-v0", obs_size=agent.observation_size(), avatars=EVAL_AVATARS)
+    ep = run_episode(env.unwrapped, agent, person=1, distance=5.0, angle=0.0, steps=120)
+    env.close()
+    assert ep.recognised and ep.confidence > 0.2
+    assert ep.actions.count(1) >= 10  # it flew forward to get there
+    with pytest.raises(SpecError, match="protocol"):
+        shipped_agent("setup3")
