@@ -37,8 +37,10 @@ def register(sub: argparse._SubParsersAction) -> None:
     g = p.add_argument_group("scene mode")
     g.add_argument("--humans", type=_args.ints(2, "--humans MIN,MAX"), default=(1, 6),
                    help="people per image MIN,MAX (default 1,6)")
-    g.add_argument("--identities", type=int, default=32, help="size of the identity pool (default 32)")
-    g.add_argument("--variants", type=int, default=4, help="pose/expression variants per identity (default 4)")
+    g.add_argument("--identities", type=int, default=24,
+                   help="size of the identity pool (default 24; a worker holds about 8 MB per identity)")
+    g.add_argument("--variants", type=int, default=3,
+                   help="pose/expression variants per identity (default 3; about 13 MB each per worker)")
     g.add_argument("--distance", type=_args.floats(2, "--distance MIN,MAX"), default=(2.0, 14.0),
                    help="camera-to-person distance in metres MIN,MAX (default 2,14)")
     g.add_argument("--occlusion", type=float, default=0.3,
@@ -49,6 +51,8 @@ def register(sub: argparse._SubParsersAction) -> None:
                    help="camera pitch in degrees MIN,MAX, positive up (default -20,5)")
     g.add_argument("--hfov", type=_args.floats(2, "--hfov MIN,MAX"), default=(45.0, 75.0),
                    help="horizontal field of view in degrees MIN,MAX (default 45,75)")
+    g.add_argument("--texture-size", type=int, default=1024,
+                   help="avatar texture side as rendered: 256, 512, 1024 (default) or 2048")
     g.add_argument("--splits", type=_args.floats(3, "--splits TRAIN,VAL,TEST"), default=(0.8, 0.1, 0.1),
                    help="train,val,test fractions (default 0.8,0.1,0.1)")
     f = p.add_argument_group("faces mode")
@@ -65,7 +69,7 @@ def config_from_args(args: argparse.Namespace):
     scene = SceneSettings(humans=tuple(args.humans), identities=args.identities, variants=args.variants,
                           distance=tuple(args.distance), occlusion=args.occlusion,
                           camera_height=tuple(args.camera_height), camera_pitch=tuple(args.camera_pitch),
-                          hfov=tuple(args.hfov), splits=tuple(args.splits))
+                          hfov=tuple(args.hfov), splits=tuple(args.splits), texture_size=args.texture_size)
     return GenerateConfig(out=args.out, n=args.n, seed=args.seed, mode=args.mode, world=args.world,
                           size=tuple(args.size), shard_size=args.shard_size, image_format=args.image_format,
                           backgrounds=args.backgrounds, scene=scene,

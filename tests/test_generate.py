@@ -434,3 +434,12 @@ def test_backend_add_human(tmp_path):
         assert (frame.segmentation == 2).sum() == frame.humans[1].pixels
         with pytest.raises(SpecError, match="already in the world"):
             sim.add_human("guest", AvatarSpec.random(7002))
+
+
+def test_ray_engine_without_ray_names_the_install(monkeypatch):
+    from hcgym.errors import DependencyNotInstalled
+    from hcgym.synthesis.dataset import engines
+
+    monkeypatch.setitem(sys.modules, "ray", None)  # import ray -> ImportError
+    with pytest.raises(DependencyNotInstalled, match=r"pip install 'ray>=2.9'"):
+        engines.run_ray([], 2, lambda r: None)

@@ -175,15 +175,16 @@ def harmonize(render: np.ndarray, mask: np.ndarray, photo: np.ndarray, strength:
     """Move the Lab mean and spread of the ``mask`` pixels of ``render`` towards those of ``photo``.
 
     Args:
-        render: (H, W, 3) uint8 RGB. mask: (H, W) bool, the people. photo: (H, W, 3) uint8 RGB.
-    Returns the adjusted (H, W, 3) uint8 RGB render (pixels outside the mask are not meaningful).
+        render: (h, w, 3) uint8 RGB. mask: (h, w) bool, the people. photo: (H, W, 3) uint8 RGB (any
+            size: only its statistics are used, from every 4th pixel in each direction).
+    Returns the adjusted (h, w, 3) uint8 RGB render (pixels outside the mask are not meaningful).
     """
     import cv2
 
     if not mask.any():
         return render
     fg = cv2.cvtColor(render, cv2.COLOR_RGB2LAB).astype(np.float32)
-    bg = cv2.cvtColor(photo, cv2.COLOR_RGB2LAB).astype(np.float32).reshape(-1, 3)
+    bg = cv2.cvtColor(np.ascontiguousarray(photo[::4, ::4]), cv2.COLOR_RGB2LAB).astype(np.float32).reshape(-1, 3)
     pix = fg[mask]
     mu_f, sd_f = pix.mean(0), pix.std(0) + 1.0
     mu_b, sd_b = bg.mean(0), bg.std(0) + 1.0
@@ -207,32 +208,36 @@ def composite(render: np.ndarray, mask: np.ndarray, photo: np.ndarray) -> tuple[
     Colour statistics are matched (:func:`harmonize`), then the composite is blurred with the
     smallest sigma of :data:`BLUR_SIGMAS` that makes the people no sharper than the photo, and
     the alpha mask is blurred with it (soft edges, no halo: the blur mixes in photo pixels).
-    Returns the (H, W, 3) uint8 RGB image and the blur sigma in pixels.
+    All of it happens in the box around the people. Returns the (H, W, 3) uint8 RGB image and
+    the blur sigma in pixels.
     """
     import cv2
 
+    out = photo.copy()
     if not mask.any():
-        return photo.copy(), 0.0
-    fg = harmonize(render, mask, photo)
-    hard = np.where(mask[..., None], fg, photo)
+        return out, 0.0
     rows = np.flatnonzero(mask.any(1))
     cols = np.flatnonzero(mask.any(0))
-    pad = 8
+    pad = int(3 * max(BLUR_SIGMAS)) + 2
     r0, r1 = max(0, rows[0] - pad), min(mask.shape[0], rows[-1] + 1 + pad)
     c0, c1 = max(0, cols[0] - pad), min(mask.shape[1], cols[-1] + 1 + pad)
-    inner = cv2.erode(mask.astype(np.uint8), np.ones((3, 3), np.uint8)).astype(bool)[r0:r1, c0:c1]
+    m = mask[r0:r1, c0:c1]
+    under = photo[r0:r1, c0:c1]
+    fg = harmonize(np.ascontiguousarray(render[r0:r1, c0:c1]), m, photo)
+    hard = np.where(m[..., None], fg, under)
+    inner = cv2.erode(m.astype(np.uint8), np.ones((3, 3), np.uint8)).astype(bool)
     sigma = 0.0
     if inner.sum() >= 16:
         target = sharpness(photo)
-        crop = hard[r0:r1, c0:c1]
         for s in BLUR_SIGMAS:
             sigma = s
-            trial = crop if s == 0 else cv2.GaussianBlur(crop, (0, 0), s)
+            trial = hard if s == 0 else cv2.GaussianBlur(hard, (0, 0), s)
             if sharpness(trial, inner) <= target:
                 break
     if sigma == 0:
-        return hard, 0.0
+        out[r0:r1, c0:c1] = hard
+        return out, 0.0
     soft = cv2.GaussianBlur(hard, (0, 0), sigma).astype(np.float32)
-    alpha = cv2.GaussianBlur(mask.astype(np.float32), (0, 0), sigma)[..., None]
-    out = alpha * soft + (1.0 - alpha) * photo.astype(np.float32)
-    return np.clip(out + 0.5, 0, 255).astype(np.uint8), sigma
+    alpha = cv2.GaussianBlur(m.astype(np.float32), (0, 0), sigma)[..., None]
+    out[r0:r1, c0:c1] = np.clip(alpha * soft + (1.0 - alpha) * under.astype(np.float32) + 0.5, 0, 255).astype(np.uint8)
+    return out, sigma

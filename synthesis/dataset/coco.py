@@ -94,8 +94,7 @@ def coco_file(images: list[dict], annotations: list[dict], avatars: dict[str, An
     """A complete COCO dictionary (``avatars`` restricted to those the annotations use)."""
     used = sorted({a["avatar"] for a in annotations})
     return {
-        "info": {"description": description, "version": "1.0", "contributor": "hcgym generate",
-                 "url": "", "year": 0, "date_created": ""},
+        "info": {"description": description, "version": "1.0", "contributor": "hcgym generate"},
         "licenses": [],
         "categories": [PERSON_CATEGORY],
         "images": images,

@@ -21,6 +21,7 @@ FORMATS = ("jpg", "png")
 #: Items per shard by mode (images, identities, persons).
 DEFAULT_SHARD_SIZE = {"scene": 50, "faces": 8, "multiview": 4}
 SPLITS = ("train", "val", "test")
+TEXTURE_SIZES = (256, 512, 1024, 2048)
 
 
 @dataclass(frozen=True)
@@ -30,8 +31,9 @@ class SceneSettings:
     Attributes:
         humans: (min, max) people placed per image (fewer when the constraints leave no room).
         identities: size of the identity pool the people are drawn from.
-        variants: pose/expression variants per identity (each one avatar build; a worker keeps
-            every variant it has used loaded, so ``identities * variants`` bounds its memory).
+        variants: pose/expression variants per identity (each one avatar build). A worker keeps every
+            variant it has used loaded (PyBullet frees nothing before the process ends): about 13 MB per
+            variant plus 8 MB per identity at ``texture_size`` 1024, so the pool bounds its memory.
         distance: (min, max) camera-to-person ground distance, drawn log-uniformly.
         occlusion: probability that a person is put right behind an already placed one (crowd
             occlusion); 0 spreads people out, 1 queues them up.
@@ -40,11 +42,13 @@ class SceneSettings:
         camera_pitch: (min, max) camera pitch (positive looks up).
         hfov: (min, max) horizontal field of view (the focal length in pixels follows from the width).
         splits: train/val/test fractions (assigned per image index by a low-discrepancy sequence).
+        texture_size: side in pixels of the avatar textures as rendered (the builds are 2048; 1024
+            renders faster and uses a quarter of the memory, see :func:`~hcgym.synthesis.builder.with_texture_size`).
     """
 
     humans: tuple[int, int] = (1, 6)
-    identities: int = 32
-    variants: int = 4
+    identities: int = 24
+    variants: int = 3
     distance: tuple[float, float] = (2.0, 14.0)
     occlusion: float = 0.3
     gap: float = 0.05
@@ -52,6 +56,7 @@ class SceneSettings:
     camera_pitch: tuple[float, float] = (-20.0, 5.0)
     hfov: tuple[float, float] = (45.0, 75.0)
     splits: tuple[float, float, float] = (0.8, 0.1, 0.1)
+    texture_size: int = 1024
 
 
 @dataclass(frozen=True)
@@ -142,6 +147,9 @@ class GenerateConfig:
         _range(s.camera_pitch, "--camera-pitch", -80.0, 60.0)
         _range(s.hfov, "--hfov", 10.0, 150.0)
         _number(s.occlusion, "--occlusion", 0.0, 1.0)
+        if s.texture_size not in TEXTURE_SIZES:
+            raise SpecError("--texture-size", f"unknown value {s.texture_size!r} "
+                                              f"(allowed: {', '.join(map(str, TEXTURE_SIZES))})")
         _number(s.gap, "gap", 0.0, 2.0)
         if len(s.splits) != 3 or any(not _finite(x) or x < 0 for x in s.splits) or sum(s.splits) <= 0:
             raise SpecError("--splits", f"expected three non-negative fractions (train,val,test) with a positive "

@@ -71,12 +71,16 @@ def run_ray(jobs: list[ShardJob], workers: int, on_result: OnResult, address: st
 
 def run(jobs: list[ShardJob], on_result: OnResult, engine: str = "local", workers: int = 1,
         address: str | None = None, recycle: int | None = None) -> None:
-    """Dispatch to :func:`run_ray`, :func:`run_pool` (``workers > 1``) or :func:`run_inline`."""
+    """Dispatch to :func:`run_ray`, :func:`run_pool` or :func:`run_inline`.
+
+    One worker renders in this process, unless the shards must be spread over recycled processes
+    (``recycle`` shards each) to bound PyBullet's texture memory.
+    """
     if not jobs:
         return
     if engine == "ray":
         run_ray(jobs, workers, on_result, address, recycle)
-    elif workers > 1 and len(jobs) > 1:
-        run_pool(jobs, min(workers, len(jobs)), on_result, recycle)
+    elif (workers > 1 and len(jobs) > 1) or (recycle is not None and len(jobs) > recycle):
+        run_pool(jobs, max(1, min(workers, len(jobs))), on_result, recycle)
     else:
         run_inline(jobs, on_result)

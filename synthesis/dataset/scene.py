@@ -37,7 +37,7 @@ class SceneStage:
     """A loaded world for rendering many images. ``world`` is a :class:`~hcgym.worlds.WorldSpec`
     (its humans and robot bodies are dropped), or ``None`` for the empty backdrop used with photos."""
 
-    def __init__(self, world, seed: int) -> None:
+    def __init__(self, world, seed: int, texture_size: int = 1024) -> None:
         from hcgym.envs.backends.embedded import EmbeddedBackend
         from hcgym.worlds.spec import CameraSpec, Robot, WorldSpec
 
@@ -50,6 +50,7 @@ class SceneStage:
             self.ground = sampling.ground_of_world(world)
         self.world = replace(world, humans=(), robots=(camera,))
         self.seed = seed
+        self.texture_size = texture_size
         self.sim = EmbeddedBackend()
         self.sim.load(self.world, seed=0)
         self._loaded: dict[tuple[int, int], _Loaded] = {}
@@ -59,13 +60,15 @@ class SceneStage:
         """Load (once) the avatar of pool ``identity`` / ``variant``, hidden; returns its name and body radius."""
         key = (identity, variant)
         if key not in self._loaded:
-            from hcgym.synthesis.builder import build_avatar
+            from hcgym.synthesis.builder import build_avatar, with_texture_size
 
-            avatar = build_avatar(sampling.variant_spec(self.seed, identity, variant))
+            avatar = with_texture_size(build_avatar(sampling.variant_spec(self.seed, identity, variant)),
+                                       self.texture_size)
             v = avatar.mesh["vertices"]
             radius = float(np.hypot(v[:, 0], v[:, 1]).max())
             name = f"id{identity}v{variant}"
-            self.sim.add_human(name, avatar, visible=False)
+            self.sim.add_human(name, avatar, visible=True)  # uploads the mesh and texture now, once
+            self.sim.set_human_visible(name, False)
             self._loaded[key] = _Loaded(name, round(radius, 4))
         return self._loaded[key]
 
@@ -100,16 +103,18 @@ _STAGES: dict[Any, SceneStage] = {}
 
 
 def _stage(job: ShardJob) -> SceneStage:
-    key = (job.config.seed, job.world_key if not job.backgrounds else "backdrop")
+    cfg = job.config
+    key = (cfg.seed, job.world_key if not job.backgrounds else "backdrop", cfg.scene.texture_size)
     if key not in _STAGES:
         _STAGES.clear()
-        _STAGES[key] = SceneStage(None if job.backgrounds else job.world, job.config.seed)
+        _STAGES[key] = SceneStage(None if job.backgrounds else job.world, cfg.seed, cfg.scene.texture_size)
     return _STAGES[key]
 
 
 def render_scene_shard(job: ShardJob) -> ShardResult:
     """Images ``job.start .. job.start + job.count - 1``: encoded files and the shard record."""
     timings: dict[str, float] = {}
+    cpu0 = time.process_time()
     t0 = time.perf_counter()
     stage = _stage(job)
     timings["stage"] = time.perf_counter() - t0
@@ -126,6 +131,7 @@ def render_scene_shard(job: ShardJob) -> ShardResult:
     blob = json.dumps({"shard": job.index, "images": records, "avatars": dict(sorted(avatars.items()))},
                       separators=(",", ":")).encode()
     _tick(timings, "json", t0)
+    timings["cpu"] = time.process_time() - cpu0
     return ShardResult(job.index, files, blob, job.count, timings)
 
 
