@@ -216,8 +216,7 @@ def with_texture_size(avatar: Avatar, size: int) -> Avatar:
     """The same avatar rendered with its texture resampled to ``size`` x ``size`` pixels (cached).
 
     PyBullet's TinyRenderer copies the texture into every body that shows it (12 MB at 2048x2048),
-    so many people per image render faster and in less memory at 1024 (3 MB), with no visible
-    difference for people up to about 500 pixels tall.
+    so many people per image render faster and in less memory at 1024 (3 MB).
     """
     from dataclasses import replace
 

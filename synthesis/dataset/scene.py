@@ -87,6 +87,14 @@ class SceneStage:
             self.sim.set_human_visible(name, True)
         return [self.sim.human(n) for n in names]
 
+    def instances(self, segmentation: np.ndarray, states: list) -> np.ndarray:
+        """Map the backend's (H, W) instance ids to ``k + 1`` for the ``k``-th of ``states`` (0 elsewhere)."""
+        index_of = {h.name: i for i, h in enumerate(self.sim.humans)}
+        lut = np.zeros(len(self.sim.humans) + 1, dtype=np.int32)
+        for k, st in enumerate(states):
+            lut[index_of[st.name] + 1] = k + 1
+        return lut[segmentation]
+
     def photo(self, path) -> np.ndarray:
         from PIL import Image
 
@@ -104,7 +112,8 @@ _STAGES: dict[Any, SceneStage] = {}
 
 def _stage(job: ShardJob) -> SceneStage:
     cfg = job.config
-    key = (cfg.seed, job.world_key if not job.backgrounds else "backdrop", cfg.scene.texture_size)
+    world = "backdrop" if job.backgrounds else (job.world_key, job.world.source)
+    key = (cfg.seed, world, cfg.scene.texture_size)
     if key not in _STAGES:
         _STAGES.clear()
         _STAGES[key] = SceneStage(None if job.backgrounds else job.world, cfg.seed, cfg.scene.texture_size)
@@ -185,12 +194,7 @@ def render_image(stage: SceneStage, job: ShardJob, index: int,
     pose = CameraPose.from_angles(camera.position, camera.yaw, camera.pitch)
     frame = stage.sim.render(pose=pose, intrinsics=camera.intrinsics, ground_truth=False)
     t0 = _tick(timings, "render", t0)
-    # Instance ids of the shown people, in their order (0 = background).
-    index_of = {h.name: i for i, h in enumerate(stage.sim.humans)}
-    lut = np.zeros(len(stage.sim.humans) + 1, dtype=np.int32)
-    for k, st in enumerate(states):
-        lut[index_of[st.name] + 1] = k + 1
-    seg = lut[frame.segmentation]
+    seg = stage.instances(frame.segmentation, states)
     local = Frame(rgb=frame.rgb, depth=frame.depth, segmentation=seg, intrinsics=frame.intrinsics,
                   world_to_camera=frame.world_to_camera)
     truths = frame_truth(local, states)
@@ -216,19 +220,21 @@ def render_image(stage: SceneStage, job: ShardJob, index: int,
     name = f"{image_id:08d}.{cfg.image_format}"
     data = encode_image(rgb, cfg.image_format)
     _tick(timings, "encode", t0)
-    k_mat = camera.intrinsics
-    image = {
-        "id": image_id, "file_name": name, "width": w, "height": h,
-        "camera": {"fx": round(k_mat.fx, 4), "fy": round(k_mat.fy, 4), "cx": k_mat.cx, "cy": k_mat.cy,
-                   "hfov": round(k_mat.hfov_deg, 4), "height": round(camera.position[2], 4),
-                   "pitch": round(camera.pitch, 4), "yaw": round(camera.yaw, 4),
-                   "position": [round(v, 4) for v in camera.position],
-                   "world_to_camera": [[round(float(x), 6) for x in row] for row in frame.world_to_camera]},
-        "light": {"direction": list(light.direction), "color": list(light.color), "intensity": light.intensity,
-                  "ambient": light.ambient},
-        "background": background,
-    }
+    image = {"id": image_id, "file_name": name, "width": w, "height": h,
+             "camera": camera_entry(camera, frame.world_to_camera),
+             "light": {"direction": list(light.direction), "color": list(light.color),
+                       "intensity": light.intensity, "ambient": light.ambient},
+             "background": background}
     return name, data, {"split": split, "image": image, "annotations": annotations}, used
+
+
+def camera_entry(camera: sampling.CameraSample, world_to_camera: np.ndarray) -> dict[str, Any]:
+    """The ``camera`` field of a COCO image: pixels, metres and degrees; 4x4 OpenCV extrinsics."""
+    k = camera.intrinsics
+    return {"fx": round(k.fx, 4), "fy": round(k.fy, 4), "cx": k.cx, "cy": k.cy, "hfov": round(k.hfov_deg, 4),
+            "height": round(camera.position[2], 4), "pitch": round(camera.pitch, 4), "yaw": round(camera.yaw, 4),
+            "position": [round(v, 4) for v in camera.position],
+            "world_to_camera": [[round(float(x), 6) for x in row] for row in world_to_camera]}
 
 
 def encode_image(rgb: np.ndarray, fmt: str) -> bytes:
