@@ -214,7 +214,6 @@ def test_two_workers_give_the_same_bytes(reference, tmp_path):
 
 
 def test_ray_engine_gives_the_same_dataset(reference, tmp_path):
-    pytest.importorskip("ray")  # a declared dependency; the skip only guards a broken environment
     from hcgym.synthesis.dataset import generate
 
     generate(config(tmp_path / "ray", workers=2, engine="ray"), progress=False)
