@@ -41,6 +41,21 @@ def floats(n: int, name: str):
     return parse
 
 
+def ints(n: int, name: str):
+    """Parser of ``n`` comma-separated integers."""
+
+    def parse(text: str) -> tuple[int, ...]:
+        try:
+            vals = tuple(int(x) for x in text.split(","))
+        except ValueError:
+            vals = ()
+        if len(vals) != n:
+            raise argparse.ArgumentTypeError(f"expected {name} as {n} comma-separated integers, got {text!r}")
+        return vals
+
+    return parse
+
+
 def seed(text: str) -> int:
     """A non-negative integer seed."""
     try:

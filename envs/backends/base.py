@@ -98,6 +98,26 @@ class SimBackend(ABC):
             h.heading = float(heading)
         self._move_human(self.humans.index(h))
 
+    def add_human(self, name: str, avatar, position=(0.0, 0.0, 0.0), heading: float = 0.0,
+                  visible: bool = True) -> HumanState:
+        """Add a human to the loaded world (an :class:`AvatarSpec` or a built :class:`Avatar`).
+
+        Backends reuse the mesh and texture of avatars they have already uploaded, so a generator
+        can keep one loaded world and bring people in and out of it (see :meth:`show_only`).
+        """
+        from hcgym.synthesis.avatar_spec import AvatarSpec
+
+        self._world()
+        if any(h.name == name for h in self.humans):
+            raise SpecError("human", f"a human named {name!r} is already in the world")
+        built = build_avatar(avatar) if isinstance(avatar, AvatarSpec) else avatar
+        p = np.asarray(position, dtype=np.float64).reshape(-1)
+        state = HumanState(name, built, np.array([p[0], p[1], p[2] if p.size > 2 else 0.0]), float(heading),
+                           bool(visible))
+        self.humans.append(state)
+        self._add_human(len(self.humans) - 1)
+        return state
+
     def set_human_visible(self, name: str, visible: bool) -> None:
         """Show or hide a human (hidden humans cost nothing to render)."""
         h = self.human(name)
@@ -214,6 +234,10 @@ class SimBackend(ABC):
 
     def _set_lighting(self) -> None:  # noqa: B027 - optional hook
         """Apply ``self.light`` / ``self.ambient`` (the embedded backend reads them at each render)."""
+
+    def _add_human(self, index: int) -> None:
+        """Create ``self.humans[index]`` (just appended) in the simulator."""
+        raise NotImplementedError(f"{type(self).__name__} cannot add humans to a loaded world")
 
     def _set_human_visible(self, index: int) -> None:
         """Apply ``self.humans[index].visible``. Default: move hidden humans far below the floor."""

@@ -94,6 +94,10 @@ class EmbeddedBackend(SimBackend):
         p.changeVisualShape(body, -1, textureUniqueId=tex, rgbaColor=[1, 1, 1, 1], physicsClientId=cid)
         return body
 
+    def _add_human(self, index: int) -> None:
+        self._human_bodies.append(self._add_human_body(index) if self.humans[index].visible else -1)
+        self._update_lut()
+
     def _update_lut(self) -> None:
         bodies = [b for b in self._human_bodies if b >= 0]
         top = max([*bodies, *self._robot_bodies.values(), 0]) + 2

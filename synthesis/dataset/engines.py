@@ -1,0 +1,86 @@
+"""Where shards run: in this process, in a local process pool, or as Ray tasks.
+
+Every engine runs the same function, :func:`~hcgym.synthesis.dataset.shards.render_shard`,
+on the same :class:`~hcgym.synthesis.dataset.shards.ShardJob` objects and hands each
+result to ``on_result`` in this process as soon as it arrives (in any order: the output
+never depends on it). Workers never write into the output folder, so a Ray cluster
+needs no shared file system for the output (it does need the world file and the
+background photos at the same paths on every node).
+"""
+
+from __future__ import annotations
+
+import os
+from typing import Callable, Iterable
+
+from hcgym.errors import DependencyNotInstalled
+from hcgym.synthesis.dataset.shards import ShardJob, ShardResult, render_shard
+
+OnResult = Callable[[ShardResult], None]
+
+
+def run_inline(jobs: Iterable[ShardJob], on_result: OnResult) -> None:
+    """Render the shards one after the other in this process."""
+    for job in jobs:
+        on_result(render_shard(job))
+
+
+def _init_worker() -> None:
+    # Avatar builds run torch on tiny tensors: one thread per worker process.
+    os.environ["OMP_NUM_THREADS"] = "1"
+    os.environ["MKL_NUM_THREADS"] = "1"
+
+
+def run_pool(jobs: list[ShardJob], workers: int, on_result: OnResult, recycle: int | None = None) -> None:
+    """Render the shards in ``workers`` spawned processes (each replaced after ``recycle`` shards)."""
+    import multiprocessing as mp
+
+    with mp.get_context("spawn").Pool(workers, initializer=_init_worker, maxtasksperchild=recycle) as pool:
+        for result in pool.imap_unordered(render_shard, jobs):
+            on_result(result)
+
+
+def run_ray(jobs: list[ShardJob], workers: int, on_result: OnResult, address: str | None = None,
+            recycle: int | None = None) -> None:
+    """Render the shards as Ray tasks (one CPU each).
+
+    With ``address`` this connects to an existing cluster (``ray.init(address=...)``); otherwise it
+    starts a local Ray with ``workers`` CPUs and no dashboard, and shuts it down at the end.
+    """
+    try:
+        import ray
+    except ImportError:
+        raise DependencyNotInstalled("--engine ray needs Ray: pip install 'ray>=2.9'") from None
+    started = not ray.is_initialized()
+    if started:
+        if address:
+            ray.init(address=address, log_to_driver=False)
+        else:
+            ray.init(num_cpus=workers, include_dashboard=False, log_to_driver=False)
+    try:
+        task = ray.remote(num_cpus=1, max_calls=recycle or 0)(render_shard)
+        pending = [task.remote(job) for job in jobs]
+        while pending:
+            done, pending = ray.wait(pending, num_returns=1)
+            for ref in done:
+                on_result(ray.get(ref))
+    finally:
+        if started:
+            ray.shutdown()
+
+
+def run(jobs: list[ShardJob], on_result: OnResult, engine: str = "local", workers: int = 1,
+        address: str | None = None, recycle: int | None = None) -> None:
+    """Dispatch to :func:`run_ray`, :func:`run_pool` or :func:`run_inline`.
+
+    One worker renders in this process, unless the shards must be spread over recycled processes
+    (``recycle`` shards each) to bound PyBullet's texture memory.
+    """
+    if not jobs:
+        return
+    if engine == "ray":
+        run_ray(jobs, workers, on_result, address, recycle)
+    elif (workers > 1 and len(jobs) > 1) or (recycle is not None and len(jobs) > recycle):
+        run_pool(jobs, max(1, min(workers, len(jobs))), on_result, recycle)
+    else:
+        run_inline(jobs, on_result)
