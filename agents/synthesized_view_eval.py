@@ -12,6 +12,10 @@ ResNet, nearest neighbour over the gallery):
 * ``oracle_move``: always move ``max_moves`` steps towards the frontal view using the *true* pan, then
   answer: what moving alone can give, an upper bound rather than a method.
 
+A diagnostic, ``algorithm1_true_views``, runs Algorithm 1 with the true views at +-15 degrees (available in
+simulation) in place of the synthesised ones: the accuracy the decision rule would reach with perfect view
+synthesis, which separates the synthesis's share of the gap from the rule's.
+
 A method that needs no training leaves the other 11 persons unused (the seed's [119] trains on them).
 
 Synthesis quality (:func:`synthesis_quality`): for every test image and pan offset (+-15, +-30 by default)
@@ -24,7 +28,7 @@ from __future__ import annotations
 
 import math
 import time
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass
 from typing import Any
 
 import numpy as np
@@ -34,9 +38,8 @@ from hcgym.errors import SpecError
 #: OpenDR D3.2 Table 8 (HPID, Set 1), accuracy in percent.
 SEED_TABLE8 = {"active_drl_119": 62.2, "static": 58.33, "synthesized_view": 91.09}
 METHODS = ("static", "oracle_move", "synthesized_view")
-METHOD_NAMES = {"static": "[41] Static (query image only)",
-                "synthesized_view": "Proposed Active (synthesized views, Algorithm 1)",
-                "oracle_move": "Active without synthesis, oracle moves toward frontal (upper bound)"}
+#: Diagnostic: Algorithm 1 fed the true views (rendered) in place of the synthesised ones.
+TRUE_VIEWS = "algorithm1_true_views"
 
 
 @dataclass(frozen=True)
@@ -221,7 +224,6 @@ class QueryResult:
     moves: int
     final_pan: int
     branch: str = ""
-    synth_ms: list[float] = field(default_factory=list)
 
 
 def run_queries(env, agent, method: str, queries, progress: bool = False) -> list[QueryResult]:
@@ -246,17 +248,15 @@ def run_queries(env, agent, method: str, queries, progress: bool = False) -> lis
 
 
 def _timed_synthesizer():
-    """A synthesise(image, pan, tilt) callable recording milliseconds per view in ``.ms``."""
-    from hcgym.synthesis.views import ViewSynthesizer
+    """A ``synthesize(image, pan, tilt)`` callable (face fit shared by the views of one image) that records the
+    milliseconds per view in ``.ms``."""
+    import hashlib
 
-    synth = ViewSynthesizer()
+    from hcgym.synthesis.views import face_landmarks, synthesize_view
+
     fits: dict[bytes, Any] = {}
 
     def synthesize(img, pan, tilt):
-        import hashlib
-
-        from hcgym.synthesis.views import face_landmarks, synthesize_view
-
         t0 = time.perf_counter()
         key = hashlib.blake2b(img.tobytes(), digest_size=16).digest()
         if key not in fits:
@@ -268,7 +268,6 @@ def _timed_synthesizer():
         return None if view is None else view.image
 
     synthesize.ms = []
-    synthesize.synth = synth
     return synthesize
 
 
@@ -300,30 +299,28 @@ def run_protocol(proto: SynthViewProtocol = SynthViewProtocol(), progress: bool 
               "oracle_move": OracleMoveAgent(proto.step, proto.max_moves),
               "synthesized_view": SynthesizedViewAgent.for_env(env, synthesize=synthesize, max_moves=proto.max_moves,
                                                                threshold=proto.threshold)}
+    base = env.unwrapped
+    agents[TRUE_VIEWS] = SynthesizedViewAgent.for_env(env, synthesize=lambda img, pan, tilt: base.view_at(pan, tilt),
+                                                      max_moves=proto.max_moves, threshold=proto.threshold)
     rows: list[QueryResult] = []
     timing = {}
-    for name in METHODS:
+    for name in (*METHODS, TRUE_VIEWS):
         t0 = time.time()
         rows += run_queries(env, agents[name], name, queries, progress)
         timing[name] = round(time.time() - t0, 1)
         if progress:
             acc = 100 * np.mean([r.correct for r in rows if r.method == name])
             print(f"[synth-view] {name}: {acc:.2f}%", flush=True)
-    results: dict[str, Any] = {m: _acc([r for r in rows if r.method == m]) for m in METHODS}
+    names = (*METHODS, TRUE_VIEWS)
+    results: dict[str, Any] = {m: _acc([r for r in rows if r.method == m]) for m in names}
     results["per_pan"] = {m: {str(p): _acc([r for r in rows if r.method == m and r.pan == p])
-                              for p in proto.query_pans} for m in METHODS}
+                              for p in proto.query_pans} for m in names}
     results["per_tilt"] = {m: {str(t): _acc([r for r in rows if r.method == m and r.tilt == t])
-                               for t in proto.tilts} for m in METHODS}
-    sv = [r for r in rows if r.method == "synthesized_view"]
-    results["synthesized_view_decisions"] = {
-        "mean_moves": float(np.mean([r.moves for r in sv])),
-        "branches": {b: sum(r.branch == b for r in sv) for b in ("stay", "threshold", "real_beats_synth", "max_moves")},
-        "moved_toward_frontal": sum(abs(r.final_pan) < abs(r.pan) for r in sv),
-        "moved_away_or_blocked": sum(r.moves > 0 and abs(r.final_pan) >= abs(r.pan) for r in sv)
-        + sum(r.moves == 0 and r.branch in ("threshold", "real_beats_synth", "max_moves") for r in sv),
-        "stayed": sum(r.moves == 0 for r in sv),
-        "synthesis_ms_per_view_median": float(np.median(synthesize.ms)) if synthesize.ms else float("nan"),
-    }
+                               for t in proto.tilts} for m in names}
+    for m in ("synthesized_view", TRUE_VIEWS):
+        results[f"{m}_decisions"] = _decisions([r for r in rows if r.method == m])
+    results["synthesized_view_decisions"]["synthesis_ms_per_view_median"] = \
+        float(np.median(synthesize.ms)) if synthesize.ms else float("nan")
     results["oracle_mean_moves"] = float(np.mean([r.moves for r in rows if r.method == "oracle_move"]))
     results["queries"] = len(queries)
     results["units"] = "percent correct (closed-set nearest neighbour over the Set 1 gallery)"
@@ -349,6 +346,19 @@ def run_protocol(proto: SynthViewProtocol = SynthViewProtocol(), progress: bool 
     return results
 
 
+def _decisions(rows: list[QueryResult]) -> dict[str, Any]:
+    """Where Algorithm 1 ended: stayed, moved nearer the frontal view, moved away, or was blocked by the grid."""
+    moved = [r for r in rows if r.moves > 0]
+    return {
+        "mean_moves": float(np.mean([r.moves for r in rows])) if rows else float("nan"),
+        "branches": {b: sum(r.branch == b for r in rows) for b in ("stay", "threshold", "real_beats_synth", "max_moves")},
+        "stayed": sum(r.branch == "stay" for r in rows),
+        "ended_nearer_frontal": sum(abs(r.final_pan) < abs(r.pan) for r in moved),
+        "ended_farther": sum(abs(r.final_pan) >= abs(r.pan) for r in moved),
+        "blocked_at_grid_edge": sum(r.moves == 0 and r.branch != "stay" for r in rows),
+    }
+
+
 def _acc(rows: list[QueryResult]) -> float:
     return round(100.0 * float(np.mean([r.correct for r in rows])), 2) if rows else float("nan")
 
@@ -365,19 +375,26 @@ def table_markdown(results: dict[str, Any]) -> str:
              f"| Proposed Active (synthesized views) | {results['synthesized_view']:.2f}% | "
              f"{seed['synthesized_view']:.2f}% |",
              f"| Oracle moves toward frontal, no synthesis (upper bound, not a method) | {results['oracle_move']:.2f}% | "
-             "— |", "",
+             "— |"]
+    if TRUE_VIEWS in results:
+        lines.append(f"| Algorithm 1 fed the true views instead of synthesised ones (diagnostic) | "
+                     f"{results[TRUE_VIEWS]:.2f}% | — |")
+    lines += ["",
              f"Gain of the synthesized-view agent over static: {results['synthesized_view'] - results['static']:+.2f} "
              f"points (seed: {seed['synthesized_view'] - seed['static']:+.2f}).", "",
              "Accuracy (%) by starting pan (all tilts, both series):", ""]
     pans = list(results["per_pan"]["static"])
     lines += ["| method | " + " | ".join(f"{p}°" for p in pans) + " |", "|---|" + "---|" * len(pans)]
-    for m in METHODS:
-        lines.append(f"| {m} | " + " | ".join(f"{results['per_pan'][m][p]:.1f}" for p in pans) + " |")
-    dec = results.get("synthesized_view_decisions")
-    if dec:
-        lines += ["", f"Synthesized-view decisions: stayed {dec['stayed']}, ended nearer frontal "
-                      f"{dec['moved_toward_frontal']}, moved away or blocked {dec['moved_away_or_blocked']}; "
-                      f"mean moves {dec['mean_moves']:.2f}; exits {dec['branches']}."]
+    for m in (*METHODS, TRUE_VIEWS):
+        if m in results["per_pan"]:
+            lines.append(f"| {m} | " + " | ".join(f"{results['per_pan'][m][p]:.1f}" for p in pans) + " |")
+    for m in ("synthesized_view", TRUE_VIEWS):
+        dec = results.get(f"{m}_decisions")
+        if dec:
+            lines += ["", f"{m} decisions over {q} queries: stayed {dec['stayed']}, ended nearer the frontal view "
+                          f"{dec['ended_nearer_frontal']}, ended farther {dec['ended_farther']}, blocked at the grid "
+                          f"edge {dec['blocked_at_grid_edge']}; mean moves {dec['mean_moves']:.2f}; exits "
+                          f"{dec['branches']}."]
     qual = results.get("synthesis_quality")
     if qual:
         lines += ["", "View synthesis against the true view at the target pose (face region SSIM; dlib 128-d "
@@ -402,8 +419,11 @@ def accuracy_figure(results: dict[str, Any], path) -> None:
 
     pans = sorted(int(p) for p in results["per_pan"]["static"])
     fig, ax = plt.subplots(figsize=(6.4, 3.6), dpi=110)
-    styles = {"static": ("s--", "tab:gray"), "oracle_move": ("^:", "tab:green"), "synthesized_view": ("o-", "tab:blue")}
-    for m in METHODS:
+    styles = {"static": ("s--", "tab:gray"), "oracle_move": ("^:", "tab:green"), "synthesized_view": ("o-", "tab:blue"),
+              TRUE_VIEWS: ("x-.", "tab:orange")}
+    for m in (*METHODS, TRUE_VIEWS):
+        if m not in results["per_pan"]:
+            continue
         st, col = styles[m]
         groups = [[p for p in pans if p < 0], [p for p in pans if p > 0]]
         first = True
@@ -427,7 +447,7 @@ def accuracy_figure(results: dict[str, Any], path) -> None:
 
 
 def strip_figure(data, path, person: int = 0, series: int = 0, tilt: int = 0, sources=(0, 30, 45, 60, 75, 90),
-                 offset: int = -15, crop: float = 0.62) -> None:
+                 offset: int = -15, crop: float = 0.75) -> None:
     """Rows = source pans; columns = real source, synthesised view after ``offset`` (toward frontal for positive
     pans), the true view there, and the synthesised-pixel mask (PNG)."""
     from PIL import Image, ImageDraw
@@ -436,7 +456,7 @@ def strip_figure(data, path, person: int = 0, series: int = 0, tilt: int = 0, so
 
     h, w = data.images.shape[4:6]
     ch, cw = int(h * crop), int(h * crop)
-    y0, x0 = (h - ch) // 2 - h // 12, (w - cw) // 2
+    y0, x0 = (h - ch) // 2 + h // 40, (w - cw) // 2
     tiles = []
     for pan in sources:
         target = pan + offset
@@ -461,7 +481,7 @@ def strip_figure(data, path, person: int = 0, series: int = 0, tilt: int = 0, so
         y = k * (ch + label_h)
         sheet.paste(Image.fromarray(row), (0, y + label_h))
         for c, text in enumerate((f"real {pan:+d}", f"synthesised {target:+d}", f"real {target:+d}",
-                                  "green seen / blue mirrored / red inpainted")):
+                                  "green seen/blue mirror/red inpaint")):
             draw.text((c * cw + 3, y + 1), text, fill=(0, 0, 0))
     sheet.save(path)
 

@@ -6,7 +6,8 @@ tilt -30..30 by default; pan is positive towards the person's left, tilt above t
 the camera image; ``info`` carries the true ``pan`` and ``tilt``. Actions: 0 *recognise* (ends the episode),
 1 pan -step, 2 pan +step, 3 tilt -step, 4 tilt +step (a move off the grid leaves the camera where it is).
 
-On *recognise*, the face pipeline (default: dlib HOG detector + dlib 128-d ResNet, the seed's [41]) embeds the
+On *recognise*, the face pipeline (default: MediaPipe full-range detection + dlib's 128-d ResNet, the seed's
+[41] recogniser; dlib's HOG detector misses most faces turned beyond 30 degrees on the renders) embeds the
 current image and a nearest-neighbour gallery answers; the reward is 1 if the answer is the person, else 0,
 and ``move_cost`` is subtracted per move. The gallery is the database split: every person's images at pans
 ``database_pans`` (-15, 0, 15) and all tilts, in every series.
@@ -253,6 +254,15 @@ class ActiveFaceRecognitionPanEnv(gym.Env):
             self._sim.close()
             self._sim = None
         self.recognizer = None
+
+    def view_at(self, pan: float, tilt: float = 0.0) -> np.ndarray | None:
+        """The real image after a move of (pan, tilt) degrees from the current pose, without moving (``None`` off
+        the grid). Privileged: for diagnostics such as feeding Algorithm 1 the true views in place of
+        synthesised ones; an agent on a robot cannot do this."""
+        p, t = self._pan + int(round(pan)), self._tilt + int(round(tilt))
+        if p not in self.pans or t not in self.tilts or not self._has(self._person, self._series, p, t):
+            return None
+        return self._image(self._person, self._series, p, t).copy()
 
     # ------------------------------------------------------------ helpers
     def _obs(self) -> np.ndarray:

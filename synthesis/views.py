@@ -4,10 +4,13 @@ The method, in the spirit of Rotate-and-Render (the seed's [179]) without its
 neural parts, CPU only:
 
 1. **Fit a 3D face.** MediaPipe face mesh gives 478 landmarks (x, y in pixels,
-   z in the same scale, smaller = nearer). The 468 mesh points with their
-   fixed topology (852 triangles, :data:`TOPOLOGY`) form a dense triangle mesh
-   whose texture is the image itself (each vertex's texture coordinate is its
-   pixel position).
+   z in the same scale, smaller = nearer). With their fixed topology
+   (:func:`topology`: 852 surface triangles plus caps over the eyes and mouth)
+   they form a dense triangle mesh whose texture is the image itself (each
+   vertex's texture coordinate is its pixel position). Beyond about 60 degrees
+   of yaw MediaPipe's own detector fails; :func:`face_landmarks` then retries on
+   a crop around the full-range detection, and finally poses a reference mesh on
+   that detection's six keypoints (:func:`fit_reference_mesh`).
 2. **Rotate** the mesh about the head's centre by the camera move: the camera
    orbits the head by ``pan`` degrees (positive: towards the person's left, so
    the face turns towards image-left) and ``tilt`` degrees (positive: the
@@ -18,9 +21,10 @@ neural parts, CPU only:
    covered pixel gets its triangle and barycentric coordinates, hence its
    3D point on the source mesh.
 4. **Texture and fill.** A pixel whose source point was visible in the source
-   (front-facing triangle, not behind the source z-buffer) samples the source
-   image there. Otherwise it takes the mirror point (the left/right counterpart
-   on the face, :data:`TOPOLOGY` ``mirror``) when that one was visible (mirror
+   (triangle facing the camera within :data:`MIN_COS`, not behind the source
+   z-buffer, not just behind an occluding silhouette) samples the source image
+   there. Otherwise it takes the mirror point (the left/right counterpart on
+   the face, ``topology().mirror``) when that one was visible (mirror
    symmetry). What remains, and the part of the old face that the new face no
    longer covers, is inpainted (``cv2.inpaint``, Telea).
 
@@ -485,4 +489,4 @@ class ViewSynthesizer:
 
 
 __all__ = ["SynthesizedView", "ViewSynthesizer", "synthesize_view", "rasterize", "rotate_points", "view_rotation",
-           "head_centre", "face_landmarks", "topology", "MeshTopology"]
+           "head_centre", "face_landmarks", "fit_reference_mesh", "mesh_points", "topology", "MeshTopology"]
