@@ -48,6 +48,10 @@ def register(sub: argparse._SubParsersAction) -> None:
     a.add_argument("--out", type=Path, default=Path("out/evaluate-active-fr"))
     a.set_defaults(func=run_active_fr)
 
+    from hcgym.scripts import evaluate_synth_view
+
+    evaluate_synth_view.register(targets)
+
 
 def run_face(args: argparse.Namespace) -> int:
     from hcgym.errors import SpecError
