@@ -261,8 +261,9 @@ def test_cluster_sdw_by_hand():
 def test_keep_is_sorted_by_final_score_for_every_method():
     rng = random.Random(7)
     boxes, scores = random_case(rng, 80, "crowd")
+    image = np.zeros((480, 640, 3), np.uint8)
     for name in nms.list_methods():
-        out = nms.make(name)(boxes, scores)
+        out = nms.make(name)(boxes, scores, image)
         kept = out.scores[out.keep]
         assert (np.diff(kept) <= 0).all(), name
         assert (kept > 0).all() or name.startswith("greedy")
@@ -278,7 +279,7 @@ def test_keep_is_sorted_by_final_score_for_every_method():
 
 def test_registry():
     assert nms.list_methods() == ["greedy_0.4", "greedy_0.5", "greedy_0.6", "soft_linear", "soft_gaussian", "fast",
-                                  "cluster", "cluster_s", "cluster_d", "cluster_sd", "cluster_sdw"]
+                                  "cluster", "cluster_s", "cluster_d", "cluster_sd", "cluster_sdw", "seq2seq"]
     assert nms.make("greedy_0.6").iou_threshold == 0.6
     m = nms.make("soft_gaussian", sigma=0.3)
     assert (m.method, m.sigma, m.iou_threshold, m.score_threshold) == ("gaussian", 0.3, 0.3, 0.001)
@@ -305,7 +306,7 @@ def test_torch_input():
 @pytest.mark.parametrize("name", nms.list_methods())
 def test_empty_input(name):
     for boxes, scores in (([], []), (np.zeros((0, 4)), np.zeros(0))):
-        out = nms.make(name)(boxes, scores)
+        out = nms.make(name)(boxes, scores, np.zeros((8, 8, 3), np.uint8))
         assert out.keep.shape == (0,) and out.scores.shape == (0,) and out.boxes.shape == (0, 4)
 
 

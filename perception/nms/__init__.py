@@ -6,6 +6,9 @@
 >>> result.keep                         # indices into the input, by final score, descending
 >>> result.scores                       # (N,) final scores, 0 for removed candidates
 
+``seq2seq`` (Seq2Seq-NMS, :mod:`hcgym.perception.nms.seq2seq`) needs ``image`` and torch; it is
+untrained unless ``checkpoint=PATH`` is given.
+
 ``nms.list_methods()`` lists the registered names; ``nms.make(name, **kwargs)`` overrides the
 defaults (``iou_threshold``, ``score_threshold``, ``sigma``, ...). Definitions and defaults are in
 the docstrings of :mod:`hcgym.perception.nms.classical` and in ``docs/detection.md``.
@@ -23,7 +26,7 @@ __all__ = ["ClusterNMS", "FastNMS", "GreedyNMS", "NmsMethod", "NmsResult", "Soft
            "iou_matrix", "list_methods", "make", "nms", "validate"]
 
 #: name -> (class, default keyword arguments)
-_METHODS: dict[str, tuple[type[NmsMethod], dict[str, Any]]] = {
+_METHODS: dict[str, tuple[type[NmsMethod] | str, dict[str, Any]]] = {
     "greedy_0.4": (GreedyNMS, {"iou_threshold": 0.4}),
     "greedy_0.5": (GreedyNMS, {"iou_threshold": 0.5}),
     "greedy_0.6": (GreedyNMS, {"iou_threshold": 0.6}),
@@ -35,11 +38,12 @@ _METHODS: dict[str, tuple[type[NmsMethod], dict[str, Any]]] = {
     "cluster_d": (ClusterNMS, {"distance": True}),
     "cluster_sd": (ClusterNMS, {"score_penalty": True, "distance": True}),
     "cluster_sdw": (ClusterNMS, {"score_penalty": True, "distance": True, "weighted": True}),
+    "seq2seq": ("Seq2SeqNMS", {}),  # torch; imported on first use
 }
 
 
 def list_methods() -> list[str]:
-    """Registered NMS method names, in registration order (greedy, soft, fast, cluster)."""
+    """Registered NMS method names, in registration order (greedy, soft, fast, cluster, seq2seq)."""
     return list(_METHODS)
 
 
@@ -48,6 +52,9 @@ def make(name: str, **kwargs: Any) -> NmsMethod:
     if name not in _METHODS:
         raise SpecError("method", f"unknown NMS method {name!r} (available: {', '.join(_METHODS)})")
     cls, defaults = _METHODS[name]
+    if isinstance(cls, str):
+        from hcgym.perception.nms import seq2seq
+        cls = getattr(seq2seq, cls)
     method = cls(**{**defaults, **kwargs})
     method.name = name
     return method

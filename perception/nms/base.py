@@ -140,6 +140,8 @@ class NmsMethod(ABC):
     """
 
     name: str = ""
+    #: whether ``image`` is required (appearance-based methods)
+    requires_image: bool = False
 
     def __call__(self, boxes: Any, scores: Any, image: Any = None) -> NmsResult:
         b, s = validate(boxes, scores)

@@ -1,0 +1,152 @@
+"""ROIAlign in plain torch (no torchvision), with the semantics of ``torchvision.ops.roi_align``.
+
+Each output bin averages ``grid_h x grid_w`` bilinear samples placed at the centres of a regular
+sub-grid of the bin. With ``aligned=True`` a box coordinate ``x`` maps to ``x * spatial_scale - 0.5``
+(pixel centres at integer coordinates); with ``aligned=False`` the box is not shifted and its size
+is at least 1. A sample more than one pixel outside the map contributes 0 (but still counts in the
+average); samples inside are clamped to the border, exactly as torchvision does.
+
+Bilinear sampling is separable, so each box is reduced to two interpolation-and-pooling matrices
+``Ay (K, PH, H)`` and ``Ax (K, PW, W)`` and the output is ``Ay @ feature @ Ax^T``: pure tensor
+algebra (exportable to ONNX with a fixed ``sampling_ratio``).
+"""
+
+from __future__ import annotations
+
+import math
+
+import torch
+
+from hcgym.errors import SpecError
+
+
+def _axis_weights(start: torch.Tensor, size: torch.Tensor, pooled: int, grid: torch.Tensor, gmax: int,
+                  length: int) -> torch.Tensor:
+    """``(K, pooled, length)`` weights: row ``p`` averages the bilinear samples of bin ``p`` along one axis.
+
+    ``start``/``size`` (K,) are the scaled box start and extent; ``grid`` (K,) samples per bin
+    (``<= gmax``); ``length`` the feature-map extent along the axis.
+    """
+    k = start.shape[0]
+    dtype = start.dtype
+    bin_size = size / pooled                                                   # (K,)
+    p = torch.arange(pooled, dtype=dtype).view(1, pooled, 1)
+    g = torch.arange(gmax, dtype=dtype).view(1, 1, gmax)
+    gridf = grid.clamp(min=1).to(dtype).view(k, 1, 1)
+    coord = start.view(k, 1, 1) + p * bin_size.view(k, 1, 1) + (g + 0.5) * bin_size.view(k, 1, 1) / gridf
+    used = (g < grid.to(dtype).view(k, 1, 1)).to(dtype)                       # adaptive grids: unused slots
+    inside = ((coord >= -1.0) & (coord <= float(length))).to(dtype)
+    c = coord.clamp(min=0.0)
+    low = torch.floor(c)
+    at_edge = low >= length - 1
+    low = torch.where(at_edge, torch.full_like(low, length - 1), low)
+    high = torch.where(at_edge, low, low + 1)
+    c = torch.where(at_edge, low, c)
+    w_high = c - low
+    w_low = 1.0 - w_high
+    scale = used * inside / gridf                                              # average over the grid
+    idx = torch.arange(length, dtype=dtype).view(1, 1, 1, length)
+    w = ((idx == low.unsqueeze(-1)).to(dtype) * (w_low * scale).unsqueeze(-1)
+         + (idx == high.unsqueeze(-1)).to(dtype) * (w_high * scale).unsqueeze(-1))   # (K, pooled, gmax, length)
+    return w.sum(dim=2)
+
+
+def roi_align(input: torch.Tensor, rois: torch.Tensor, output_size: int | tuple[int, int],
+              spatial_scale: float | torch.Tensor = 1.0, sampling_ratio: int = -1,
+              aligned: bool = True) -> torch.Tensor:
+    """Pool ``rois`` from ``input``; the torchvision ``roi_align`` contract.
+
+    Args:
+        input: ``(B, C, H, W)`` feature map.
+        rois: ``(K, 5)`` rows ``[batch_index, x0, y0, x1, y1]`` in input-image coordinates.
+        output_size: ``(PH, PW)`` or one int for both.
+        spatial_scale: factor from box to feature-map coordinates; a float, or a tensor of one value
+            or two values ``(scale_x, scale_y)`` (per-axis scales, e.g. for an anisotropic resize).
+        sampling_ratio: samples per bin along each axis; ``<= 0`` uses ``ceil(roi_size / pooled)``
+            per box (adaptive; not exportable, as the grid size depends on the data).
+        aligned: shift boxes by -0.5 pixel (pixel centres at integer coordinates).
+
+    Returns:
+        ``(K, C, PH, PW)``.
+    """
+    if isinstance(output_size, int):
+        output_size = (output_size, output_size)
+    ph, pw = (int(v) for v in output_size)
+    if input.ndim != 4:
+        raise SpecError("input", f"expected shape (B, C, H, W), got {tuple(input.shape)}")
+    if rois.ndim != 2 or rois.shape[1] != 5:
+        raise SpecError("rois", f"expected shape (K, 5) with [batch_index, x0, y0, x1, y1] rows, got {tuple(rois.shape)}")
+    _, _, h, w = input.shape
+    dtype = input.dtype
+    rois = rois.to(dtype)
+    scale = torch.as_tensor(spatial_scale, dtype=dtype).reshape(-1)
+    sx, sy = scale[0], scale[-1]
+    offset = 0.5 if aligned else 0.0
+    x0 = rois[:, 1] * sx - offset
+    y0 = rois[:, 2] * sy - offset
+    rw = rois[:, 3] * sx - offset - x0
+    rh = rois[:, 4] * sy - offset - y0
+    if not aligned:
+        rw = rw.clamp(min=1.0)
+        rh = rh.clamp(min=1.0)
+    if sampling_ratio > 0:
+        gy = torch.full((rois.shape[0],), sampling_ratio, dtype=torch.int64)
+        gx = gy
+        gymax = gxmax = int(sampling_ratio)
+    else:
+        gy = torch.ceil(rh / ph).to(torch.int64)   # 0 for an empty box: its output is 0, as in torchvision
+        gx = torch.ceil(rw / pw).to(torch.int64)
+        gymax = max(int(gy.max()), 1) if len(gy) else 1
+        gxmax = max(int(gx.max()), 1) if len(gx) else 1
+    ay = _axis_weights(y0, rh, ph, gy, gymax, h)                               # (K, PH, H)
+    ax = _axis_weights(x0, rw, pw, gx, gxmax, w)                               # (K, PW, W)
+    feat = input[rois[:, 0].to(torch.int64)]                                   # (K, C, H, W)
+    return ay.unsqueeze(1) @ feat @ ax.unsqueeze(1).transpose(-1, -2)
+
+
+def roi_align_reference(input: torch.Tensor, rois: torch.Tensor, output_size: tuple[int, int],
+                        spatial_scale: float = 1.0, sampling_ratio: int = -1, aligned: bool = True) -> torch.Tensor:
+    """Straightforward loop port of torchvision's CPU kernel (slow; for tests)."""
+    ph, pw = output_size
+    _, c, h, w = input.shape
+    out = torch.zeros(len(rois), c, ph, pw, dtype=input.dtype)
+
+    def bilinear(fm: torch.Tensor, y: float, x: float) -> torch.Tensor:
+        if y < -1.0 or y > h or x < -1.0 or x > w:
+            return torch.zeros(c, dtype=input.dtype)
+        y, x = max(y, 0.0), max(x, 0.0)
+        yl, xl = int(y), int(x)
+        if yl >= h - 1:
+            yh = yl = h - 1
+            y = float(yl)
+        else:
+            yh = yl + 1
+        if xl >= w - 1:
+            xh = xl = w - 1
+            x = float(xl)
+        else:
+            xh = xl + 1
+        ly, lx = y - yl, x - xl
+        hy, hx = 1 - ly, 1 - lx
+        return hy * hx * fm[:, yl, xl] + hy * lx * fm[:, yl, xh] + ly * hx * fm[:, yh, xl] + ly * lx * fm[:, yh, xh]
+
+    off = 0.5 if aligned else 0.0
+    for k, (b, x0, y0, x1, y1) in enumerate(rois.tolist()):
+        fm = input[int(b)]
+        sx, sy = x0 * spatial_scale - off, y0 * spatial_scale - off
+        rw, rh = x1 * spatial_scale - off - sx, y1 * spatial_scale - off - sy
+        if not aligned:
+            rw, rh = max(rw, 1.0), max(rh, 1.0)
+        bh, bw = rh / ph, rw / pw
+        gh = sampling_ratio if sampling_ratio > 0 else math.ceil(rh / ph)
+        gw = sampling_ratio if sampling_ratio > 0 else math.ceil(rw / pw)
+        for i in range(ph):
+            for j in range(pw):
+                acc = torch.zeros(c, dtype=input.dtype)
+                for iy in range(gh):
+                    y = sy + i * bh + (iy + 0.5) * bh / gh
+                    for ix in range(gw):
+                        x = sx + j * bw + (ix + 0.5) * bw / gw
+                        acc += bilinear(fm, y, x)
+                out[k, :, i, j] = acc / max(gh * gw, 1)
+    return out
