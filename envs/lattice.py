@@ -28,6 +28,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+from functools import lru_cache
 from pathlib import Path
 from typing import Any, Iterable
 
@@ -57,6 +58,7 @@ def lattice_key(config: dict[str, Any]) -> str:
     return hashlib.sha256(blob.encode()).hexdigest()[:20]
 
 
+@lru_cache(maxsize=None)
 def _weights_key(recognizer: str) -> str | None:
     """Hash of the shipped IRNet weights when the recognizer uses them (a retrained model is a new lattice)."""
     if recognizer != "face/hcgym-irnet":
@@ -88,18 +90,22 @@ class Lattice:
 
 
 class LatticeStore:
-    """A directory of lattices; opens the one matching an env's configuration, if present."""
+    """A directory of lattices for one env; opens the one matching its configuration, if present.
+
+    The env's configuration is fixed, so the lookup (and the hashing it needs) happens once per
+    (avatar, heading), not at every reset.
+    """
 
     def __init__(self, root: str | Path) -> None:
         self.root = Path(root)
-        self._open: dict[str, Lattice | None] = {}
+        self._open: dict[tuple[int, int], Lattice | None] = {}
 
     def get(self, env, avatar_seed: int, heading_index: int) -> Lattice | None:
-        key = lattice_key(lattice_config(env, avatar_seed, heading_index))
-        if key not in self._open:
-            path = self.root / key
-            self._open[key] = Lattice(path) if (path / "meta.json").is_file() else None
-        return self._open[key]
+        cell = (int(avatar_seed), int(heading_index))
+        if cell not in self._open:
+            path = self.root / lattice_key(lattice_config(env, avatar_seed, heading_index))
+            self._open[cell] = Lattice(path) if (path / "meta.json").is_file() else None
+        return self._open[cell]
 
 
 def build_lattice(root: str | Path, env_kwargs: dict[str, Any], person: int, heading_index: int,

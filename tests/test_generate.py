@@ -434,6 +434,16 @@ def test_backend_add_human(tmp_path):
         with pytest.raises(SpecError, match="already in the world"):
             sim.add_human("guest", AvatarSpec.random(7002))
 
+    class NoAdd(EmbeddedBackend):  # a backend that cannot add people leaves the world as it was
+        def _add_human(self, index: int) -> None:
+            raise NotImplementedError("no")
+
+    with NoAdd() as sim:
+        sim.load(load_world("active_face_room"), seed=0)
+        with pytest.raises(NotImplementedError):
+            sim.add_human("guest", AvatarSpec.random(7001))
+        assert [h.name for h in sim.humans] == [h.name for h in load_world("active_face_room").humans]
+
 
 def test_ray_engine_without_ray_names_the_install(monkeypatch):
     from hcgym.errors import DependencyNotInstalled

@@ -115,7 +115,11 @@ class SimBackend(ABC):
         state = HumanState(name, built, np.array([p[0], p[1], p[2] if p.size > 2 else 0.0]), float(heading),
                            bool(visible))
         self.humans.append(state)
-        self._add_human(len(self.humans) - 1)
+        try:
+            self._add_human(len(self.humans) - 1)
+        except BaseException:
+            self.humans.pop()  # the backend could not add it: leave the world as it was
+            raise
         return state
 
     def set_human_visible(self, name: str, visible: bool) -> None:
