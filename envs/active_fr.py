@@ -3,8 +3,10 @@
 A square room with one person at its centre facing a random direction, and a
 drone whose forward camera always looks at the person. The drone lives on a
 polar lattice around the person (radius in ``move_step`` metres, angle in
-``arc_step`` degrees), so frames and face-recognition results are cached by
-(avatar, person heading, lattice cell) without changing any result.
+``arc_step`` degrees), so frames and face embeddings are cached by (avatar,
+person heading, lattice cell) without changing any result (the episode's
+gallery is applied to the cached embedding at each stay); precomputed lattices
+on disk (``lattice_dir``, :mod:`hcgym.envs.lattice`) hold the same values.
 
 Actions (setup 2, ``hcgym/ActiveFaceRecognition-v0``): 0 stay, 1 forward,
 2 backward, 3 arc-left, 4 arc-right. The one-axis variant
@@ -71,7 +73,7 @@ class ActiveFaceRecognitionEnv(gym.Env):
         recognizer, detector: registered sensor ids of the face pipeline; ``cutoff``: ``a`` (default: the
             value calibrated for the recognizer on held-out avatars).
         recognition_size: resolution of the frame the face pipeline sees (the paper: 400x300).
-        cache_size: frames and recognition results kept (LRU); they never change results.
+        cache_size: frames and face embeddings kept (LRU); they never change results.
         backend: ``"embedded"`` (default) or ``"webots"``.
         lattice_dir: a directory of precomputed lattices (:mod:`hcgym.envs.lattice`, ``hcgym train active-fr
             --lattice-dir``); cells found there are looked up instead of rendered, with identical results.
