@@ -18,7 +18,7 @@ from hcgym.scripts import _args
 
 
 def register(sub: argparse._SubParsersAction) -> None:
-    p = sub.add_parser("evaluate", help="run an evaluation protocol (face)", description=__doc__)
+    p = sub.add_parser("evaluate", help="run an evaluation protocol (face, active-fr, synth-view, detector, nms)", description=__doc__)
     targets = p.add_subparsers(dest="target", metavar="TARGET", required=True)
     f = targets.add_parser("face", help="face verification: final layer, early exits x heads, dlib")
     f.add_argument("--out", type=Path, default=Path("out/evaluate-face"), help="output directory")
@@ -51,6 +51,10 @@ def register(sub: argparse._SubParsersAction) -> None:
     from hcgym.scripts import evaluate_synth_view
 
     evaluate_synth_view.register(targets)
+
+    from hcgym.scripts import evaluate_detector
+
+    evaluate_detector.register(targets)
 
 
 def run_face(args: argparse.Namespace) -> int:

@@ -1,0 +1,185 @@
+"""The person detector sensor: :class:`PersonDetector` (torch or, exported, ONNX Runtime).
+
+>>> from hcgym.perception.detection import load_detector
+>>> det = load_detector()                         # the shipped model (or a checkpoint path)
+>>> dets = det(image)                             # Detections after NMS (default greedy, IoU 0.5)
+>>> boxes, scores = det.candidates(image, 400)    # raw candidates for NMS studies
+>>> det.export_onnx("person.onnx"); onnx_det = OnnxSensor("person.onnx")   # same calls, ONNX Runtime
+"""
+
+from __future__ import annotations
+
+import hashlib
+import io
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from hcgym.errors import SpecError
+from hcgym.perception.base import OnnxSensor, TorchSensor
+from hcgym.perception.detection.centernet import CenterNetConfig, decode, letterbox
+from hcgym.types import Detections
+
+MODELS_DIR = Path(__file__).resolve().parent / "models"
+SHIPPED = MODELS_DIR / "person_centernet.pt"
+
+
+def save_checkpoint(model: Any, path: str | Path, extra: dict[str, Any] | None = None) -> Path:
+    """Write the weights and config of a :class:`~.centernet.CenterNet` (atomically)."""
+    import torch
+
+    from hcgym.paths import atomic_write_bytes
+
+    buf = io.BytesIO()
+    torch.save({"config": model.config.to_dict(), "state_dict": model.state_dict(), **(extra or {})}, buf)
+    atomic_write_bytes(Path(path), buf.getvalue())
+    return Path(path)
+
+
+def load_model(path: str | Path) -> Any:
+    """A :class:`~.centernet.CenterNet` from a checkpoint written by :func:`save_checkpoint`."""
+    import torch
+
+    from hcgym.perception.detection.centernet import CenterNet
+
+    path = Path(path)
+    if not path.is_file():
+        raise SpecError("detector", f"checkpoint not found: {path}")
+    try:
+        ckpt = torch.load(path, map_location="cpu", weights_only=False)
+        model = CenterNet(CenterNetConfig.from_dict(ckpt["config"]))
+        model.load_state_dict(ckpt["state_dict"])
+    except SpecError:
+        raise
+    except Exception as e:  # noqa: BLE001 - any unreadable file gets one message
+        raise SpecError("detector", f"{path} is not a person-detector checkpoint ({type(e).__name__}: {e})") from None
+    return model.eval()
+
+
+class PersonDetector(TorchSensor):
+    """Single-class person detector (:mod:`~.centernet`) as a sensor.
+
+    ``detector(image)`` returns :class:`~hcgym.types.Detections` (``label="person"``) after the NMS
+    method ``nms`` (any name of :func:`hcgym.perception.nms.list_methods`; default ``greedy_0.5``)
+    and the score threshold. :meth:`candidates` returns the raw candidates before any NMS but the
+    light pre-NMS that every method gets (greedy at IoU 0.8, as in the Seq2Seq-NMS evaluation).
+
+    Args:
+        checkpoint: checkpoint path; ``None`` = the shipped model.
+        model: an in-memory :class:`~.centernet.CenterNet` instead of a checkpoint (training).
+        score_threshold: detections below it are dropped by :meth:`process` (not by :meth:`candidates`).
+        nms: NMS method applied by :meth:`process`.
+        max_candidates: candidates passed to the NMS by :meth:`process`.
+    """
+
+    name = "person/centernet"
+    onnx_input_names = ("image",)
+    onnx_output_names = ("maps",)
+
+    def __init__(self, checkpoint: str | Path | None = None, model: Any = None, score_threshold: float = 0.3,
+                 nms: str = "greedy_0.5", max_candidates: int = 100, input_size: tuple[int, int] | None = None,
+                 **_: Any) -> None:
+        from hcgym.perception import nms as nms_lib
+
+        if model is None and input_size is not None and checkpoint is None:  # rebuilt for ONNX: no weights needed
+            from hcgym.perception.detection.centernet import CenterNet
+
+            model = CenterNet(CenterNetConfig(input_size=tuple(input_size)))
+        self.model = model if model is not None else load_model(checkpoint or _shipped())
+        self.model.eval()
+        self.checkpoint = None if checkpoint is None else str(checkpoint)
+        self.score_threshold = float(score_threshold)
+        self.max_candidates = int(max_candidates)
+        self.nms_name = nms
+        self._nms = nms_lib.make(nms)
+
+    @property
+    def input_size(self) -> tuple[int, int]:
+        return tuple(self.model.config.input_size)
+
+    @property
+    def fingerprint(self) -> str:
+        """Hash of the weights (16 hex digits): cache keys of candidate files."""
+        h = hashlib.sha256()
+        for k, v in sorted(self.model.state_dict().items()):
+            h.update(k.encode())
+            h.update(v.detach().cpu().numpy().tobytes())
+        return h.hexdigest()[:16]
+
+    def config(self) -> dict[str, Any]:
+        return {"score_threshold": self.score_threshold, "nms": self.nms_name,
+                "max_candidates": self.max_candidates, "input_size": list(self.input_size)}
+
+    def example_input(self) -> np.ndarray:
+        w, h = self.input_size
+        return np.zeros((1, 3, h, w), np.float32)
+
+    def preprocess(self, image: np.ndarray, *args: Any, **kwargs: Any) -> tuple[np.ndarray, Any]:
+        canvas, scale, left, top = letterbox(image, self.input_size)
+        x = canvas.transpose(2, 0, 1)[None].astype(np.float32)
+        return x, (scale, left, top, image.shape[1], image.shape[0])
+
+    def postprocess(self, outputs: list[np.ndarray], context: Any) -> np.ndarray:
+        """The raw output maps ``(5, h, w)`` with the letterbox context (see :meth:`candidates`)."""
+        return outputs[0][0], context
+
+    def maps(self, image: np.ndarray) -> tuple[np.ndarray, Any]:
+        """Output maps ``(5, H/4, W/4)`` of the letterboxed image and the letterbox context."""
+        x, ctx = self.preprocess(image)
+        return self.postprocess(self.run_model(x), ctx)
+
+    def candidates(self, image: Any, max_candidates: int = 400, pre_nms_iou: float | None = 0.8
+                   ) -> tuple[np.ndarray, np.ndarray]:
+        """Raw candidates: boxes ``(N, 4)`` float32 ``[x0, y0, x1, y1]`` image pixels, scores ``(N,)``.
+
+        The top cells of the heatmap (4 x ``max_candidates`` of them) go through greedy NMS at
+        ``pre_nms_iou`` (``None``: none), and the best ``max_candidates`` are returned, by score
+        descending. Boxes are clipped to the image.
+        """
+        from hcgym.perception.base import as_image
+        from hcgym.perception.nms.base import iou_matrix
+
+        image = as_image(image)
+        if int(max_candidates) < 1:
+            raise SpecError("max_candidates", f"expected >= 1, got {max_candidates}")
+        maps, (scale, left, top, w, h) = self.maps(image)
+        boxes, scores = decode(maps, top_k=4 * int(max_candidates) if pre_nms_iou is not None else int(max_candidates))
+        boxes = (boxes - np.array([left, top, left, top], np.float32)) / scale
+        boxes = np.clip(boxes, 0, np.array([w, h, w, h], np.float32))
+        if pre_nms_iou is not None:
+            keep, suppressed = [], np.zeros(len(boxes), bool)
+            iou = iou_matrix(boxes.astype(np.float64))
+            for i in range(len(boxes)):  # already sorted by score
+                if suppressed[i]:
+                    continue
+                keep.append(i)
+                if len(keep) == max_candidates:
+                    break
+                suppressed |= iou[i] > pre_nms_iou
+            boxes, scores = boxes[keep], scores[keep]
+        return boxes[:max_candidates].astype(np.float32), scores[:max_candidates].astype(np.float32)
+
+    def process(self, image: np.ndarray, **kwargs: Any) -> Detections:
+        boxes, scores = self.candidates(image, self.max_candidates)
+        result = self._nms(boxes, scores, image)
+        keep = result.keep[result.scores[result.keep] >= self.score_threshold]
+        return Detections(boxes=result.boxes[keep].astype(np.float32), scores=result.scores[keep].astype(np.float32),
+                          label="person")
+
+
+def _shipped() -> Path:
+    if not SHIPPED.is_file():
+        raise SpecError("detector", f"no shipped person detector at {SHIPPED}; train one with "
+                                    "`hcgym train detector` and pass its path")
+    return SHIPPED
+
+
+def load_detector(path: str | Path | None = None, **kwargs: Any) -> PersonDetector | OnnxSensor:
+    """The shipped detector (``None`` or ``"shipped"``), a checkpoint (``.pt``) or an export (``.onnx``)."""
+    if path is None or str(path) == "shipped":
+        return PersonDetector(None, **kwargs)
+    path = Path(path)
+    if path.suffix == ".onnx":
+        return OnnxSensor(path)
+    return PersonDetector(path, **kwargs)
