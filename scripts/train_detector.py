@@ -87,7 +87,7 @@ def run(args: argparse.Namespace) -> int:
     provenance = {
         "command": "hcgym " + " ".join(shlex.quote(a) for a in getattr(args, "argv", [])),
         "seed": args.seed, "data": str(args.data), "train_images": len(items),
-        "data_config": json.loads(manifest.read_text()).get("config") if manifest.is_file() else None,
+        "data_config": json.loads(manifest.read_text()).get("dataset") if manifest.is_file() else None,
         "init": None if init is None else str(init), "model_config": result.model.config.to_dict(),
         "parameters": sum(p.numel() for p in result.model.parameters()), "train_config": asdict(cfg),
         "history": result.history, "seconds": round(time.time() - t0, 1),

@@ -201,3 +201,23 @@ def test_bad_cli_input_gives_one_line_and_writes_nothing(argv, field, tmp_path, 
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and field in err[0]
     assert not out.exists()
+
+
+def test_shipped_detector_finds_people_in_held_out_scenes(tmp_path):
+    """The committed model on freshly generated scenes (a seed and identities it never saw)."""
+    from hcgym.perception.detection.metrics import coco_ap
+    from hcgym.perception.detection.sensor import MODELS_DIR, load_detector
+    from hcgym.perception.detection.training import detect_all, load_split
+
+    prov = json.loads((MODELS_DIR / "PROVENANCE_person_centernet.json").read_text())
+    det = load_detector()
+    assert det.fingerprint == prov["fingerprint"]
+    out = tmp_path / "scenes"
+    assert run_cli(["generate", "--world", "crowd_street", "--n", "6", "--seed", "77", "--size", "384x288",
+                    "--humans", "2,6", "--identities", "8", "--variants", "1", "--splits", "0,0,1",
+                    "--out", str(out)]) == 0
+    items = load_split(out, "test")
+    ap = coco_ap(items, detect_all(det, items))
+    assert ap["ap50"] > 60.0, ap
+    people = det(items[0]["image"])
+    assert people.label == "person" and len(people) >= 1 and np.all(people.scores >= 0.3)
