@@ -1,27 +1,35 @@
-"""Latency of the classical NMS family on crowded random candidates.
+"""Latency of every NMS method and of the person detector, PyTorch against ONNX Runtime.
 
-For N = 100, 200, 400 candidates (jittered boxes around 30 people in a 640x480 image, random
-scores), prints the median time per call in milliseconds of every registered method and its ratio
-to greedy NMS at IoU 0.5, all measured in this run (numpy, one CPU thread of work).
+1. Classical NMS family: for N = 100, 200, 400 candidates (jittered boxes around 30 people in a
+   640x480 image, random scores), the median time per call in milliseconds of every method and its
+   ratio to greedy NMS at IoU 0.5, all measured in this run (numpy).
+2. Seq2Seq-NMS (the shipped checkpoint when there is one, else the untrained CPU configuration: the
+   time does not depend on the weights): median ms per image at N = 100/200/400, edge map included,
+   in PyTorch and in its ONNX export, and the ONNX/PyTorch ratio.
+3. The person detector: median ms per image (network only, and raw candidates with the pre-NMS) in
+   PyTorch and ONNX Runtime, and the ratio.
 
-    python benchmarks/nms.py [--repeats 30] [--seed 0]
+    python benchmarks/nms.py [--repeats 30] [--seed 0] [--threads 1]
 """
 
 from __future__ import annotations
 
 import argparse
 import statistics
+import tempfile
 import time
+from pathlib import Path
 
 import numpy as np
 
 
-def crowded_candidates(n: int, rng: np.random.Generator, people: int = 30) -> tuple[np.ndarray, np.ndarray]:
+def crowded_candidates(n: int, rng: np.random.Generator, people: int = 30, w_img: int = 640, h_img: int = 480
+                       ) -> tuple[np.ndarray, np.ndarray]:
     """``n`` candidate boxes (xyxy pixels) jittered around ``people`` overlapping persons, and their scores."""
-    w = rng.uniform(25, 70, people)
+    w = rng.uniform(25, 70, people) * w_img / 640
     h = w * rng.uniform(2.2, 2.8, people)
-    x = rng.uniform(0, 640 - w)
-    y = rng.uniform(0, 480 - h)
+    x = rng.uniform(0, w_img - w)
+    y = rng.uniform(0, h_img - h)
     who = rng.integers(0, people, n)
     sw, sh = np.exp(rng.normal(0, 0.15, n)), np.exp(rng.normal(0, 0.15, n))
     x0 = x[who] + rng.normal(0, 0.15, n) * w[who]
@@ -30,35 +38,37 @@ def crowded_candidates(n: int, rng: np.random.Generator, people: int = 30) -> tu
     return boxes, rng.uniform(0.01, 1.0, n)
 
 
-def median_ms(method, boxes, scores, repeats: int) -> float:
-    for _ in range(3):  # warm-up
-        method(boxes, scores)
+def median_ms(fn, repeats: int, warmup: int = 3) -> float:
+    for _ in range(warmup):
+        fn()
     times = []
     for _ in range(repeats):
         t0 = time.perf_counter()
-        method(boxes, scores)
+        fn()
         times.append(time.perf_counter() - t0)
     return 1000 * statistics.median(times)
 
 
-def main() -> None:
-    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--repeats", type=int, default=30)
-    ap.add_argument("--seed", type=int, default=0)
-    ap.add_argument("--sizes", type=int, nargs="+", default=[100, 200, 400])
-    args = ap.parse_args()
+def scene_image(rng: np.random.Generator, w: int = 640, h: int = 480) -> np.ndarray:
+    """A cluttered synthetic RGB image (rectangles on noise): edge density like a street scene."""
+    img = rng.integers(90, 140, (h, w, 3)).astype(np.uint8)
+    for _ in range(80):
+        x0, y0 = int(rng.integers(0, w - 20)), int(rng.integers(0, h - 20))
+        img[y0:y0 + int(rng.integers(10, 120)), x0:x0 + int(rng.integers(5, 60))] = rng.integers(0, 255, 3)
+    return img
 
+
+def classical(args: argparse.Namespace, rng: np.random.Generator) -> None:
     from hcgym.perception import nms
 
-    rng = np.random.default_rng(args.seed)
     cases = {n: crowded_candidates(n, rng) for n in args.sizes}
-    names = nms.list_methods()
+    names = [n for n in nms.list_methods() if not getattr(nms.make(n), "requires_image", False)]
     for n in args.sizes:  # let the allocator settle on the largest arrays before anything is timed
         for name in names:
             nms.make(name)(*cases[n])
-    table = {name: {n: median_ms(nms.make(name), *cases[n], args.repeats) for n in args.sizes} for name in names}
+    table = {name: {n: median_ms(lambda m=nms.make(name), c=cases[n]: m(*c), args.repeats) for n in args.sizes}
+             for name in names}
     kept = {name: {n: len(nms.make(name)(*cases[n]).keep) for n in args.sizes} for name in names}
-
     head = " | ".join(f"N={n}: ms (x greedy_0.5), kept" for n in args.sizes)
     print(f"| method | {head} |")
     print("|---|" + "---|" * len(args.sizes))
@@ -66,7 +76,91 @@ def main() -> None:
         cells = " | ".join(f"{table[name][n]:.2f} ({table[name][n] / table['greedy_0.5'][n]:.1f}x), {kept[name][n]}"
                            for n in args.sizes)
         print(f"| {name} | {cells} |")
-    print(f"\nmedian of {args.repeats} calls after warm-up, seed {args.seed}; numpy float64 on CPU")
+    print(f"\nmedian of {args.repeats} calls after warm-up, seed {args.seed}; numpy float64 on CPU\n")
+
+
+def seq2seq(args: argparse.Namespace, rng: np.random.Generator, tmp: Path) -> None:
+    import onnxruntime as ort
+    import torch
+
+    from hcgym.perception.nms import seq2seq as s2s
+
+    method = s2s.Seq2SeqNMS(checkpoint=args.checkpoint) if args.checkpoint else s2s.Seq2SeqNMS()
+    model = method.model
+    image = scene_image(rng)
+    edges, _ = s2s.edge_map(image, model.config.max_side)
+    path = s2s.export_onnx(model, tmp / "seq2seq.onnx", edge_hw=tuple(edges.shape[-2:]))
+    opts = ort.SessionOptions()
+    opts.intra_op_num_threads = args.threads
+    session = ort.InferenceSession(str(path), opts, providers=["CPUExecutionProvider"])
+    wh = np.array([image.shape[1], image.shape[0]], np.float32)
+    print(f"| Seq2Seq-NMS ({'checkpoint' if args.checkpoint else 'untrained'}, "
+          f"{sum(p.numel() for p in model.parameters()):,} parameters) | PyTorch ms | ONNX Runtime ms | ONNX / PyTorch | max abs diff |")
+    print("|---|---|---|---|---|")
+    for n in args.sizes:
+        boxes, scores = crowded_candidates(n, rng)
+        order = np.argsort(-scores, kind="stable")
+        b, s = boxes[order].astype(np.float32), scores[order].astype(np.float32)
+
+        def run_onnx() -> np.ndarray:
+            e, _ = s2s.edge_map(image, model.config.max_side)
+            return session.run(None, {"edges": e.numpy(), "boxes": b, "scores": s, "image_wh": wh})[0]
+
+        t_torch = median_ms(lambda: method(boxes, scores, image), max(3, args.repeats // 5), warmup=1)
+        t_onnx = median_ms(run_onnx, max(3, args.repeats // 5), warmup=1)
+        with torch.no_grad():
+            p_torch = model(edges, torch.from_numpy(b), torch.from_numpy(s), torch.from_numpy(wh)).numpy()
+        gap = float(np.abs(p_torch - run_onnx()).max())
+        print(f"| N={n} | {t_torch:.1f} | {t_onnx:.1f} | {t_onnx / t_torch:.2f}x | {gap:.1e} |")
+    print(f"\nmedian of {max(3, args.repeats // 5)} images after warm-up; edge map included; "
+          f"{args.threads} thread(s)\n")
+
+
+def detector(args: argparse.Namespace, rng: np.random.Generator, tmp: Path) -> None:
+    from hcgym.perception.base import OnnxSensor
+    from hcgym.perception.detection.centernet import CenterNet
+    from hcgym.perception.detection.sensor import SHIPPED, PersonDetector
+
+    det = PersonDetector() if SHIPPED.is_file() else PersonDetector(model=CenterNet())
+    onnx = OnnxSensor(det.export_onnx(tmp / "person.onnx"), threads=args.threads)
+    image = scene_image(rng)
+    x, _ = det.preprocess(image)
+    rows = [("network (384x288 canvas)", lambda: det.run_model(x), lambda: onnx.inner.run_model(x)),
+            ("raw candidates, N=400 (pre-NMS 0.8)", lambda: det.candidates(image, 400),
+             lambda: onnx.candidates(image, 400))]
+    print("| person detector | PyTorch ms | ONNX Runtime ms | ONNX / PyTorch |")
+    print("|---|---|---|---|")
+    for name, ft, fo in rows:
+        tt, to = median_ms(ft, args.repeats), median_ms(fo, args.repeats)
+        print(f"| {name} | {tt:.1f} | {to:.1f} | {to / tt:.2f}x |")
+    gap = float(np.abs(det.maps(image)[0] - onnx.maps(image)[0]).max())
+    print(f"\nmedian of {args.repeats} images after warm-up, {args.threads} thread(s); ONNX vs PyTorch output "
+          f"maps max abs diff {gap:.1e}")
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--repeats", type=int, default=30)
+    ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--sizes", type=int, nargs="+", default=[100, 200, 400])
+    ap.add_argument("--threads", type=int, default=1, help="torch and ONNX Runtime threads")
+    ap.add_argument("--checkpoint", default=None, help="Seq2Seq-NMS checkpoint (default: the shipped one)")
+    ap.add_argument("--only", choices=("classical", "seq2seq", "detector"), default=None)
+    args = ap.parse_args()
+
+    import torch
+
+    torch.set_num_threads(args.threads)
+    if args.checkpoint is None:
+        from hcgym.perception.nms import seq2seq as s2s
+
+        shipped = getattr(s2s, "SHIPPED", None)
+        args.checkpoint = str(shipped) if shipped is not None and Path(shipped).is_file() else None
+    rng = np.random.default_rng(args.seed)
+    with tempfile.TemporaryDirectory() as tmp:
+        for part in ("classical", "seq2seq", "detector"):
+            if args.only in (None, part):
+                globals()[part](args, rng, *([] if part == "classical" else [Path(tmp)]))
 
 
 if __name__ == "__main__":
