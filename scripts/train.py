@@ -57,6 +57,10 @@ def register(sub: argparse._SubParsersAction) -> None:
     a.add_argument("--workers", type=_args.positive_int, default=2, help="processes building lattices")
     a.set_defaults(func=run_active_fr)
 
+    from hcgym.scripts import train_seq2seq_nms
+
+    train_seq2seq_nms.register(targets)
+
 
 def run_face_embedder(args: argparse.Namespace) -> int:
     from dataclasses import asdict, replace

@@ -195,7 +195,7 @@ def read_rgb(path: str | Path) -> np.ndarray:
 
     try:
         with Image.open(path) as im:
-            return np.asarray(im.convert("RGB"))
+            return np.array(im.convert("RGB"))
     except (OSError, ValueError) as e:
         raise SpecError("image", f"cannot read {path}: {e}") from None
 
