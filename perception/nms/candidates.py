@@ -297,10 +297,12 @@ def extract_candidates(dataset: str | Path, detector: Any, max_candidates: int =
 def cached_candidates(cache: Path, dataset: str | Path, detector: Any, max_candidates: int = 400,
                       pre_nms_iou: float = 0.8, split: str = "test", progress: bool = True) -> CandidateSet:
     """:func:`extract_candidates`, reusing ``cache`` when it was made from the same COCO file (path and
-    modification time), detector fingerprint, pre-NMS IoU and a cap at least ``max_candidates``."""
+    SHA-256), detector fingerprint, pre-NMS IoU and a cap at least ``max_candidates``."""
+    import hashlib
+
     path = coco_file(dataset, split).resolve()
     want = {"detector": detector.name, "fingerprint": detector.fingerprint, "pre_nms_iou": float(pre_nms_iou),
-            "source": str(path), "source_mtime_ns": path.stat().st_mtime_ns}
+            "source": str(path), "source_sha256": hashlib.sha256(path.read_bytes()).hexdigest()}
     if cache.is_file():
         try:
             cset = CandidateSet.load(cache)
@@ -310,6 +312,6 @@ def cached_candidates(cache: Path, dataset: str | Path, detector: Any, max_candi
                 and cset.meta.get("max_candidates", 0) >= max_candidates:
             return cset.cap(max_candidates) if cset.meta["max_candidates"] > max_candidates else cset
     cset = extract_candidates(path, detector, max_candidates, pre_nms_iou, progress)
-    cset.meta["source_mtime_ns"] = want["source_mtime_ns"]
+    cset.meta["source_sha256"] = want["source_sha256"]
     cset.save(cache)
     return cset

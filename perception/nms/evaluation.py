@@ -42,8 +42,6 @@ SPLITS: dict[str, tuple[tuple[int, int], float]] = {
 }
 TEST_SIZE = (384, 288)
 TEST_WORLD = "crowd_street"
-#: the detection rows drawn in ``examples.png`` keep scores at or above this
-EXAMPLE_THRESHOLD = 0.5
 
 Detections = tuple[np.ndarray, np.ndarray]  # boxes (K, 4) xyxy, scores (K,)
 
@@ -319,15 +317,38 @@ def ap_figure(results: dict[str, Any]) -> bytes:
     return _png(fig)
 
 
+def best_f1_threshold(images: Sequence[ImageCandidates], detections: Sequence[Detections],
+                      iou_threshold: float = 0.5) -> float:
+    """The score threshold with the best F1 over all images (detections matched greedily by score at
+    IoU > ``iou_threshold`` to non-ignored people; those only inside ignore regions do not count)."""
+    from hcgym.perception.nms.training import training_targets
+
+    scores, hits = [], []
+    n_gt = 0
+    for im, (boxes, s) in zip(images, detections):
+        gt, regions = im.gt_boxes[~im.gt_ignore], im.gt_boxes[im.gt_ignore]
+        n_gt += len(gt)
+        y, counted = training_targets(np.asarray(boxes, np.float64), np.asarray(s), gt, regions, iou_threshold)
+        scores.append(np.asarray(s, np.float64)[counted])
+        hits.append(y[counted])
+    s, y = np.concatenate(scores), np.concatenate(hits)
+    if not len(s):
+        return 0.0
+    order = np.argsort(-s, kind="stable")
+    s, tp = s[order], np.cumsum(y[order])
+    f1 = 2 * tp / (np.arange(1, len(s) + 1) + n_gt)
+    return float(s[int(np.argmax(f1))])
+
+
 def example_index(cset: CandidateSet) -> int:
     """The image with the most non-ignored people (first of ties)."""
     return int(np.argmax([int((~im.gt_ignore).sum()) for im in cset])) if len(cset) else 0
 
 
-def examples_figure(im: ImageCandidates, panels: dict[str, Detections], threshold: float = EXAMPLE_THRESHOLD,
+def examples_figure(im: ImageCandidates, panels: dict[str, Detections], thresholds: dict[str, float],
                     title: str = "") -> bytes:
-    """``examples.png``: one image, a panel per method with its kept boxes scoring >= ``threshold``
-    (red) over the ground truth (green; ignore regions dashed grey)."""
+    """``examples.png``: one image, a panel per method with its kept boxes scoring at least the
+    method's ``thresholds[name]`` (red) over the ground truth (green; ignore regions dashed grey)."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -341,10 +362,11 @@ def examples_figure(im: ImageCandidates, panels: dict[str, Detections], threshol
         for b, ign in zip(im.gt_boxes, im.gt_ignore):
             ax.add_patch(Rectangle(b[:2], b[2] - b[0], b[3] - b[1], fill=False, lw=1.6 if not ign else 1.0,
                                    ec="lime" if not ign else "0.7", ls="-" if not ign else "--"))
+        threshold = thresholds.get(name, 0.0)
         shown = np.asarray(scores) >= threshold
         for b in np.asarray(boxes)[shown]:
             ax.add_patch(Rectangle(b[:2], b[2] - b[0], b[3] - b[1], fill=False, lw=0.9, ec="red"))
-        ax.set_title(f"{LABELS.get(name, name)}: {int(shown.sum())} boxes >= {threshold:g}", fontsize=8)
+        ax.set_title(f"{LABELS.get(name, name)}: {int(shown.sum())} boxes, score >= {threshold:.3g}", fontsize=8)
         ax.axis("off")
     if title:
         fig.suptitle(title, fontsize=9)
