@@ -141,6 +141,23 @@ def test_training_targets_follow_current_scores_and_ignore_regions():
     assert y.tolist() == [1, 0, 0, 0]
 
 
+def test_mask_switch_is_plain_attention():
+    from dataclasses import replace
+
+    from hcgym.perception.nms.seq2seq import Seq2SeqNMSNet
+
+    boxes = torch.tensor([[0.0, 0.0, 10.0, 20.0], [1.0, 0.0, 11.0, 20.0], [50.0, 0.0, 60.0, 20.0]])
+    scores = torch.tensor([0.9, 0.8, 0.7])
+    wh = torch.tensor([100.0, 50.0])
+    for mask in (True, False):
+        torch.manual_seed(0)
+        model = Seq2SeqNMSNet(replace(tiny_config(), mask=mask)).eval()
+        app = torch.randn(3, model.config.d_appearance)
+        weights = model.rescore(app, boxes, scores, wh)[1][0]               # (H, N, N), block 1
+        far = weights[:, :2, 2]                                               # IoU 0 with box 2
+        assert (far == 0).all() if mask else (far > 0).all()
+
+
 # ------------------------------------------------------------------ training
 
 
