@@ -19,6 +19,8 @@ from pathlib import Path
 from hcgym.scripts import _args
 
 ABLATION = "seq2seq_nomask"
+TEST_SIZE = (384, 288)
+TEST_WORLD = "crowd_street"
 
 
 def _caps(text: str) -> list[int]:
@@ -51,6 +53,32 @@ def register(targets: argparse._SubParsersAction) -> None:
     s.add_argument("--data-cache", type=Path, default=None, help="where test sets are kept (default OUT/data)")
     s.add_argument("--out", type=Path, default=Path("out/evaluate-nms"), help="output directory")
     s.set_defaults(func=run_nms)
+
+
+def split_scene_settings(split: str):
+    """The generator's :class:`~hcgym.synthesis.dataset.SceneSettings` of a test density: people and
+    occlusion from :data:`hcgym.perception.nms.evaluation.SPLITS`, distance 2-14 m, 48 identities,
+    every image in the ``test`` split."""
+    from hcgym.errors import SpecError
+    from hcgym.perception.nms.evaluation import SPLITS
+    from hcgym.synthesis.dataset import SceneSettings
+
+    if split not in SPLITS:
+        raise SpecError("--split", f"unknown split {split!r} (allowed: {', '.join(SPLITS)})")
+    humans, occlusion = SPLITS[split]
+    return SceneSettings(humans=humans, occlusion=occlusion, distance=(2.0, 14.0), identities=48,
+                         splits=(0.0, 0.0, 1.0))
+
+
+def generate_test_set(split: str, seed: int, n_images: int, root: Path, workers: int = 1,
+                      progress: bool = True) -> Path:
+    """Generate (or reuse: the generator resumes and checks its key) ``root/{split}_seed{seed}_n{n}``."""
+    from hcgym.synthesis.dataset import GenerateConfig, generate
+
+    out = Path(root) / f"{split}_seed{seed}_n{n_images}"
+    generate(GenerateConfig(out=out, n=n_images, seed=seed, world=TEST_WORLD, size=TEST_SIZE,
+                            scene=split_scene_settings(split), workers=workers), progress=progress)
+    return out
 
 
 def build_methods(names: str, checkpoint: Path | None, ablation: Path | None) -> tuple[dict, list[str]]:
@@ -109,7 +137,7 @@ def run_nms(args: argparse.Namespace) -> int:
         print(f"[nms] note: {note}", flush=True)
     t0 = time.time()
     root = args.data_cache or args.out / "data"
-    data = ev.generate_test_set(args.split, args.seed, args.n_images, root, workers=args.workers)
+    data = generate_test_set(args.split, args.seed, args.n_images, root, workers=args.workers)
     cache = data / f"candidates_{detector.name}_{detector.fingerprint[:16]}.npz"
     cset = cached_candidates(cache, data, detector, max(args.caps), split="test")
     rows, dets = ev.evaluate_methods(cset, methods, args.caps)
