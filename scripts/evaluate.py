@@ -48,9 +48,10 @@ def register(sub: argparse._SubParsersAction) -> None:
     a.add_argument("--out", type=Path, default=Path("out/evaluate-active-fr"))
     a.set_defaults(func=run_active_fr)
 
-    from hcgym.scripts import evaluate_synth_view
+    from hcgym.scripts import evaluate_nms, evaluate_synth_view
 
     evaluate_synth_view.register(targets)
+    evaluate_nms.register(targets)
 
     from hcgym.scripts import evaluate_detector
 

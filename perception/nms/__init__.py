@@ -9,6 +9,11 @@
 ``seq2seq`` (Seq2Seq-NMS, :mod:`hcgym.perception.nms.seq2seq`) needs ``image`` and torch; it is
 untrained unless ``checkpoint=PATH`` is given.
 
+Training and evaluation live beside the methods: :mod:`~hcgym.perception.nms.candidates` (cached
+detector candidates), :mod:`~hcgym.perception.nms.simulate` (a ground-truth-driven detector simulator
+for tests), :mod:`~hcgym.perception.nms.training` (``hcgym train seq2seq-nms``) and
+:mod:`~hcgym.perception.nms.evaluation` (``hcgym evaluate nms``).
+
 ``nms.list_methods()`` lists the registered names; ``nms.make(name, **kwargs)`` overrides the
 defaults (``iou_threshold``, ``score_threshold``, ``sigma``, ...). Definitions and defaults are in
 the docstrings of :mod:`hcgym.perception.nms.classical` and in ``docs/detection.md``.

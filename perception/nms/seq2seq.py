@@ -64,6 +64,8 @@ class Seq2SeqConfig:
         dropout: dropout rate (the input stacks use a quarter of it).
         iou_mask: keys with IoU below it are masked out (paper 0.2).
         lower_scale: factor on the logits of lower-ranked keys (paper 0.1).
+        mask: apply the attention mask (eq. 10); ``False`` is the ablation: plain attention of each
+            query over all ``N`` keys, no IoU cut and no ``lower_scale``.
     """
 
     fmod_levels: int = 3
@@ -77,6 +79,7 @@ class Seq2SeqConfig:
     dropout: float = 0.05
     iou_mask: float = 0.2
     lower_scale: float = 0.1
+    mask: bool = True
 
     @classmethod
     def paper(cls) -> Seq2SeqConfig:
@@ -339,9 +342,11 @@ class Seq2SeqNMSNet(nn.Module):
         return fmod_descriptors(edges, boxes, scale, cfg.fmod_levels, cfg.fmod_size, cfg.fmod_sampling_ratio)
 
     def rescore(self, app: torch.Tensor, boxes: torch.Tensor, scores: torch.Tensor, image_wh: torch.Tensor,
-                use_mask: bool = True) -> tuple[torch.Tensor, list[torch.Tensor]]:
-        """``(p (N,), attention weights per block)`` from raw descriptors ``app``."""
+                use_mask: bool | None = None) -> tuple[torch.Tensor, list[torch.Tensor]]:
+        """``(p (N,), attention weights per block)`` from raw descriptors ``app``; ``use_mask`` defaults
+        to ``config.mask``."""
         cfg = self.config
+        use_mask = cfg.mask if use_mask is None else use_mask
         a = ((app - self.app_mean) / self.app_std).clamp(-50.0, 50.0)
         g = geometric_features(boxes, scores, image_wh)
         iou = g[..., 7] / 5.0
@@ -483,8 +488,15 @@ class Seq2SeqNMS(NmsMethod):
 
 
 def save_model(model: Seq2SeqNMSNet, path: str | Path) -> Path:
+    """Write the model's config and weights to ``path`` (atomically: a temporary file, then a rename)."""
+    import io
+
+    from hcgym.paths import atomic_write_bytes
+
     path = Path(path)
-    torch.save({"config": asdict(model.config), "state_dict": model.state_dict()}, path)
+    buf = io.BytesIO()
+    torch.save({"config": asdict(model.config), "state_dict": model.state_dict()}, buf)
+    atomic_write_bytes(path, buf.getvalue())
     return path
 
 
