@@ -37,6 +37,7 @@ def register(targets: argparse._SubParsersAction) -> None:
     s.add_argument("--no-mask", action="store_true", help="ablation: plain attention without the IoU mask")
     s.add_argument("--no-onnx", action="store_true", help="skip the ONNX export")
     s.add_argument("--threads", type=_args.positive_int, default=1, help="torch CPU threads")
+    s.add_argument("--device", default="cpu", help="torch device of the network (cpu, cuda); features stay on the CPU")
     s.add_argument("--out", type=Path, default=Path("out/seq2seq-nms"), help="where the model files go")
     s.add_argument("--resume", action="store_true", help="continue from OUT/train_state.pt")
     s.add_argument("--tiny", action="store_true", help="a seconds-long smoke configuration (tests, CI)")
@@ -89,7 +90,7 @@ def run_seq2seq_nms(args: argparse.Namespace) -> int:
     train, val = cands["train"], cands.get("val")
     print(f"[train] {len(train)} training images, {train.n_candidates} candidates ({detector.name}); "
           f"{len(val) if val else 0} validation images", flush=True)
-    result = train_seq2seq(train, val, settings, config, out_dir=out, resume=args.resume)
+    result = train_seq2seq(train, val, settings, config, out_dir=out, resume=args.resume, device=args.device)
     ckpt = save_model(result.model, out / "seq2seq_nms.pt")
     provenance = {
         "command": "hcgym " + " ".join(shlex.quote(a) for a in getattr(args, "argv", [])),
@@ -99,7 +100,7 @@ def run_seq2seq_nms(args: argparse.Namespace) -> int:
         "train_images": len(train), "train_candidates": train.n_candidates,
         "val_images": len(val) if val else 0, "epochs": args.epochs,
         "settings": asdict(settings), "model_config": asdict(config), "class_weights": list(result.class_weights),
-        "history": result.history,
+        "history": result.history, "device": args.device, "torch": torch.__version__,
         "labels": "greedy matching by current output, IoU > 0.5, ignore-region-only candidates left out of the loss",
     }
     if not args.no_onnx:

@@ -142,17 +142,15 @@ def prepare_examples(cset: CandidateSet, model: Seq2SeqNMSNet, max_candidates: i
 
 def crowd_overlap(boxes: np.ndarray, regions: np.ndarray) -> np.ndarray:
     """``(N, R)`` intersection over the box's own area: COCOeval's overlap with ``iscrowd`` regions."""
-    from pycocotools import mask as mask_utils
-
+    boxes = np.asarray(boxes, np.float64).reshape(-1, 4)
+    regions = np.asarray(regions, np.float64).reshape(-1, 4)
     if len(boxes) == 0 or len(regions) == 0:
         return np.zeros((len(boxes), len(regions)))
-
-    def xywh(b: np.ndarray) -> np.ndarray:
-        b = np.asarray(b, np.float64).reshape(-1, 4)
-        return np.concatenate([b[:, :2], b[:, 2:] - b[:, :2]], axis=1)
-
-    return np.asarray(mask_utils.iou(xywh(boxes), xywh(regions), [1] * len(regions)), np.float64).reshape(
-        len(boxes), len(regions))
+    iw = np.minimum(boxes[:, None, 2], regions[None, :, 2]) - np.maximum(boxes[:, None, 0], regions[None, :, 0])
+    ih = np.minimum(boxes[:, None, 3], regions[None, :, 3]) - np.maximum(boxes[:, None, 1], regions[None, :, 1])
+    inter = np.clip(iw, 0, None) * np.clip(ih, 0, None)
+    area = ((boxes[:, 2] - boxes[:, 0]) * (boxes[:, 3] - boxes[:, 1]))[:, None]
+    return np.where(area > 0, inter / np.where(area > 0, area, 1.0), 0.0)
 
 
 def training_targets(boxes: np.ndarray, order_scores: np.ndarray, gt: np.ndarray, regions: np.ndarray,
@@ -183,15 +181,17 @@ def example_loss(model: Seq2SeqNMSNet, ex: Example, w0: float, w1: float, settin
         k = max(1, int(round(settings.keep_fraction * n)))
         idx = np.sort(rng.choice(n, size=k, replace=False))
         eps = float(rng.uniform(*settings.smoothing))
-    t = torch.as_tensor(idx)
+    dev = ex.app.device
+    t = torch.as_tensor(idx, device=dev)
     boxes = ex.boxes[t]
     p = model.rescore(ex.app[t], boxes, ex.scores[t], ex.wh)[0]
-    y, in_loss = training_targets(boxes.numpy(), p.detach().numpy(), ex.gt, ex.regions, settings.match_iou)
+    y, in_loss = training_targets(boxes.cpu().numpy(), p.detach().cpu().numpy(), ex.gt, ex.regions,
+                                  settings.match_iou)
     if not in_loss.any():
         return None
     y = y * (1.0 - eps) + (1.0 - y) * eps
-    sel = torch.as_tensor(np.flatnonzero(in_loss))
-    return weighted_bce(p[sel], torch.as_tensor(y[in_loss], dtype=p.dtype), w0, w1)
+    sel = torch.as_tensor(np.flatnonzero(in_loss), device=dev)
+    return weighted_bce(p[sel], torch.as_tensor(y[in_loss], dtype=p.dtype, device=dev), w0, w1)
 
 
 def mean_loss(model: Seq2SeqNMSNet, examples: list[Example], w0: float, w1: float, settings: TrainSettings) -> float:
@@ -250,14 +250,19 @@ def _save_state(path: Path, state: dict[str, Any]) -> None:
     atomic_write_bytes(path, buf.getvalue())
 
 
+def _to(ex: Example, device: str) -> Example:
+    return Example(ex.app.to(device), ex.boxes.to(device), ex.scores.to(device), ex.wh.to(device), ex.gt, ex.regions)
+
+
 def train_seq2seq(train: CandidateSet, val: CandidateSet | None = None, settings: TrainSettings | None = None,
                   config: Seq2SeqConfig | None = None, out_dir: str | Path | None = None, resume: bool = False,
-                  progress: bool = True, stop_after: int | None = None) -> TrainResult:
+                  progress: bool = True, stop_after: int | None = None, device: str = "cpu") -> TrainResult:
     """Train Seq2Seq-NMS on ``train`` (see the module docstring); validation AP0.5 on ``val`` per epoch.
 
     With ``out_dir``, the state after every epoch goes to ``out_dir/train_state.pt``; ``resume``
     continues from it (a :class:`SpecError` if it is missing or was made with other settings, data
     or model config). ``stop_after`` ends the run after that many epochs in total (for tests).
+    ``device`` (``cpu``, ``cuda``) is where the network trains; features are computed on the CPU.
     """
     settings = (settings or TrainSettings()).check()
     config = (config or Seq2SeqConfig()).check()
@@ -272,6 +277,9 @@ def train_seq2seq(train: CandidateSet, val: CandidateSet | None = None, settings
     val_examples = prepare_examples(val, model, settings.max_candidates, progress, "FMoD val") \
         if val is not None and len(val) else None
     w0, w1 = dataset_class_weights(examples, settings.c, settings.max_candidates)
+    if device != "cpu":
+        model.to(device)
+        examples = [_to(e, device) for e in examples]
     opt = torch.optim.Adam(model.parameters(), lr=settings.lr, betas=settings.betas, eps=settings.eps)
     key = _run_key(train, settings, config)
     history: list[dict[str, Any]] = []
@@ -280,13 +288,13 @@ def train_seq2seq(train: CandidateSet, val: CandidateSet | None = None, settings
     if resume:
         if state_path is None or not state_path.is_file():
             raise SpecError("--resume", f"no training state to resume from: {state_path}")
-        state = torch.load(state_path, map_location="cpu", weights_only=True)
+        state = torch.load(state_path, map_location=device, weights_only=True)
         if state.get("key") != key:
             raise SpecError("--resume", f"{state_path} was made with other settings, data or model config; "
                                         f"start without --resume (or use another --out)")
         model.load_state_dict(state["model"])
         opt.load_state_dict(state["optimizer"])
-        torch.set_rng_state(state["torch_rng"])
+        torch.set_rng_state(state["torch_rng"].cpu())
         history, start = state["history"], int(state["epoch"])
     model.train()
     end = settings.epochs if stop_after is None else min(settings.epochs, stop_after)
@@ -313,7 +321,12 @@ def train_seq2seq(train: CandidateSet, val: CandidateSet | None = None, settings
             losses.append(loss.item())
             if progress and len(losses) % 10 == 0:
                 iterator.set_postfix(loss=f"{np.mean(losses[-50:]):.3f}")
-        val_ap50 = validation_ap50(model, val_examples, val, settings.max_candidates) if val_examples else None
+        if val_examples:
+            model.cpu()
+            val_ap50 = validation_ap50(model, val_examples, val, settings.max_candidates)
+            model.to(device)
+        else:
+            val_ap50 = None
         history.append({"epoch": epoch + 1, "lr": lr, "loss": float(np.mean(losses)) if losses else float("nan"),
                         "val_ap50": val_ap50, "seconds": round(time.perf_counter() - t0, 2)})
         if progress:
@@ -323,5 +336,5 @@ def train_seq2seq(train: CandidateSet, val: CandidateSet | None = None, settings
             _save_state(state_path, {"key": key, "epoch": epoch + 1, "model": model.state_dict(),
                                      "optimizer": opt.state_dict(), "torch_rng": torch.get_rng_state(),
                                      "history": history})
-    model.eval()
+    model.cpu().eval()
     return TrainResult(model, history, (w0, w1), finished=end == settings.epochs)
