@@ -82,9 +82,14 @@ def _tree(lay: _Layout, x: float, y: float, scale: float) -> None:
     rng = lay.rng
     trunk_h = 2.2 * scale
     crown = float(rng.uniform(4.0, 6.5)) * scale
+    leaves = _jitter(rng, [0.2, 0.33, 0.14], 0.15)
     parts = [("cylinder", [0.35 * scale, 0.35 * scale, trunk_h + 0.3 * crown], (0, 0, 0),
               _jitter(rng, [0.33, 0.25, 0.18])),
-             ("sphere", [crown], (0, 0, trunk_h), _jitter(rng, [0.2, 0.33, 0.14], 0.15))]
+             ("sphere", [crown], (0, 0, trunk_h), leaves)]
+    for side in (-1, 1):  # two smaller lobes make the crown irregular
+        lobe = crown * float(rng.uniform(0.5, 0.7))
+        parts.append(("sphere", [lobe], (side * crown * 0.35, float(rng.uniform(-0.2, 0.2)) * crown,
+                                         trunk_h + crown * float(rng.uniform(0.15, 0.45))), _jitter(rng, leaves, 0.1)))
     lay.add("tree", parts, x, y, float(rng.uniform(-180, 180)), 0.6)
 
 
