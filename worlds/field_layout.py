@@ -225,9 +225,9 @@ def field_world(name: str = "field", floor: dict[str, Any] | None = None, seed: 
         raise ValueError(f"a field needs at least 120 x 120 m for its hedgerows and clutter, got {size:g}")
     lay = _Layout(np.random.default_rng(seed))
     humans = [
-        {"name": "worker1", "avatar": {"seed": 100}, "position": [1.5, 12.0], "heading": -100, "pose": "stand"},
-        {"name": "worker2", "avatar": {"seed": 101}, "position": [-4.0, 24.0], "heading": 10, "pose": "point"},
-        {"name": "worker3", "avatar": {"seed": 102}, "position": [6.0, 38.0], "heading": -60, "pose": "wave"},
+        {"name": "worker1", "avatar": {"seed": 100}, "position": [12.0, -1.5], "heading": 170, "pose": "stand"},
+        {"name": "worker2", "avatar": {"seed": 101}, "position": [24.0, 4.0], "heading": -80, "pose": "point"},
+        {"name": "worker3", "avatar": {"seed": 102}, "position": [38.0, -6.0], "heading": 150, "pose": "wave"},
     ]
     lay.spots += [(0.0, 0.0, 1.0)] + [(*h["position"], 0.5) for h in humans]  # the robot and the workers
     _hedgerows(lay, size)
@@ -247,9 +247,9 @@ def field_world(name: str = "field", floor: dict[str, Any] | None = None, seed: 
         "background": [0.68, 0.78, 0.9],
         "props": props,
         "humans": humans,
-        "robots": [{"name": "robotti", "body": "none", "position": [0.0, 0.0, 1.6], "yaw": 90,
+        "robots": [{"name": "robotti", "body": "none", "position": [0.0, 0.0, 1.6], "yaw": 0,
                     "cameras": [{"name": "front", "width": 640, "height": 480, "hfov": 90,
-                                 "near": 0.05, "far": 250, "mount": {"pitch": -8}}]}],
+                                 "near": 0.05, "far": 250, "mount": {"pitch": -10}}]}],
     }
 
 
@@ -285,7 +285,8 @@ def shipped_text(name: str) -> str:
     """The YAML text of shipped field variant ``name``."""
     comment = (f"A {SIZE:g} x {SIZE:g} m farm field: {DESCRIPTIONS[name]}, hedgerows with trees, and\n"
                "person-like clutter (posts, bales, scarecrows, trees, bushes, stones, poles, tractors, tanks).\n"
-               "Three farm workers stand 12-38 m in front of a field robot's camera (1.6 m up, 90 degrees).\n"
+               "Three farm workers stand 12-38 m in front of a field robot's camera (1.6 m up, 90 degrees),\n"
+               "which looks along the rows (+x).\n"
                "Written by `python -m hcgym.worlds.field_layout` (seed 7); edit that module, not this file.")
     return world_yaml(field_world(name, VARIANTS[name]), comment)
 
