@@ -144,14 +144,16 @@ class RadialDistortion:
         """Pinhole radius imaged at distorted radius ``rd`` (``nan`` where none is, beyond the fold).
 
         Newton's method kept inside a shrinking bracket ``[0, max_radius]`` (bisection where a step
-        would leave it); exact to about 1e-12.
+        would leave it); exact to about 1e-10.
         """
         rd = np.asarray(rd, dtype=np.float64)
         top = self.max_radius
         hi = np.full(rd.shape, top if math.isfinite(top) else 1.0)
         if not math.isfinite(top):  # grow the bracket until it holds the root
-            while np.any(self.radius(hi) < rd):
-                hi = np.where(self.radius(hi) < rd, hi * 2.0, hi)
+            short = self.radius(hi) < np.where(np.isfinite(rd), rd, 0.0)
+            while np.any(short):
+                hi = np.where(short, hi * 2.0, hi)
+                short = self.radius(hi) < np.where(np.isfinite(rd), rd, 0.0)
         lo = np.zeros(rd.shape)
         r = np.clip(rd, lo, hi)
         for _ in range(iterations):
