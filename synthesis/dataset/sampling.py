@@ -62,8 +62,8 @@ def split_of(index: int, fractions: tuple[float, float, float]) -> int:
 
 def is_empty(seed: int, index: int, fraction: float) -> bool:
     """Whether image ``index`` shows nobody: a low-discrepancy sequence with a seed-dependent start, so
-    every prefix of the dataset holds ``fraction`` of empty images to within a few images (at most 4
-    in the first 10000), and every split holds about that fraction too."""
+    every prefix of the dataset holds ``fraction`` of empty images to within a few images (the error
+    grows like the logarithm of the prefix length), and every split holds about that fraction too."""
     if fraction <= 0.0:
         return False
     start = np.random.SeedSequence([int(seed), 0xE3]).generate_state(1)[0] / 2.0 ** 32
