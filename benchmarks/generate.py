@@ -7,6 +7,10 @@ is built into the avatar cache first, so the numbers exclude one-time avatar bui
 in the wall-clock rate and shown as its own steps.
 
     python benchmarks/generate.py [--n 96] [--workers 1,2] [--size 640x480] [--backgrounds DIR]
+
+With ``--field`` it compares, with one worker at 384x288, the field preset of docs/datasets.md
+(``field`` world, people at 5-40 m, 70-100 degree lenses with barrel distortion) against the same
+settings without distortion and against ``crowd_street``, and prints the ratios.
 """
 
 from __future__ import annotations
@@ -16,7 +20,8 @@ import tempfile
 import time
 from pathlib import Path
 
-STEPS = ("stage", "load_avatars", "sample", "place", "render", "truth", "blend", "annotate", "encode", "json")
+STEPS = ("stage", "load_avatars", "sample", "place", "render", "lens", "truth", "blend", "annotate", "encode",
+         "json")
 
 
 def main() -> None:
@@ -28,7 +33,11 @@ def main() -> None:
     ap.add_argument("--identities", type=int, default=16)
     ap.add_argument("--variants", type=int, default=2)
     ap.add_argument("--backgrounds", type=Path, default=None, help="blend onto these photos")
+    ap.add_argument("--field", action="store_true", help="compare the field preset with and without distortion")
     args = ap.parse_args()
+    if args.field:
+        field_domain(args)
+        return
 
     from hcgym.synthesis.builder import build_avatar
     from hcgym.synthesis.dataset import GenerateConfig, SceneSettings, generate
@@ -65,6 +74,38 @@ def main() -> None:
                 print(f"    {k:13s} {1000 * res.timings[k] / args.n:8.1f}")
     if 1 in rates and 2 in rates:
         print(f"\nper-worker rate, 2 workers / 1 worker = {rates[2] / rates[1]:.2f}")
+
+
+def field_domain(args: argparse.Namespace) -> None:
+    """Steady-state images/s of the field preset, without its lens, and of crowd_street (1 worker, 384x288)."""
+    from dataclasses import replace
+
+    from hcgym.synthesis.builder import build_avatar
+    from hcgym.synthesis.dataset import GenerateConfig, SceneSettings, generate
+    from hcgym.synthesis.dataset.sampling import variant_spec
+
+    preset = SceneSettings(identities=args.identities, variants=args.variants, empty_fraction=0.8,
+                           distance=(5.0, 40.0), distortion=(-0.2, 0.03), hfov=(70.0, 100.0),
+                           camera_height=(1.5, 3.0))
+    for i in range(args.identities):
+        for v in range(args.variants):
+            build_avatar(variant_spec(0, i, v))
+    runs = {"field preset": ("field", preset), "field, no lens": ("field", replace(preset, distortion=(0.0, 0.0))),
+            "crowd_street, same options, no lens": ("crowd_street", replace(preset, distortion=(0.0, 0.0)))}
+    rates = {}
+    for label, (world, scene) in runs.items():
+        with tempfile.TemporaryDirectory(prefix="hcgym-bench-field-") as tmp:
+            cfg = GenerateConfig(out=Path(tmp) / "data", n=args.n, seed=0, world=world, size=(384, 288),
+                                 shard_size=args.shard_size, scene=scene)
+            res = generate(cfg, progress=False)
+        steady = sum(v for k, v in res.timings.items() if k not in ("stage", "load_avatars", "cpu"))
+        rates[label] = args.n / steady
+        steps = ", ".join(f"{k} {1000 * res.timings[k] / args.n:.1f}" for k in STEPS
+                          if k in res.timings and k not in ("stage", "json"))
+        print(f"{label:38s} {rates[label]:6.2f} img/s steady state ({args.n} images; ms per image: {steps})")
+    base = rates["field, no lens"]
+    print(f"field preset / field without lens = {rates['field preset'] / base:.2f}; "
+          f"field / crowd_street (no lens) = {base / rates['crowd_street, same options, no lens']:.2f}")
 
 
 if __name__ == "__main__":

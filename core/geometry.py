@@ -13,6 +13,7 @@ Conventions (used everywhere in hcgym):
 from __future__ import annotations
 
 import math
+from dataclasses import dataclass
 
 import numpy as np
 
@@ -75,18 +76,106 @@ def world_to_camera(position: np.ndarray, rotation: np.ndarray) -> np.ndarray:
     return t
 
 
-def project(points_world: np.ndarray, world_to_cam: np.ndarray, k: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+def project(points_world: np.ndarray, world_to_cam: np.ndarray, k: np.ndarray,
+            lens: "RadialDistortion | None" = None) -> tuple[np.ndarray, np.ndarray]:
     """Project (N, 3) world points. Returns (N, 2) pixel coordinates and (N,) camera z (metres).
 
-    Points behind the camera get ``nan`` pixel coordinates.
+    Points behind the camera get ``nan`` pixel coordinates; with a ``lens``, so do points outside
+    its field of view (see :meth:`RadialDistortion.distort`).
     """
     pts = np.asarray(points_world, dtype=np.float64).reshape(-1, 3)
     cam = pts @ world_to_cam[:3, :3].T + world_to_cam[:3, 3]
     z = cam[:, 2]
     with np.errstate(divide="ignore", invalid="ignore"):
-        uv = (cam[:, :2] / z[:, None]) @ k[:2, :2].T + k[:2, 2]
+        xy = cam[:, :2] / z[:, None]
+        if lens is not None and not lens.is_identity:
+            xy = lens.distort(xy)
+        uv = xy @ k[:2, :2].T + k[:2, 2]
     uv[z <= 1e-6] = np.nan
     return uv, z
+
+
+@dataclass(frozen=True)
+class RadialDistortion:
+    """Brown's radial lens distortion on normalised image coordinates ``(x, y) = ((u - cx) / fx,
+    (v - cy) / fy)``: a pinhole point at radius ``r`` is imaged at ``r * (1 + k1 r^2 + k2 r^4)``
+    (OpenCV's ``k1``, ``k2``). ``k1 < 0`` is barrel distortion (wide-angle and fisheye lenses: the
+    edges are squeezed), ``k1 > 0`` pincushion.
+
+    Where the polynomial stops growing (its derivative reaches zero at :attr:`max_radius`, e.g. at
+    ``r = 1 / sqrt(-3 k1)`` for ``k2 = 0``), the model folds back on itself; rays beyond that radius
+    are outside the lens' field of view.
+    """
+
+    k1: float = 0.0
+    k2: float = 0.0
+
+    @property
+    def is_identity(self) -> bool:
+        return self.k1 == 0.0 and self.k2 == 0.0
+
+    @property
+    def max_radius(self) -> float:
+        """Smallest pinhole radius where ``d r_distorted / d r`` is zero (``inf`` if it never is)."""
+        # 1 + 3 k1 s + 5 k2 s^2 = 0 with s = r^2 > 0.
+        a, b = 5.0 * self.k2, 3.0 * self.k1
+        if a == 0.0:
+            roots = [-1.0 / b] if b != 0.0 else []
+        else:
+            disc = b * b - 4.0 * a
+            roots = [] if disc < 0 else [(-b - math.sqrt(disc)) / (2 * a), (-b + math.sqrt(disc)) / (2 * a)]
+        positive = [s for s in roots if s > 0]
+        return math.sqrt(min(positive)) if positive else math.inf
+
+    def radius(self, r: np.ndarray) -> np.ndarray:
+        """Distorted radius of pinhole radius ``r`` (no field-of-view check)."""
+        r2 = np.square(r)
+        return r * (1.0 + self.k1 * r2 + self.k2 * r2 * r2)
+
+    def distort(self, xy: np.ndarray) -> np.ndarray:
+        """(N, 2) normalised pinhole points -> distorted points; ``nan`` beyond :attr:`max_radius`."""
+        xy = np.asarray(xy, dtype=np.float64)
+        r2 = np.sum(np.square(xy), axis=-1, keepdims=True)
+        out = xy * (1.0 + self.k1 * r2 + self.k2 * r2 * r2)
+        out[np.broadcast_to(r2 >= self.max_radius ** 2, out.shape)] = np.nan
+        return out
+
+    def undistort_radius(self, rd: np.ndarray, iterations: int = 40) -> np.ndarray:
+        """Pinhole radius imaged at distorted radius ``rd`` (``nan`` where none is, beyond the fold).
+
+        Newton's method kept inside a shrinking bracket ``[0, max_radius]`` (bisection where a step
+        would leave it); exact to about 1e-10.
+        """
+        rd = np.asarray(rd, dtype=np.float64)
+        top = self.max_radius
+        hi = np.full(rd.shape, top if math.isfinite(top) else 1.0)
+        if not math.isfinite(top):  # grow the bracket until it holds the root
+            short = self.radius(hi) < np.where(np.isfinite(rd), rd, 0.0)
+            while np.any(short):
+                hi = np.where(short, hi * 2.0, hi)
+                short = self.radius(hi) < np.where(np.isfinite(rd), rd, 0.0)
+        lo = np.zeros(rd.shape)
+        r = np.clip(rd, lo, hi)
+        for _ in range(iterations):
+            f = self.radius(r) - rd
+            lo = np.where(f < 0, r, lo)
+            hi = np.where(f > 0, r, hi)
+            r2 = r * r
+            slope = 1.0 + 3.0 * self.k1 * r2 + 5.0 * self.k2 * r2 * r2
+            with np.errstate(divide="ignore", invalid="ignore"):
+                step = r - f / slope
+            r = np.where((step > lo) & (step < hi), step, (lo + hi) / 2)
+        reachable = rd <= self.radius(np.asarray(top)) if math.isfinite(top) else np.ones(rd.shape, bool)
+        return np.where(reachable, r, np.nan)
+
+    def undistort(self, xy: np.ndarray) -> np.ndarray:
+        """(N, 2) distorted normalised points -> pinhole points (``nan`` outside the field of view)."""
+        xy = np.asarray(xy, dtype=np.float64)
+        rd = np.hypot(xy[..., 0], xy[..., 1])
+        r = self.undistort_radius(rd)
+        with np.errstate(divide="ignore", invalid="ignore"):
+            scale = np.where(rd > 0, r / rd, 1.0)
+        return xy * scale[..., None]
 
 
 def box_iou(a: np.ndarray, b: np.ndarray) -> float:

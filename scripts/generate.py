@@ -55,6 +55,11 @@ def register(sub: argparse._SubParsersAction) -> None:
                    help="avatar texture side as rendered: 256, 512, 1024 (default) or 2048")
     g.add_argument("--splits", type=_args.floats(3, "--splits TRAIN,VAL,TEST"), default=(0.8, 0.1, 0.1),
                    help="train,val,test fractions (default 0.8,0.1,0.1)")
+    g.add_argument("--empty-fraction", type=float, default=0.0,
+                   help="share of images with nobody in them (negatives), 0..1 (default 0)")
+    g.add_argument("--distortion", default="0",
+                   help="radial lens distortion K1[,K2] (Brown model on coordinates normalised by the focal "
+                        "length; negative K1 = barrel, e.g. --distortion=-0.2,0.03; default 0 = pinhole)")
     f = p.add_argument_group("faces mode")
     f.add_argument("--per-identity", type=int, default=20, help="crops per identity (default 20)")
     f.add_argument("--face-size", type=int, default=112, help="crop side in pixels (default 112)")
@@ -69,12 +74,28 @@ def config_from_args(args: argparse.Namespace):
     scene = SceneSettings(humans=tuple(args.humans), identities=args.identities, variants=args.variants,
                           distance=tuple(args.distance), occlusion=args.occlusion,
                           camera_height=tuple(args.camera_height), camera_pitch=tuple(args.camera_pitch),
-                          hfov=tuple(args.hfov), splits=tuple(args.splits), texture_size=args.texture_size)
+                          hfov=tuple(args.hfov), splits=tuple(args.splits), texture_size=args.texture_size,
+                          empty_fraction=args.empty_fraction, distortion=parse_distortion(args.distortion))
     return GenerateConfig(out=args.out, n=args.n, seed=args.seed, mode=args.mode, world=args.world,
                           size=tuple(args.size), shard_size=args.shard_size, image_format=args.image_format,
                           backgrounds=args.backgrounds, scene=scene,
                           faces=FaceSettings(per_identity=args.per_identity, size=args.face_size),
                           workers=args.workers, engine=args.engine, ray_address=args.ray_address)
+
+
+def parse_distortion(text: str) -> tuple[float, float]:
+    """``"K1"`` or ``"K1,K2"`` -> ``(k1, k2)``; a :class:`~hcgym.errors.SpecError` (one line) otherwise."""
+    import math
+
+    from hcgym.errors import SpecError
+
+    try:
+        values = tuple(float(v) for v in text.split(","))
+    except ValueError:
+        values = ()
+    if len(values) not in (1, 2) or not all(math.isfinite(v) for v in values):
+        raise SpecError("--distortion", f"expected K1 or K1,K2 (numbers, negative K1 = barrel), got {text!r}")
+    return (values[0], values[1] if len(values) == 2 else 0.0)
 
 
 def run(args: argparse.Namespace) -> int:

@@ -21,7 +21,9 @@ from hcgym.synthesis.poses import POSES
 from hcgym.types import CameraIntrinsics
 from hcgym.validate import Fields
 
-PATTERNS = ("plain", "checker", "tiles", "stripes", "asphalt", "grass")
+PATTERNS = ("plain", "checker", "tiles", "stripes", "asphalt", "grass", "soil", "crop_rows")
+#: Patterns laid out on a grid of ``tile_size`` (the others are noise).
+PERIODIC_PATTERNS = ("checker", "tiles", "stripes", "soil", "crop_rows")
 PROP_SHAPES = ("box", "cylinder", "sphere")
 BODY_TYPES = ("drone", "wheeled", "none")
 Color = tuple[float, float, float]
@@ -34,8 +36,19 @@ class Surface:
     color: Color = (0.6, 0.6, 0.6)
     pattern: str = "plain"
     secondary: Color = (0.45, 0.45, 0.45)
-    tile_size: float = 1.0  #: metres per pattern period.
+    tile_size: float = 1.0  #: metres per pattern period (``soil``: furrow spacing; ``crop_rows``: row spacing).
     texture: Path | None = None  #: optional image file (overrides the pattern).
+    #: Metres covered by one copy of the image, repeated over the floor (``None``: one image over the
+    #: whole floor). Keeps large floors sharp; a procedural pattern's period must divide it.
+    repeat: float | None = field(default=None, repr=False)
+    #: ``crop_rows``: share of the row spacing the plants cover (0.3 young crops, 0.8 a closing canopy).
+    cover: float = field(default=0.35, repr=False)
+    # (``repeat`` and ``cover`` stay out of the repr, which seeds the pattern noise: surfaces without
+    # them keep the textures they had before the fields existed.)
+
+    def period(self) -> float:
+        """Metres after which the procedural pattern repeats across its stripes (rows, furrows, tiles)."""
+        return 2 * self.tile_size if self.pattern in ("checker", "stripes") else self.tile_size
 
 
 @dataclass(frozen=True)
@@ -182,7 +195,14 @@ def _surface(data: Any, path: str, src: str | None, base: Path, default: Surface
         secondary=f.color("secondary", default.secondary),
         tile_size=f.number("tile_size", default.tile_size, lo=0.01, hi=100.0),
         texture=tex,
+        repeat=f.number("repeat", lo=0.5, hi=1000.0) if f.has("repeat") else default.repeat,
+        cover=f.number("cover", default.cover, lo=0.05, hi=1.0),
     )
+    if s.repeat is not None and s.texture is None and s.pattern in PERIODIC_PATTERNS:
+        copies = s.repeat / s.period()
+        if abs(copies - round(copies)) > 1e-6:
+            raise f.error("repeat", f"{s.repeat:g} must be a whole multiple of the {s.pattern} period "
+                                    f"({s.period():g} m) so that the copies join seamlessly")
     f.done()
     return s
 

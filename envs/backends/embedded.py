@@ -199,15 +199,16 @@ class EmbeddedBackend(SimBackend):
         return self._textures[key]
 
     def _build_room(self, world: WorldSpec) -> None:
-        from hcgym.worlds.textures import floor_mesh, floor_texture
+        from hcgym.worlds.textures import floor_mesh, floor_texture, floor_uv
 
         p, cid, room = self._p, self._cid, world.room
         sx, sy = room.size
+        u, v = floor_uv(room.floor, room.size)
         if self.renderer_name == "egl":
-            vs = p.createVisualShape(p.GEOM_MESH, fileName=str(floor_mesh(room.size)), physicsClientId=cid)
+            vs = p.createVisualShape(p.GEOM_MESH, fileName=str(floor_mesh(room.size, (u, v))), physicsClientId=cid)
         else:
             verts = [[-sx / 2, -sy / 2, 0], [sx / 2, -sy / 2, 0], [sx / 2, sy / 2, 0], [-sx / 2, sy / 2, 0]]
-            uvs = [[0, 0], [1, 0], [1, 1], [0, 1]]
+            uvs = [[0, 0], [u, 0], [u, v], [0, v]]
             vs = p.createVisualShape(p.GEOM_MESH, vertices=verts, indices=[0, 1, 2, 0, 2, 3], uvs=uvs,
                                      normals=[[0, 0, 1]] * 4, physicsClientId=cid)
         floor = p.createMultiBody(baseMass=0, baseVisualShapeIndex=vs, physicsClientId=cid)

@@ -6,7 +6,8 @@ rendered surface there is no nearer than the keypoint minus a tolerance (joints
 lie inside the body, so the tolerance is the local body half-thickness);
 ``OCCLUDED`` (1) otherwise, e.g. behind another person, behind the own body, or
 just off the silhouette; ``NOT_LABELLED`` (0) outside the image or behind the
-camera.
+camera, or where the image shows nothing of the scene (``nan`` depth: outside the
+field of view of a distorting lens).
 """
 
 from __future__ import annotations
@@ -15,7 +16,7 @@ import math
 
 import numpy as np
 
-from hcgym.geometry import project
+from hcgym.geometry import RadialDistortion, project
 from hcgym.types import NOT_LABELLED, OCCLUDED, VISIBLE, Frame, HumanTruth
 
 #: Depth-test tolerance per COCO keypoint (metres): surface points (face) are tight, joints looser.
@@ -36,12 +37,18 @@ def visibility(uv: np.ndarray, z: np.ndarray, depth: np.ndarray, tol: np.ndarray
         surface = depth[rows, cols]
         tol_ok = np.broadcast_to(np.asarray(tol, dtype=np.float64), (len(uv),))[ok]
         mine = segmentation[rows, cols] == instance
-        vis[ok] = np.where(mine & (surface >= z[ok] - tol_ok), VISIBLE, OCCLUDED)
+        vis[ok] = np.where(np.isnan(surface), NOT_LABELLED,
+                           np.where(mine & (surface >= z[ok] - tol_ok), VISIBLE, OCCLUDED))
     return vis
 
 
-def frame_truth(frame: Frame, humans) -> list[HumanTruth]:
-    """Ground truth of every placed human (``HumanState`` list) in ``frame``."""
+def frame_truth(frame: Frame, humans, lens: RadialDistortion | None = None) -> list[HumanTruth]:
+    """Ground truth of every placed human (``HumanState`` list) in ``frame``.
+
+    With a ``lens``, ``frame`` is the distorted image (its intrinsics those of the pinhole model the
+    lens distorts) and every point is projected through the lens: keypoints, landmarks, the face box
+    points and the mesh vertices of the amodal box.
+    """
     k = frame.intrinsics.matrix
     w2c = frame.world_to_camera
     cam_pos = frame.camera_position
@@ -51,21 +58,21 @@ def frame_truth(frame: Frame, humans) -> list[HumanTruth]:
         t = h.transform
         to_world = lambda p: np.asarray(p) @ t[:3, :3].T + t[:3, 3]  # noqa: E731
         kp3 = to_world(h.avatar.keypoints_3d)
-        kp_uv, kp_z = project(kp3, w2c, k)
+        kp_uv, kp_z = project(kp3, w2c, k, lens)
         kp_vis = visibility(kp_uv, kp_z, frame.depth, KEYPOINT_TOLERANCE, seg, i + 1)
         fl3 = to_world(h.avatar.face_landmarks_3d)
-        fl_uv, fl_z = project(fl3, w2c, k)
+        fl_uv, fl_z = project(fl3, w2c, k, lens)
         fl_vis = visibility(fl_uv, fl_z, frame.depth, FACE_TOLERANCE, seg, i + 1)
-        box_uv, box_z = project(to_world(h.avatar.face_box_points_3d), w2c, k)
+        box_uv, box_z = project(to_world(h.avatar.face_box_points_3d), w2c, k, lens)
         face_box = None
-        if np.all(box_z > 0):
-            pts = np.concatenate([box_uv, fl_uv])
+        pts = np.concatenate([box_uv, fl_uv])
+        if np.all(box_z > 0) and np.isfinite(pts).all():
             x0, y0 = pts.min(0)
             x1, y1 = pts.max(0)
             face_box = _face_box(x0, y0, x1, y1)
         verts = to_world(h.avatar.mesh["vertices"])
-        v_uv, v_z = project(verts, w2c, k)
-        front = v_z > 0
+        v_uv, v_z = project(verts, w2c, k, lens)
+        front = (v_z > 0) & np.isfinite(v_uv).all(axis=1)
         amodal = None
         if front.any():
             amodal = np.concatenate([v_uv[front].min(0), v_uv[front].max(0)])

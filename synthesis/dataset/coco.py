@@ -14,8 +14,8 @@ Standard fields (``bbox``, ``area``, ``segmentation`` as RLE with ``counts`` a s
   ``distance`` (metres, camera to eyes); ``occlusion`` (fraction of the in-image keypoints
   that are occluded) and ``truncated`` (the body extends past the image border).
 
-Images carry ``camera`` (intrinsics, 4x4 ``world_to_camera``, height, pitch, yaw, hfov),
-``light`` and ``background``. Pixel coordinates are continuous (pixel ``(i, j)`` covers
+Images carry ``camera`` (intrinsics, 4x4 ``world_to_camera``, height, pitch, yaw, hfov, and
+``distortion`` ``[k1, k2]`` for a distorting lens), ``light`` and ``background``. Pixel coordinates are continuous (pixel ``(i, j)`` covers
 ``[i, i+1) x [j, j+1)``), boxes come from the masks, so ``bbox == maskUtils.toBbox(segmentation)``.
 """
 

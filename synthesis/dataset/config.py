@@ -44,6 +44,11 @@ class SceneSettings:
         splits: train/val/test fractions (assigned per image index by a low-discrepancy sequence).
         texture_size: side in pixels of the avatar textures as rendered (the builds are 2048; 1024
             renders faster and uses a quarter of the memory, see :func:`~hcgym.synthesis.builder.with_texture_size`).
+        empty_fraction: share of images with nobody in them (negatives), chosen per image index by a
+            low-discrepancy sequence (:func:`~hcgym.synthesis.dataset.sampling.is_empty`).
+        distortion: radial lens distortion ``(k1, k2)`` of the images and their annotations (Brown's
+            model on coordinates normalised by the focal length; ``k1 < 0`` barrel), see
+            :mod:`hcgym.synthesis.dataset.lens`. ``(0, 0)``: a pinhole camera.
     """
 
     humans: tuple[int, int] = (1, 6)
@@ -57,6 +62,8 @@ class SceneSettings:
     hfov: tuple[float, float] = (45.0, 75.0)
     splits: tuple[float, float, float] = (0.8, 0.1, 0.1)
     texture_size: int = 1024
+    empty_fraction: float = 0.0
+    distortion: tuple[float, float] = (0.0, 0.0)
 
 
 @dataclass(frozen=True)
@@ -151,6 +158,12 @@ class GenerateConfig:
             raise SpecError("--texture-size", f"unknown value {s.texture_size!r} "
                                               f"(allowed: {', '.join(map(str, TEXTURE_SIZES))})")
         _number(s.gap, "gap", 0.0, 2.0)
+        _number(s.empty_fraction, "--empty-fraction", 0.0, 1.0)
+        if (not isinstance(s.distortion, (tuple, list)) or len(s.distortion) != 2
+                or not all(_finite(k) and -1.0 <= k <= 1.0 for k in s.distortion)):
+            raise SpecError("--distortion", f"expected K1 or K1,K2 with each in [-1, 1], got {s.distortion!r}")
+        if self.backgrounds is not None and any(s.distortion):
+            raise SpecError("--distortion", "not used with --backgrounds (the photos come with their own lens)")
         if len(s.splits) != 3 or any(not _finite(x) or x < 0 for x in s.splits) or sum(s.splits) <= 0:
             raise SpecError("--splits", f"expected three non-negative fractions (train,val,test) with a positive "
                                         f"sum, got {s.splits!r}")

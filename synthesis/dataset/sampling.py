@@ -12,10 +12,11 @@ position on the ground (z = 0) and the heading it faces (0 = +x).
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 
+from hcgym.geometry import RadialDistortion
 from hcgym.synthesis.avatar_spec import AvatarSpec
 from hcgym.synthesis.expressions import EXPRESSIONS
 from hcgym.types import CameraIntrinsics
@@ -32,6 +33,9 @@ VIEW_ANCHOR_HEIGHT = 0.9
 #: Lift of the feet above the ground plane (avoids depth ties between soles and floor).
 FEET_LIFT = 0.002
 _SPLIT_STEP = 0.6180339887498949  # golden ratio conjugate
+#: Step of the empty-image sequence: sqrt(2) - 1, rationally independent of the split step, so empty
+#: images spread evenly over the splits.
+_EMPTY_STEP = 0.41421356237309515
 
 
 def image_rng(seed: int, index: int) -> np.random.Generator:
@@ -54,6 +58,16 @@ def split_of(index: int, fractions: tuple[float, float, float]) -> int:
         if u < edge:
             return k
     return len(fractions) - 1
+
+
+def is_empty(seed: int, index: int, fraction: float) -> bool:
+    """Whether image ``index`` shows nobody: a low-discrepancy sequence with a seed-dependent start, so
+    every prefix of the dataset holds ``fraction`` of empty images to within a few images (the error
+    grows like the logarithm of the prefix length), and every split holds about that fraction too."""
+    if fraction <= 0.0:
+        return False
+    start = np.random.SeedSequence([int(seed), 0xE3]).generate_state(1)[0] / 2.0 ** 32
+    return (start + index * _EMPTY_STEP) % 1.0 < fraction
 
 
 def variant_spec(seed: int, identity: int, variant: int) -> AvatarSpec:
@@ -81,12 +95,22 @@ def sample_people(rng: np.random.Generator, humans: tuple[int, int], identities:
 # ------------------------------------------------------------------ cameras
 @dataclass(frozen=True)
 class CameraSample:
-    """A camera: ``position`` (3,) metres, ``yaw``/``pitch`` degrees and the pinhole model."""
+    """A camera: ``position`` (3,) metres, ``yaw``/``pitch`` degrees, the pinhole model and an optional
+    radial ``lens`` distortion (the image is the pinhole image seen through it)."""
 
     position: tuple[float, float, float]
     yaw: float
     pitch: float
     intrinsics: CameraIntrinsics
+    lens: RadialDistortion | None = None
+
+    @property
+    def half_hfov(self) -> float:
+        """Half the horizontal field of view (radians), of the lens where there is one."""
+        if self.lens is None or self.lens.is_identity:
+            return math.radians(self.intrinsics.hfov_deg) / 2
+        r = float(self.lens.undistort_radius(np.array([self.intrinsics.width / (2.0 * self.intrinsics.fx)]))[0])
+        return math.atan(r if math.isfinite(r) else self.lens.max_radius)
 
     def rotation(self) -> np.ndarray:
         from hcgym.geometry import camera_rotation
@@ -102,7 +126,7 @@ class CameraSample:
         """(N, 3) world points -> (N, 2) pixels and (N,) depths (``nan`` pixels behind the camera)."""
         from hcgym.geometry import project
 
-        return project(points, self.world_to_camera(), self.intrinsics.matrix)
+        return project(points, self.world_to_camera(), self.intrinsics.matrix, self.lens)
 
 
 @dataclass(frozen=True)
@@ -112,11 +136,22 @@ class Ground:
 
     half: tuple[float, float] | None = None
     obstacles: tuple[tuple[float, float, float], ...] = ()
+    _table: np.ndarray = field(init=False, repr=False, compare=False)
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "_table", np.asarray(self.obstacles, dtype=np.float64).reshape(-1, 3))
 
     def free(self, x: float, y: float, r: float) -> bool:
+        """Whether a disc of radius ``r`` at ``(x, y)`` lies inside the area and clear of every obstacle."""
         if self.half is not None and (abs(x) > self.half[0] - r or abs(y) > self.half[1] - r):
             return False
-        return all(math.hypot(x - ox, y - oy) >= r + orad for ox, oy, orad in self.obstacles)
+        t = self._table
+        return bool(np.all(np.hypot(x - t[:, 0], y - t[:, 1]) >= r + t[:, 2]))
+
+    @property
+    def far(self) -> float:
+        """A far clipping distance (metres) that sees the whole area from anywhere in it (at least 80)."""
+        return max(80.0, 2.0 * math.hypot(*self.half)) if self.half is not None else 80.0
 
 
 def ground_of_world(world) -> Ground:
@@ -128,21 +163,22 @@ def ground_of_world(world) -> Ground:
 
 
 def sample_camera(rng: np.random.Generator, ground: Ground, size: tuple[int, int], height: tuple[float, float],
-                  pitch: tuple[float, float], hfov: tuple[float, float], min_view: float) -> CameraSample:
+                  pitch: tuple[float, float], hfov: tuple[float, float], min_view: float,
+                  lens: RadialDistortion | None = None) -> CameraSample:
     """A camera standing on ``ground`` (clear of obstacles) that sees at least ``min_view`` metres of
-    free floor straight ahead."""
+    free floor straight ahead. ``hfov`` sets the focal length; a ``lens`` distorts that pinhole."""
     h = float(rng.uniform(*height))
     p = float(rng.uniform(*pitch))
     fov = float(rng.uniform(*hfov))
-    intr = CameraIntrinsics.from_hfov(size[0], size[1], fov, near=0.05, far=80.0)
+    intr = CameraIntrinsics.from_hfov(size[0], size[1], fov, near=0.05, far=ground.far)
     half = ground.half or (20.0, 20.0)
     for _ in range(64):
         x, y = (float(v) for v in rng.uniform(-0.8, 0.8, 2) * np.asarray(half))
         yaw = float(rng.uniform(-180.0, 180.0))
         ahead = (x + min_view * math.cos(math.radians(yaw)), y + min_view * math.sin(math.radians(yaw)))
         if ground.free(x, y, 0.4) and ground.free(*ahead, 0.3):
-            return CameraSample((x, y, h), yaw, p, intr)
-    return CameraSample((0.0, 0.0, h), float(rng.uniform(-180.0, 180.0)), p, intr)
+            return CameraSample((x, y, h), yaw, p, intr, lens)
+    return CameraSample((0.0, 0.0, h), float(rng.uniform(-180.0, 180.0)), p, intr, lens)
 
 
 # ---------------------------------------------------------------- placement
@@ -168,7 +204,7 @@ def place_people(rng: np.random.Generator, radii: list[float], camera: CameraSam
     found in ``tries`` attempts.
     """
     w, h = camera.intrinsics.width, camera.intrinsics.height
-    half_fov = math.radians(camera.intrinsics.hfov_deg) / 2
+    half_fov = camera.half_hfov
     cx, cy = camera.position[0], camera.position[1]
     yaw = math.radians(camera.yaw)
     placed: list[tuple[float, float, float, float, float]] = []  # x, y, r, bearing, distance

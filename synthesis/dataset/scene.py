@@ -18,8 +18,10 @@ from typing import Any
 
 import numpy as np
 
+from hcgym.geometry import RadialDistortion
 from hcgym.synthesis.dataset import sampling
-from hcgym.synthesis.dataset.config import SPLITS, GenerateConfig, split_fractions
+from hcgym.synthesis.dataset.config import SPLITS, GenerateConfig, SceneSettings, split_fractions
+from hcgym.synthesis.dataset.lens import LensWarp
 from hcgym.synthesis.dataset.shards import ShardJob, ShardResult
 
 #: Decoded photos a worker keeps (by path).
@@ -177,9 +179,10 @@ def render_image(stage: SceneStage, job: ShardJob, index: int,
         background = {"photo": bg.path.name, "crop": [round(v, 2) for v in photo.crop], "flipped": photo.flipped}
     else:
         camera = sampling.sample_camera(rng, stage.ground, cfg.size, s.camera_height, s.camera_pitch, s.hfov,
-                                        min_view=s.distance[0] + 1.0)
+                                        min_view=s.distance[0] + 1.0, lens=lens_of(s))
         background = {"world": stage.world.name}
-    people = sampling.sample_people(rng, s.humans, s.identities, s.variants)
+    empty = sampling.is_empty(cfg.seed, index, s.empty_fraction)
+    people = [] if empty else sampling.sample_people(rng, s.humans, s.identities, s.variants)
     t0 = _tick(timings, "sample", t0)
     loaded = [stage.person(i, v) for i, v in people]
     t0 = _tick(timings, "load_avatars", t0)
@@ -192,14 +195,17 @@ def render_image(stage: SceneStage, job: ShardJob, index: int,
                            ambient=light.ambient)
     t0 = _tick(timings, "place", t0)
     pose = CameraPose.from_angles(camera.position, camera.yaw, camera.pitch)
-    frame = stage.sim.render(pose=pose, intrinsics=camera.intrinsics, ground_truth=False)
+    warp = LensWarp.build(camera.intrinsics, camera.lens) if camera.lens is not None else None
+    frame = stage.sim.render(pose=pose, intrinsics=warp.canvas if warp else camera.intrinsics, ground_truth=False)
     t0 = _tick(timings, "render", t0)
-    seg = stage.instances(frame.segmentation, states)
-    local = Frame(rgb=frame.rgb, depth=frame.depth, segmentation=seg, intrinsics=frame.intrinsics,
+    rgb, depth, seg = frame.rgb, frame.depth, stage.instances(frame.segmentation, states)
+    if warp is not None:
+        rgb, depth, seg = warp.image(rgb), warp.nearest(depth, np.nan), warp.nearest(seg, 0)
+        t0 = _tick(timings, "lens", t0)
+    local = Frame(rgb=rgb, depth=depth, segmentation=seg, intrinsics=camera.intrinsics,
                   world_to_camera=frame.world_to_camera)
-    truths = frame_truth(local, states)
+    truths = frame_truth(local, states, camera.lens)
     t0 = _tick(timings, "truth", t0)
-    rgb = frame.rgb
     if photo is not None:
         rgb, sigma = blend.composite(frame.rgb, seg > 0, photo.rgb)
         background["blur_sigma"] = sigma
@@ -228,13 +234,23 @@ def render_image(stage: SceneStage, job: ShardJob, index: int,
     return name, data, {"split": split, "image": image, "annotations": annotations}, used
 
 
+def lens_of(settings: SceneSettings) -> RadialDistortion | None:
+    """The lens of ``settings.distortion`` (``None`` for a pinhole camera)."""
+    k1, k2 = settings.distortion
+    return RadialDistortion(float(k1), float(k2)) if k1 or k2 else None
+
+
 def camera_entry(camera: sampling.CameraSample, world_to_camera: np.ndarray) -> dict[str, Any]:
-    """The ``camera`` field of a COCO image: pixels, metres and degrees; 4x4 OpenCV extrinsics."""
+    """The ``camera`` field of a COCO image: pixels, metres and degrees; 4x4 OpenCV extrinsics; the
+    lens ``distortion`` ``[k1, k2]`` where there is one."""
     k = camera.intrinsics
-    return {"fx": round(k.fx, 4), "fy": round(k.fy, 4), "cx": k.cx, "cy": k.cy, "hfov": round(k.hfov_deg, 4),
-            "height": round(camera.position[2], 4), "pitch": round(camera.pitch, 4), "yaw": round(camera.yaw, 4),
-            "position": [round(v, 4) for v in camera.position],
-            "world_to_camera": [[round(float(x), 6) for x in row] for row in world_to_camera]}
+    entry = {"fx": round(k.fx, 4), "fy": round(k.fy, 4), "cx": k.cx, "cy": k.cy, "hfov": round(k.hfov_deg, 4),
+             "height": round(camera.position[2], 4), "pitch": round(camera.pitch, 4), "yaw": round(camera.yaw, 4),
+             "position": [round(v, 4) for v in camera.position],
+             "world_to_camera": [[round(float(x), 6) for x in row] for row in world_to_camera]}
+    if camera.lens is not None:
+        entry["distortion"] = [camera.lens.k1, camera.lens.k2]
+    return entry
 
 
 def encode_image(rgb: np.ndarray, fmt: str) -> bytes:
