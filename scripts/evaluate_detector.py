@@ -9,7 +9,9 @@ set (``field`` world: crop rows, small distant people, barrel distortion, posts 
 20 % of the images with people) and a separate pool of field images for fine-tuning. It scores the
 detector (greedy NMS at IoU 0.5) with AP0.5 and precision/recall at a score threshold on the urban
 set and on the field set's "human only" (images with people) and "human + negative" (all) subsets,
-then fine-tunes a copy on the first k pool images for every k of ``--finetune`` and scores it again.
+then fine-tunes a copy on the first k pool images for every k of ``--finetune`` (mixed with
+``--replay`` images of the urban training domain, so the detector does not forget it) and scores it
+again.
 Writes ``results.json``, ``table.md`` (beside the seed's Table 12) and ``domain_shift.png``.
 ``--domain urban`` scores the urban set only.
 
@@ -62,6 +64,9 @@ def register(targets: argparse._SubParsersAction) -> None:
     d.add_argument("--finetune", type=_args.seed_range, default=[10, 50],
                    help="fine-tune on k field images for each k (comma-separated; 0 = none)")
     d.add_argument("--finetune-steps", type=_args.positive_int, default=300, help="optimiser steps per fine-tuning")
+    d.add_argument("--finetune-lr", type=float, default=5e-4, help="peak learning rate of the fine-tuning")
+    d.add_argument("--replay", type=int, default=100,
+                   help="urban training-domain images mixed into every fine-tuning (0: field images only)")
     d.add_argument("--workers", type=_args.positive_int, default=2, help="processes generating the sets")
     d.add_argument("--every", type=_args.positive_int, default=1, help="use every n-th video frame (--source)")
     d.add_argument("--out", type=Path, default=Path("out/evaluate-detector"), help="output directory")
@@ -69,6 +74,10 @@ def register(targets: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    if getattr(args, "replay", 0) < 0:
+        raise SpecError("--replay", f"expected >= 0, got {args.replay}")
+    if getattr(args, "finetune_lr", 1.0) <= 0:
+        raise SpecError("--finetune-lr", f"expected > 0, got {args.finetune_lr}")
     if not 0 <= args.score_threshold <= 1:
         raise SpecError("--score-threshold", f"expected 0-1, got {args.score_threshold}")
     from hcgym.perception import nms
@@ -91,7 +100,7 @@ def scene_settings(domain: str) -> tuple[str, Any]:
                                              splits=(0.0, 0.0, 1.0))
     return "field", SceneSettings(humans=(1, 4), identities=48, occlusion=0.1, distance=(5.0, 40.0),
                                   hfov=(70.0, 100.0), camera_height=(1.5, 3.0), camera_pitch=(-15.0, 0.0),
-                                  splits=(0.0, 0.0, 1.0), empty_fraction=0.8, distortion=(-0.2, 0.0))
+                                  splits=(0.0, 0.0, 1.0), empty_fraction=0.8, distortion=(-0.2, 0.03))
 
 
 def generate_set(out: Path, domain: str, n: int, seed: int, workers: int, **overrides: Any) -> Path:
@@ -139,7 +148,8 @@ def run_domain(args: argparse.Namespace) -> int:
                                10_000 + s, args.workers))
     results: dict[str, Any] = {"domain": args.domain, "seed": s, "detector": str(args.detector),
                                "fingerprint": detector.fingerprint, "nms": args.nms,
-                               "score_threshold": args.score_threshold, "rows": []}
+                               "score_threshold": args.score_threshold, "replay": args.replay,
+                               "finetune_steps": args.finetune_steps, "finetune_lr": args.finetune_lr, "rows": []}
 
     def evaluate(name: str, det: Any, k: int) -> None:
         row = {"model": name, "finetune_images": k, "urban": score(det, urban, args.nms, args.score_threshold)}
@@ -150,7 +160,7 @@ def run_domain(args: argparse.Namespace) -> int:
         print(f"[evaluate] {name}: " + ", ".join(f"{key} AP0.5 {row[key]['ap50']:.1f}" for key in
                                                 ("urban", "human_only", "human_negative") if key in row), flush=True)
 
-    field = with_people = pool = []
+    field = with_people = pool = replay = []
     if args.domain == "field":
         field = _load(generate_set(data / f"field_s{s}_n{args.n_images}", "field", args.n_images, 20_000 + s,
                                    args.workers))
@@ -161,15 +171,21 @@ def run_domain(args: argparse.Namespace) -> int:
         if ks:
             pool = _load(generate_set(data / f"field_pool_s{s}_n{max(ks)}", "field", max(ks), 30_000 + s,
                                       args.workers, empty_fraction=0.5))
+            if args.replay:
+                replay = _load(generate_set(data / f"urban_replay_s{s}_n{args.replay}", "urban", args.replay,
+                                            40_000 + s, args.workers, humans=(1, 40), occlusion=0.5))
     evaluate("pretrained", detector, 0)
     for k in sorted({k for k in args.finetune if k > 0}) if args.domain == "field" else []:
         from hcgym.perception.detection.training import DetectorTrainConfig, train_detector
 
-        batch = min(8, k)
-        epochs = max(1, -(-args.finetune_steps // max(1, k // batch)))
-        cfg = DetectorTrainConfig(epochs=epochs, batch_size=batch, lr=5e-4, warmup=10, seed=s, threads=2)
-        print(f"[evaluate] fine-tuning on {k} field images ({epochs} epochs of {k // batch} steps)", flush=True)
-        tuned = train_detector(pool[:k], cfg, model=copy.deepcopy(detector.model), progress=False,
+        # the k field images, repeated to balance the replayed urban images (half of every epoch)
+        items = pool[:k] * max(1, -(-len(replay) // k)) + replay
+        batch = min(8, len(items))
+        epochs = max(1, -(-args.finetune_steps // max(1, len(items) // batch)))
+        cfg = DetectorTrainConfig(epochs=epochs, batch_size=batch, lr=args.finetune_lr, warmup=10, seed=s, threads=2)
+        print(f"[evaluate] fine-tuning on {k} field images + {len(replay)} replayed urban images "
+              f"({epochs} epochs of {len(items) // batch} steps)", flush=True)
+        tuned = train_detector(items, cfg, model=copy.deepcopy(detector.model), progress=False,
                                log=lambda *_: None).model
         evaluate(f"fine-tuned k={k}", PersonDetector(model=tuned, nms=args.nms), k)
     args.out.mkdir(parents=True, exist_ok=True)
@@ -192,7 +208,8 @@ def domain_table(results: dict[str, Any]) -> str:
              f"seed {results['seed']}. AP in percent (COCO AP at IoU 0.5, 100 detections per image).", "",
              head + " ms / image |", sep + "---|"]
     for r in results["rows"]:
-        cells = [r["model"], f"{r['finetune_images']} field images" if r["finetune_images"] else "-",
+        replay = f" + {results['replay']} urban (replay)" if results.get("replay") else ""
+        cells = [r["model"], f"{r['finetune_images']} field images{replay}" if r["finetune_images"] else "-",
                  f"{r['urban']['ap50']:.1f}"]
         if field:
             cells += [f"{r['human_only']['ap50']:.1f}", f"{r['human_negative']['ap50']:.1f}",

@@ -46,8 +46,10 @@ def register(targets: argparse._SubParsersAction) -> None:
     s.add_argument("--caps", type=_caps, default=[100, 200, 400], help="candidates per image N, comma-separated")
     s.add_argument("--methods", default="all", help="all, or comma-separated names (hcgym.perception.nms."
                                                     f"list_methods() and {ABLATION})")
-    s.add_argument("--checkpoint", type=Path, default=None, help="trained Seq2Seq-NMS (hcgym train seq2seq-nms)")
-    s.add_argument("--ablation-checkpoint", type=Path, default=None, help="Seq2Seq-NMS trained with --no-mask")
+    s.add_argument("--checkpoint", default="shipped",
+                   help="trained Seq2Seq-NMS (hcgym train seq2seq-nms): a path, 'shipped' (default) or 'none'")
+    s.add_argument("--ablation-checkpoint", default="shipped-nomask",
+                   help="Seq2Seq-NMS trained with --no-mask: a path, 'shipped-nomask' (default) or 'none'")
     s.add_argument("--detector", default="shipped", help="shipped, simulated or a detector file (default shipped)")
     s.add_argument("--workers", type=_args.positive_int, default=1, help="processes rendering the test set")
     s.add_argument("--data-cache", type=Path, default=None, help="where test sets are kept (default OUT/data)")
@@ -131,7 +133,8 @@ def run_nms(args: argparse.Namespace) -> int:
     from hcgym.perception.nms.candidates import cached_candidates, make_detector
 
     torch.set_num_threads(1)
-    methods, notes = build_methods(args.methods, args.checkpoint, args.ablation_checkpoint)
+    methods, notes = build_methods(args.methods, *(None if str(c).lower() == "none" else c
+                                                   for c in (args.checkpoint, args.ablation_checkpoint)))
     detector = make_detector(args.detector)
     for note in notes:
         print(f"[nms] note: {note}", flush=True)

@@ -128,7 +128,8 @@ def test_cli_without_checkpoint_leaves_seq2seq_out(evaluated, capsys):
     cache = next((evaluated / "cache" / "sparse_seed1000_n2").glob("candidates_simulated_*.npz"))
     stamp = cache.stat().st_mtime_ns
     args = ["evaluate", "nms", "--split", "sparse", "--seed", "1000", "--n-images", "2", "--detector", "simulated",
-            "--caps", "30", "--methods", "all", "--data-cache", str(evaluated / "cache"), "--out", str(out)]
+            "--caps", "30", "--methods", "all", "--checkpoint", "none", "--ablation-checkpoint", "none",
+            "--data-cache", str(evaluated / "cache"), "--out", str(out)]
     assert run_cli(args) == 0
     assert "seq2seq left out: no --checkpoint" in capsys.readouterr().out
     res = json.loads((out / "results.json").read_text())
@@ -143,7 +144,7 @@ BAD = [
     (["--split", "crowded"], "--split"),
     (["--n-images", "0"], "--n-images"),
     (["--methods", "greedy_0.5,bogus"], "--methods"),
-    (["--methods", "seq2seq"], "--checkpoint"),
+    (["--methods", "seq2seq", "--checkpoint", "none"], "--checkpoint"),
     (["--checkpoint", "MISSING"], "--checkpoint"),
     (["--checkpoint", "NOMASK"], "--checkpoint"),
     (["--ablation-checkpoint", "MASK"], "--ablation-checkpoint"),

@@ -6,8 +6,8 @@
 >>> result.keep                         # indices into the input, by final score, descending
 >>> result.scores                       # (N,) final scores, 0 for removed candidates
 
-``seq2seq`` (Seq2Seq-NMS, :mod:`hcgym.perception.nms.seq2seq`) needs ``image`` and torch; it is
-untrained unless ``checkpoint=PATH`` is given.
+``seq2seq`` (Seq2Seq-NMS, :mod:`hcgym.perception.nms.seq2seq`) needs ``image`` and torch; it loads
+the shipped checkpoint unless ``checkpoint=PATH`` (or ``None``: untrained) is given.
 
 Training and evaluation live beside the methods: :mod:`~hcgym.perception.nms.candidates` (cached
 detector candidates), :mod:`~hcgym.perception.nms.simulate` (a ground-truth-driven detector simulator
@@ -43,7 +43,7 @@ _METHODS: dict[str, tuple[type[NmsMethod] | str, dict[str, Any]]] = {
     "cluster_d": (ClusterNMS, {"distance": True}),
     "cluster_sd": (ClusterNMS, {"score_penalty": True, "distance": True}),
     "cluster_sdw": (ClusterNMS, {"score_penalty": True, "distance": True, "weighted": True}),
-    "seq2seq": ("Seq2SeqNMS", {}),  # torch; imported on first use
+    "seq2seq": ("Seq2SeqNMS", {"checkpoint": "shipped"}),  # torch; imported on first use
 }
 
 

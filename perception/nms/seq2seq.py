@@ -48,6 +48,18 @@ from hcgym.perception.nms.roi_align import roi_align
 N_GEOMETRY = 14
 
 
+#: Shipped checkpoints (``hcgym train seq2seq-nms``; provenance beside them): with the attention mask,
+#: and the no-mask ablation. ``checkpoint="shipped"`` / ``"shipped-nomask"`` name them.
+MODELS_DIR = Path(__file__).resolve().parent / "models"
+SHIPPED = MODELS_DIR / "seq2seq_nms.pt"
+SHIPPED_NOMASK = MODELS_DIR / "seq2seq_nms_nomask.pt"
+
+
+def resolve_checkpoint(checkpoint: str | Path) -> Path:
+    """``"shipped"`` and ``"shipped-nomask"`` name the shipped files; anything else is a path."""
+    return {"shipped": SHIPPED, "shipped-nomask": SHIPPED_NOMASK}.get(str(checkpoint), Path(checkpoint))
+
+
 @dataclass
 class Seq2SeqConfig:
     """Model size. The default is the small CPU configuration; :meth:`paper` is the seed's.
@@ -434,7 +446,9 @@ class Seq2SeqNMS(NmsMethod):
     """Seq2Seq-NMS behind the common interface; ``image`` is required.
 
     Args:
-        checkpoint: a file written by :meth:`save`; without it the model is untrained (random init).
+        checkpoint: a file written by :func:`save_model`, ``"shipped"`` (the default of
+            ``nms.make("seq2seq")``: the model trained on the shipped detector's candidates) or
+            ``"shipped-nomask"`` (its no-mask ablation); ``None`` gives an untrained model (random init).
         config: size configuration of an untrained model (default: the small CPU configuration).
         score_threshold: candidates whose rescored ``p`` is below it are removed (default 0: keep all,
             as in the seed's evaluation).
@@ -448,7 +462,7 @@ class Seq2SeqNMS(NmsMethod):
                  model: Seq2SeqNMSNet | None = None) -> None:
         if model is None:
             if checkpoint is not None:
-                model = load_model(checkpoint)
+                model = load_model(resolve_checkpoint(checkpoint))
             else:
                 model = Seq2SeqNMSNet(config)
         self.model = model.eval()
