@@ -15,6 +15,13 @@ again.
 Writes ``results.json``, ``table.md`` (beside the seed's Table 12) and ``domain_shift.png``.
 ``--domain urban`` scores the urban set only.
 
+Any detector's output::
+
+    hcgym evaluate detector --detections RESULTS.json --annotations COCO.json --out DIR
+
+scores a COCO results file (``image_id``, ``bbox``, ``score``) against the ground truth with the same
+target boxes and metrics (``summary.json``).
+
 Recordings::
 
     hcgym evaluate detector --source VIDEO_OR_IMAGE_DIR [--annotations COCO.json] --out DIR
@@ -53,6 +60,8 @@ def register(targets: argparse._SubParsersAction) -> None:
     mode = d.add_mutually_exclusive_group(required=True)
     mode.add_argument("--domain", choices=("field", "urban"), help="generated-domain protocol")
     mode.add_argument("--source", type=Path, help="a video file or a folder of images")
+    mode.add_argument("--detections", type=Path,
+                      help="a COCO results file of any detector, scored against --annotations (no images needed)")
     d.add_argument("--annotations", type=Path, default=None, help="COCO ground truth for --source images")
     d.add_argument("--detector", default="shipped", help="checkpoint (.pt), export (.onnx) or 'shipped'")
     d.add_argument("--nms", default="greedy_0.5", help="NMS method after the raw candidates")
@@ -83,8 +92,10 @@ def run(args: argparse.Namespace) -> int:
     from hcgym.perception import nms
 
     nms.make(args.nms)  # unknown names fail before any work
-    if args.annotations is not None and args.source is None:
-        raise SpecError("--annotations", "only used with --source")
+    if args.annotations is not None and args.source is None and args.detections is None:
+        raise SpecError("--annotations", "only used with --source or --detections")
+    if args.detections is not None:
+        return run_detections(args)
     if args.source is not None:
         return run_source(args)
     return run_domain(args)
@@ -303,6 +314,37 @@ def draw(image: np.ndarray, boxes: np.ndarray, scores: np.ndarray, gt: np.ndarra
         cv2.putText(out, f"{s:.2f}", (int(b[0]), max(10, int(b[1]) - 3)), cv2.FONT_HERSHEY_SIMPLEX, 0.4,
                     (40, 220, 40), 1, cv2.LINE_AA)
     return out
+
+
+def run_detections(args: argparse.Namespace) -> int:
+    """AP and precision/recall of a COCO results file against COCO ground truth (target-box rules)."""
+    from hcgym.paths import atomic_write_bytes
+    from hcgym.perception.detection.ground_truth import load_coco_boxes
+    from hcgym.perception.detection.metrics import coco_ap, precision_at
+    from hcgym.perception.nms.candidates import CocoResultsDetector
+
+    if args.annotations is None:
+        raise SpecError("--annotations", "--detections needs the ground truth (--annotations COCO.json)")
+    if not args.detections.is_file():
+        raise SpecError("--detections", f"not found: {args.detections}")
+    items = load_coco_boxes(args.annotations)
+    try:
+        results = CocoResultsDetector(args.detections)
+    except SpecError as e:
+        raise SpecError("--detections", e.problem) from None
+    dets = [results.candidates(None, max_candidates=10 ** 9, pre_nms_iou=None, key=it["id"]) for it in items]
+    if not any(len(b) for b, _ in dets):
+        raise SpecError("--detections", f"no detection in {args.detections} belongs to an image of {args.annotations}")
+    summary = {"detections": str(args.detections), "annotations": str(args.annotations), "images": len(items),
+               "people": int(sum((~it["ignore"]).sum() for it in items)),
+               "detections_matched_to_images": int(sum(len(b) for b, _ in dets)),
+               **coco_ap(items, dets), **precision_at(items, dets, args.score_threshold),
+               "score_threshold": args.score_threshold}
+    atomic_write_bytes(args.out / "summary.json", json.dumps(summary, indent=1).encode())
+    print(f"[evaluate] {args.detections.name}: AP0.5 {summary['ap50']:.1f}, AP0.5:0.95 {summary['ap']:.1f}, "
+          f"precision/recall @ {args.score_threshold} {summary['precision']:.1f}/{summary['recall']:.1f} "
+          f"on {len(items)} images; wrote {args.out}/summary.json", flush=True)
+    return 0
 
 
 def run_source(args: argparse.Namespace) -> int:

@@ -50,7 +50,10 @@ def register(targets: argparse._SubParsersAction) -> None:
                    help="trained Seq2Seq-NMS (hcgym train seq2seq-nms): a path, 'shipped' (default) or 'none'")
     s.add_argument("--ablation-checkpoint", default="shipped-nomask",
                    help="Seq2Seq-NMS trained with --no-mask: a path, 'shipped-nomask' (default) or 'none'")
-    s.add_argument("--detector", default="shipped", help="shipped, simulated or a detector file (default shipped)")
+    s.add_argument("--detector", default="shipped",
+                   help="shipped, simulated, a detector file (.pt/.onnx) or a COCO results file of candidates (.json)")
+    s.add_argument("--annotations", type=Path, default=None,
+                   help="evaluate on this COCO file and its images instead of a generated set (--split/--seed unused)")
     s.add_argument("--workers", type=_args.positive_int, default=1, help="processes rendering the test set")
     s.add_argument("--data-cache", type=Path, default=None, help="where test sets are kept (default OUT/data)")
     s.add_argument("--out", type=Path, default=Path("out/evaluate-nms"), help="output directory")
@@ -132,6 +135,8 @@ def run_nms(args: argparse.Namespace) -> int:
     from hcgym.perception.nms import evaluation as ev
     from hcgym.perception.nms.candidates import cached_candidates, make_detector
 
+    from hcgym.errors import SpecError
+
     torch.set_num_threads(1)
     methods, notes = build_methods(args.methods, *(None if str(c).lower() == "none" else c
                                                    for c in (args.checkpoint, args.ablation_checkpoint)))
@@ -140,15 +145,22 @@ def run_nms(args: argparse.Namespace) -> int:
         print(f"[nms] note: {note}", flush=True)
     t0 = time.time()
     root = args.data_cache or args.out / "data"
-    data = generate_test_set(args.split, args.seed, args.n_images, root, workers=args.workers)
-    cache = data / f"candidates_{detector.name}_{detector.fingerprint[:16]}.npz"
+    if args.annotations is not None:
+        if not args.annotations.is_file():
+            raise SpecError("--annotations", f"COCO file not found: {args.annotations}")
+        data = args.annotations
+        cache = args.out / f"candidates_{detector.fingerprint[:16]}.npz"
+        args.split = args.annotations.stem
+    else:
+        data = generate_test_set(args.split, args.seed, args.n_images, root, workers=args.workers)
+        cache = data / f"candidates_{detector.name}_{detector.fingerprint[:16]}.npz"
     cset = cached_candidates(cache, data, detector, max(args.caps), split="test")
     rows, dets = ev.evaluate_methods(cset, methods, args.caps)
     simulated = bool(getattr(detector, "uses_ground_truth", False))
     if simulated:
         notes.append("candidates from the detector simulator (drawn around the ground truth): not a result")
     results = {
-        "split": args.split, "seed": args.seed, "n_images": len(cset),
+        "split": args.split, "seed": None if args.annotations is not None else args.seed, "n_images": len(cset),
         "detector": {"name": detector.name, "fingerprint": detector.fingerprint, "simulated": simulated},
         "caps": list(args.caps), "pre_nms_iou": cset.meta.get("pre_nms_iou"),
         "candidates_per_image": float(np.mean([len(im.scores) for im in cset])),

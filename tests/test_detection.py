@@ -221,3 +221,42 @@ def test_shipped_detector_finds_people_in_held_out_scenes(tmp_path):
     assert ap["ap50"] > 60.0, ap
     people = det(items[0]["image"])
     assert people.label == "person" and len(people) >= 1 and np.all(people.scores >= 0.3)
+
+
+def test_any_coco_results_file_is_evaluated_as_detections_and_as_nms_candidates(crowd_set, tmp_path, capsys):
+    """Ground truth written back as detections scores AP 100; the same file feeds the NMS evaluation."""
+    from hcgym.perception.detection.ground_truth import load_coco_boxes
+
+    gt = crowd_set / "annotations" / "train.json"
+    results = []
+    for it in load_coco_boxes(gt):
+        for (x0, y0, x1, y1), ig in zip(it["boxes"], it["ignore"]):
+            if not ig:
+                results += [{"image_id": it["id"], "category_id": 1, "score": 0.9,
+                             "bbox": [float(x0), float(y0), float(x1 - x0), float(y1 - y0)]},
+                            {"image_id": it["id"], "category_id": 1, "score": 0.5,  # a shifted duplicate
+                             "bbox": [float(x0) + 2, float(y0) + 2, float(x1 - x0), float(y1 - y0)]}]
+    path = tmp_path / "results.json"
+    path.write_text(json.dumps(results))
+    out = tmp_path / "det"
+    assert run_cli(["evaluate", "detector", "--detections", str(path), "--annotations", str(gt),
+                    "--out", str(out)]) == 0
+    summary = json.loads((out / "summary.json").read_text())
+    assert summary["ap50"] == pytest.approx(100.0) and summary["recall"] == pytest.approx(100.0)
+    # every duplicate above 0.3 is a false positive, unless it lands on an ignored person (then uncounted)
+    assert 50.0 <= summary["precision"] < 60.0
+    nms_out = tmp_path / "nms"
+    assert run_cli(["evaluate", "nms", "--annotations", str(gt), "--detector", str(path), "--caps", "50",
+                    "--methods", "greedy_0.5,soft_linear", "--out", str(nms_out)]) == 0
+    res = json.loads((nms_out / "results.json").read_text())
+    assert res["methods"]["greedy_0.5"]["ap50"] == pytest.approx(1.0)  # greedy removes every duplicate
+    assert res["detector"]["name"] == "coco-results:results.json"
+    # a file that is not COCO results, and detections without ground truth
+    bad = tmp_path / "bad.json"
+    bad.write_text('{"x": 1}')
+    assert run_cli(["evaluate", "detector", "--detections", str(bad), "--annotations", str(gt),
+                    "--out", str(tmp_path / "o1")]) == 2
+    assert run_cli(["evaluate", "detector", "--detections", str(path), "--out", str(tmp_path / "o2")]) == 2
+    err = capsys.readouterr().err
+    assert "--detections" in err and "--annotations" in err
+    assert not (tmp_path / "o1").exists() and not (tmp_path / "o2").exists()

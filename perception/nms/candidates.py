@@ -237,9 +237,60 @@ def visibility(coco_path: Path, images: list[dict[str, Any]]) -> list[np.ndarray
     return out
 
 
+class CocoResultsDetector:
+    """Candidates read from a COCO results file (``[{"image_id", "bbox": [x, y, w, h], "score"}, ...]``):
+    the output of any detector, evaluated like the built-in one. Boxes are sorted by score, go through
+    the same pre-NMS and cap. ``category_id``, when present, must be the person category (1)."""
+
+    needs_image_id = True
+
+    def __init__(self, path: str | Path) -> None:
+        import hashlib
+
+        path = Path(path)
+        try:
+            raw = path.read_bytes()
+            rows = json.loads(raw)
+            if isinstance(rows, dict) and "annotations" in rows:  # a COCO file whose annotations carry scores
+                rows = rows["annotations"]
+            if not isinstance(rows, list):
+                raise TypeError(f"expected a JSON list, got {type(rows).__name__}")
+            self._by_image: dict[int, list[tuple[list[float], float]]] = {}
+            for r in rows:
+                if int(r.get("category_id", 1)) != 1:
+                    continue
+                x, y, w, h = (float(v) for v in r["bbox"])
+                self._by_image.setdefault(int(r["image_id"]), []).append(([x, y, x + w, y + h], float(r["score"])))
+        except (OSError, ValueError, KeyError, TypeError, AttributeError) as e:
+            raise SpecError("--detector", f"{path} is not a COCO results file (list of image_id, bbox, score): "
+                                          f"{type(e).__name__}: {e}") from None
+        self.name = f"coco-results:{path.name}"
+        self.fingerprint = hashlib.sha256(raw).hexdigest()[:16]
+
+    def candidates(self, image: np.ndarray, max_candidates: int = 400, pre_nms_iou: float | None = 0.8,
+                   key: int | None = None, **_: Any) -> tuple[np.ndarray, np.ndarray]:
+        from hcgym.perception.nms.base import iou_matrix
+
+        rows = self._by_image.get(int(key), []) if key is not None else []
+        boxes = np.asarray([b for b, _ in rows], np.float32).reshape(-1, 4)
+        scores = np.asarray([s for _, s in rows], np.float32).reshape(-1)
+        order = np.argsort(-scores, kind="stable")
+        boxes, scores = boxes[order], scores[order]
+        if pre_nms_iou is not None and len(boxes):
+            iou = iou_matrix(boxes.astype(np.float64))
+            keep, suppressed = [], np.zeros(len(boxes), bool)
+            for i in range(len(boxes)):
+                if not suppressed[i]:
+                    keep.append(i)
+                    suppressed |= iou[i] > pre_nms_iou
+            boxes, scores = boxes[keep], scores[keep]
+        return boxes[:max_candidates], scores[:max_candidates]
+
+
 def make_detector(spec: str | Path | None) -> Any:
     """``"simulated"``: the ground-truth-driven simulator; ``"shipped"`` or ``None``: the shipped
-    detector; anything else: a detector file for :func:`hcgym.perception.detection.load_detector`."""
+    detector; a ``.json`` file: a COCO results file (:class:`CocoResultsDetector`); anything else: a
+    detector file for :func:`hcgym.perception.detection.load_detector`."""
     if str(spec) == "simulated":
         from hcgym.perception.nms.simulate import DetectorSimulator
 
@@ -251,6 +302,8 @@ def make_detector(spec: str | Path | None) -> Any:
                                       "built yet; use --detector simulated") from None
     if spec is None or str(spec) == "shipped":
         return load_detector(None)
+    if Path(spec).suffix == ".json" and Path(spec).is_file():
+        return CocoResultsDetector(spec)
     if not Path(spec).is_file():
         raise SpecError("--detector", f"expected shipped, simulated or a detector file; no such file: {spec}")
     return load_detector(Path(spec))
@@ -283,6 +336,8 @@ def extract_candidates(dataset: str | Path, detector: Any, max_candidates: int =
         file = image_path(path, t["file_name"])
         rgb = read_rgb(file)
         extra = {"gt_boxes": t["boxes"], "visibility": vis[i], "key": t["id"]} if oracle else {}
+        if getattr(detector, "needs_image_id", False):
+            extra["key"] = t["id"]
         boxes, scores = detector.candidates(rgb, max_candidates=max_candidates, pre_nms_iou=pre_nms_iou, **extra)
         boxes = np.asarray(boxes, np.float32).reshape(-1, 4)
         scores = np.asarray(scores, np.float32).reshape(-1)

@@ -222,7 +222,9 @@ def table_markdown(results: dict[str, Any]) -> str:
     caps = [str(c) for c in results["caps"]]
     methods: dict[str, Any] = results["methods"]
     det = results["detector"]
-    lines = [f"# NMS on the {results['split']} test set (seed {results['seed']}, {results['n_images']} images)", ""]
+    where = (f"the {results['split']} test set (seed {results['seed']}, {results['n_images']} images)"
+             if results.get("seed") is not None else f"{results['split']} ({results['n_images']} images)")
+    lines = [f"# NMS on {where}", ""]
     if det.get("simulated"):
         lines += ["**Candidates come from the detector SIMULATOR (boxes drawn around the ground truth), not from a "
                   "detector: a pipeline check, not a result.**", ""]
@@ -248,7 +250,9 @@ def table_markdown(results: dict[str, Any]) -> str:
                           f"image), which the seed excludes."]
     for note in results.get("notes", []):
         lines += ["", f"Note: {note}"]
-    seed = SEED_TABLES[results["split"]]
+    seed = SEED_TABLES.get(results["split"])
+    if seed is None:  # a user's own COCO file: no seed table of that density
+        return "\n".join(lines) + "\n"
     lines += ["", f"## The seed's numbers for reference: {seed['source']}", "",
               "Other data, detector and hardware (GPU times except Soft-NMS); not comparable cell by cell.", "",
               "| Method | " + " | ".join(seed["columns"]) + " |", "|---" * (len(seed["columns"]) + 1) + "|"]
