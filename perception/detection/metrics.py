@@ -10,12 +10,11 @@ from typing import Any
 
 import numpy as np
 
-from hcgym.errors import SpecError
-
 
 def coco_ap(items: list[dict[str, Any]], detections: list[tuple[np.ndarray, np.ndarray]], max_dets: int = 100
             ) -> dict[str, float]:
-    """COCO AP0.5 and AP0.5:0.95 (percent) of detections against the items' target boxes.
+    """COCO AP0.5 and AP0.5:0.95 (percent; NaN without any non-ignored person) of detections against the
+    items' target boxes.
 
     Ignored people are ``iscrowd`` regions (matching them is neither a hit nor a false positive);
     ``maxDets`` is ``[max_dets]``, as in the OpenDR NMS evaluation. Images without any detection or
@@ -37,8 +36,8 @@ def coco_ap(items: list[dict[str, Any]], detections: list[tuple[np.ndarray, np.n
         for b, s in zip(boxes, scores):
             dets.append({"image_id": k + 1, "category_id": 1, "score": float(s),
                          "bbox": [float(b[0]), float(b[1]), float(b[2] - b[0]), float(b[3] - b[1])]})
-    if not any(not a["iscrowd"] for a in anns):
-        raise SpecError("annotations", "no (non-ignored) person in the evaluated images: AP is undefined")
+    if not any(not a["iscrowd"] for a in anns):  # AP is undefined without a person to find
+        return {"ap50": float("nan"), "ap": float("nan")}
     with contextlib.redirect_stdout(io.StringIO()):
         gt = COCO()
         gt.dataset = {"images": images, "annotations": anns, "categories": [{"id": 1, "name": "person"}]}
@@ -57,7 +56,7 @@ def coco_ap(items: list[dict[str, Any]], detections: list[tuple[np.ndarray, np.n
         p = p[p > -1]
         return float(p.mean() * 100) if p.size else 0.0
 
-    return {"ap50": round(mean(prec[0]), 2), "ap": round(mean(prec), 2)}
+    return {"ap50": mean(prec[0]), "ap": mean(prec)}
 
 
 def precision_at(items: list[dict[str, Any]], detections: list[tuple[np.ndarray, np.ndarray]],

@@ -23,7 +23,6 @@ Protocol (``hcgym evaluate nms``; the seed's Tables 5-7 layout):
 
 from __future__ import annotations
 
-import contextlib
 import io
 import time
 from typing import Any, Sequence
@@ -48,52 +47,19 @@ Detections = tuple[np.ndarray, np.ndarray]  # boxes (K, 4) xyxy, scores (K,)
 # ------------------------------------------------------------------ AP
 
 
-def _xywh(boxes: np.ndarray) -> np.ndarray:
-    b = np.asarray(boxes, np.float64).reshape(-1, 4)
-    return np.concatenate([b[:, :2], b[:, 2:] - b[:, :2]], axis=1)
-
-
-def _coco(images: Sequence[ImageCandidates], anns: list[dict[str, Any]]) -> Any:
-    from pycocotools.coco import COCO
-
-    coco = COCO()
-    coco.dataset = {"images": [{"id": im.image_id, "width": im.width, "height": im.height} for im in images],
-                    "categories": [{"id": 1, "name": "person"}], "annotations": anns}
-    with contextlib.redirect_stdout(io.StringIO()):
-        coco.createIndex()
-    return coco
-
-
 def coco_ap(images: Sequence[ImageCandidates], detections: Sequence[Detections], max_dets: int) -> dict[str, float]:
-    """``{"ap50", "ap"}`` (fractions) of ``detections[i]`` on image ``images[i]`` (see the module docstring).
+    """``{"ap50", "ap"}`` (fractions) of ``detections[i]`` on image ``images[i]`` (see the module docstring);
+    :func:`hcgym.perception.detection.metrics.coco_ap` on the candidate set's ground truth.
 
     NaN when no image has a non-ignored person.
     """
-    from pycocotools.cocoeval import COCOeval
+    from hcgym.perception.detection.metrics import coco_ap as coco_ap_percent
 
     if len(detections) != len(images):
         raise SpecError("detections", f"expected one entry per image ({len(images)}), got {len(detections)}")
-    gt_anns, dt_anns = [], []
-    for im, (boxes, scores) in zip(images, detections):
-        for box, ign in zip(_xywh(im.gt_boxes), im.gt_ignore):
-            gt_anns.append({"id": len(gt_anns) + 1, "image_id": im.image_id, "category_id": 1, "bbox": box.tolist(),
-                            "area": float(box[2] * box[3]), "iscrowd": int(ign)})
-        for box, s in zip(_xywh(boxes), np.asarray(scores, np.float64).reshape(-1)):
-            dt_anns.append({"id": len(dt_anns) + 1, "image_id": im.image_id, "category_id": 1, "bbox": box.tolist(),
-                            "area": float(box[2] * box[3]), "score": float(s), "iscrowd": 0})
-    ev = COCOeval(_coco(images, gt_anns), _coco(images, dt_anns), "bbox")
-    ev.params.imgIds = [im.image_id for im in images]
-    ev.params.maxDets = [int(max_dets)]
-    with contextlib.redirect_stdout(io.StringIO()):
-        ev.evaluate()
-        ev.accumulate()
-    precision = ev.eval["precision"][:, :, 0, 0, 0]   # (IoU thresholds, recall points), category 0, area all
-
-    def mean(p: np.ndarray) -> float:
-        p = p[p > -1]
-        return float(p.mean()) if p.size else float("nan")
-
-    return {"ap50": mean(precision[0]), "ap": mean(precision)}
+    items = [{"width": im.width, "height": im.height, "boxes": im.gt_boxes, "ignore": im.gt_ignore} for im in images]
+    r = coco_ap_percent(items, detections, max_dets)
+    return {"ap50": r["ap50"] / 100.0, "ap": r["ap"] / 100.0}
 
 
 # ------------------------------------------------------------------ running the methods
