@@ -4,9 +4,11 @@ Generates (or reuses) a fresh test set of ``--n-images`` scenes of one density (
 ``medium`` 12-16, ``dense`` 20-40; seed 1000 and up, apart from the training data), runs the detector
 once (cached by fingerprint), then runs every NMS method on the first N candidates of each image for
 every cap N, scoring AP0.5 and AP0.5:0.95 with pycocotools (maxDets = [N], ignore regions as
-iscrowd) and timing each call (median ms per image). Seq2Seq-NMS rows need ``--checkpoint``
-(``seq2seq_nomask`` needs ``--ablation-checkpoint``, a model trained with ``--no-mask``); without
-one they are left out, never reported untrained. Writes ``results.json``, ``table.md``,
+iscrowd) and timing each call (median ms per image). Seq2Seq-NMS rows use ``--checkpoint``
+(default: the shipped model) and ``--ablation-checkpoint`` (default: the shipped no-mask model);
+with ``none`` they are left out, never reported untrained. ``--annotations COCO.json`` evaluates on
+your own images and ground truth instead of a generated set (``--detector`` may then be a COCO
+results file of candidates). Writes ``results.json``, ``table.md``,
 ``ap_vs_candidates.png`` and ``examples.png`` into ``--out``.
 """
 
