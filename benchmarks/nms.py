@@ -85,7 +85,7 @@ def seq2seq(args: argparse.Namespace, rng: np.random.Generator, tmp: Path) -> No
 
     from hcgym.perception.nms import seq2seq as s2s
 
-    method = s2s.Seq2SeqNMS(checkpoint=args.checkpoint) if args.checkpoint else s2s.Seq2SeqNMS()
+    method = s2s.Seq2SeqNMS(checkpoint=args.checkpoint)  # None: untrained (the time does not depend on weights)
     model = method.model
     image = scene_image(rng)
     edges, _ = s2s.edge_map(image, model.config.max_side)
@@ -152,10 +152,9 @@ def main() -> None:
 
     torch.set_num_threads(args.threads)
     if args.checkpoint is None:
-        from hcgym.perception.nms import seq2seq as s2s
+        from hcgym.perception.nms.seq2seq import SHIPPED
 
-        shipped = getattr(s2s, "SHIPPED", None)
-        args.checkpoint = str(shipped) if shipped is not None and Path(shipped).is_file() else None
+        args.checkpoint = str(SHIPPED) if SHIPPED.is_file() else None
     rng = np.random.default_rng(args.seed)
     with tempfile.TemporaryDirectory() as tmp:
         for part in ("classical", "seq2seq", "detector"):

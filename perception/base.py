@@ -9,6 +9,7 @@ onnxruntime and answers with the same results.
 
 from __future__ import annotations
 
+import hashlib
 import json
 from abc import ABC, abstractmethod
 from pathlib import Path
@@ -149,6 +150,8 @@ class OnnxSensor(Sensor):
         self.session = ort.InferenceSession(str(path), opts, providers=["CPUExecutionProvider"])
         self.name = f"{meta['sensor']}(onnx)"
         self.path = path
+        #: Hash of the exported file (16 hex digits): what identifies this model in caches.
+        self.fingerprint = hashlib.sha256(path.read_bytes()).hexdigest()[:16]
 
         self.inner.run_model = self._run_onnx  # every method of the inner sensor now runs ONNX Runtime
         self.inner.name = self.name
@@ -162,6 +165,6 @@ class OnnxSensor(Sensor):
 
     def __getattr__(self, item: str) -> Any:
         """Other methods of the wrapped sensor (``embed_aligned``, ...), running on ONNX Runtime."""
-        if item in ("inner", "session", "path"):
+        if item in ("inner", "session", "path", "fingerprint"):
             raise AttributeError(item)
         return getattr(self.inner, item)

@@ -125,3 +125,30 @@ def make_toy_dataset(root: Path, images: dict[str, int], seed: int = 0) -> Path:
 def nms_toy(tmp_path_factory):
     """A toy person dataset: 4 train and 2 val images of 160x120 (see :func:`make_toy_dataset`)."""
     return make_toy_dataset(tmp_path_factory.mktemp("nms_toy"), {"train": 4, "val": 2}, seed=0)
+
+
+@pytest.fixture(scope="session")
+def coco_self_eval():
+    """``check(coco_dict)``: COCOeval of a COCO ground truth against itself (every annotation as a detection
+    with score 1) must give AP 1.0 for ``bbox``, ``segm`` and ``keypoints``; returns the number of annotations."""
+    import contextlib
+    import io
+
+    from pycocotools.coco import COCO
+    from pycocotools.cocoeval import COCOeval
+
+    def check(dataset: dict) -> int:
+        with contextlib.redirect_stdout(io.StringIO()):
+            gt = COCO()
+            gt.dataset = dataset
+            gt.createIndex()
+            dets = [{**a, "score": 1.0} for a in gt.loadAnns(gt.getAnnIds())]
+            for iou in ("bbox", "segm", "keypoints"):
+                ev = COCOeval(gt, gt.loadRes([dict(d) for d in dets]), iou)
+                ev.evaluate()
+                ev.accumulate()
+                ev.summarize()
+                assert ev.stats[0] == pytest.approx(1.0), (iou, ev.stats)
+        return len(dets)
+
+    return check

@@ -174,6 +174,8 @@ def test_cli_trains_exports_and_evaluates_recordings(crowd_set, tmp_path, capsys
     bt, st = PersonDetector(out / "person_centernet.pt").candidates(image, 50)
     bo, so = OnnxSensor(out / "person_centernet.onnx").candidates(image, 50)
     assert np.allclose(st, so, atol=1e-4) and np.allclose(bt, bo, atol=1e-2)
+    # an export is identified by its file (candidate caches), not by the weights of its placeholder network
+    assert OnnxSensor(out / "person_centernet.onnx").fingerprint == OnnxSensor(out / "person_centernet.onnx").fingerprint
     # training again into the same folder needs --resume
     assert run_cli(["train", "detector", "--data", str(crowd_set), "--out", str(out), "--tiny"]) == 2
     assert "--resume" in capsys.readouterr().err

@@ -78,8 +78,8 @@ class PersonDetector(TorchSensor):
     onnx_output_names = ("maps",)
 
     def __init__(self, checkpoint: str | Path | None = None, model: Any = None, score_threshold: float = 0.3,
-                 nms: str = "greedy_0.5", max_candidates: int = 100, input_size: tuple[int, int] | None = None,
-                 **_: Any) -> None:
+                 nms: str = "greedy_0.5", max_candidates: int = 100, input_size: tuple[int, int] | None = None
+                 ) -> None:
         from hcgym.perception import nms as nms_lib
 
         if model is None and input_size is not None and checkpoint is None:  # rebuilt for ONNX: no weights needed
@@ -138,7 +138,7 @@ class PersonDetector(TorchSensor):
         descending. Boxes are clipped to the image.
         """
         from hcgym.perception.base import as_image
-        from hcgym.perception.nms.base import iou_matrix
+        from hcgym.perception.nms.classical import pre_nms
 
         image = as_image(image)
         if int(max_candidates) < 1:
@@ -147,18 +147,7 @@ class PersonDetector(TorchSensor):
         boxes, scores = decode(maps, top_k=4 * int(max_candidates) if pre_nms_iou is not None else int(max_candidates))
         boxes = (boxes - np.array([left, top, left, top], np.float32)) / scale
         boxes = np.clip(boxes, 0, np.array([w, h, w, h], np.float32))
-        if pre_nms_iou is not None:
-            keep, suppressed = [], np.zeros(len(boxes), bool)
-            iou = iou_matrix(boxes.astype(np.float64))
-            for i in range(len(boxes)):  # already sorted by score
-                if suppressed[i]:
-                    continue
-                keep.append(i)
-                if len(keep) == max_candidates:
-                    break
-                suppressed |= iou[i] > pre_nms_iou
-            boxes, scores = boxes[keep], scores[keep]
-        return boxes[:max_candidates].astype(np.float32), scores[:max_candidates].astype(np.float32)
+        return pre_nms(boxes, scores, pre_nms_iou, int(max_candidates))
 
     def process(self, image: np.ndarray, **kwargs: Any) -> Detections:
         boxes, scores = self.candidates(image, self.max_candidates)

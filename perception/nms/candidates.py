@@ -269,22 +269,12 @@ class CocoResultsDetector:
 
     def candidates(self, image: np.ndarray, max_candidates: int = 400, pre_nms_iou: float | None = 0.8,
                    key: int | None = None, **_: Any) -> tuple[np.ndarray, np.ndarray]:
-        from hcgym.perception.nms.base import iou_matrix
+        from hcgym.perception.nms.classical import pre_nms
 
         rows = self._by_image.get(int(key), []) if key is not None else []
         boxes = np.asarray([b for b, _ in rows], np.float32).reshape(-1, 4)
         scores = np.asarray([s for _, s in rows], np.float32).reshape(-1)
-        order = np.argsort(-scores, kind="stable")
-        boxes, scores = boxes[order], scores[order]
-        if pre_nms_iou is not None and len(boxes):
-            iou = iou_matrix(boxes.astype(np.float64))
-            keep, suppressed = [], np.zeros(len(boxes), bool)
-            for i in range(len(boxes)):
-                if not suppressed[i]:
-                    keep.append(i)
-                    suppressed |= iou[i] > pre_nms_iou
-            boxes, scores = boxes[keep], scores[keep]
-        return boxes[:max_candidates], scores[:max_candidates]
+        return pre_nms(boxes, scores, pre_nms_iou, max_candidates)
 
 
 def make_detector(spec: str | Path | None) -> Any:

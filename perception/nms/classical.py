@@ -67,6 +67,18 @@ class GreedyNMS(NmsMethod):
         return _hard_result(boxes, scores, np.asarray(kept, np.int64), self.score_threshold)
 
 
+def pre_nms(boxes: np.ndarray, scores: np.ndarray, iou_threshold: float | None, max_keep: int
+            ) -> tuple[np.ndarray, np.ndarray]:
+    """The light pre-NMS every method gets (the seed applies greedy NMS at IoU 0.8 before comparing):
+    candidates by score (descending, ties by index), through :class:`GreedyNMS` at ``iou_threshold``
+    (``None``: none), at most ``max_keep``; returned as float32 ``(boxes, scores)``."""
+    boxes = np.asarray(boxes, np.float32).reshape(-1, 4)
+    scores = np.asarray(scores, np.float32).reshape(-1)
+    order = score_order(scores) if iou_threshold is None else GreedyNMS(iou_threshold)(boxes, scores).keep
+    order = order[:max_keep]
+    return boxes[order], scores[order]
+
+
 class SoftNMS(NmsMethod):
     """Soft-NMS (Bodla, Singh, Chellappa, Davis, ICCV 2017): instead of removing the boxes that
     overlap the selected box ``M``, decay their scores, then select again among all remaining boxes.

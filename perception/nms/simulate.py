@@ -35,7 +35,7 @@ from typing import Any
 import numpy as np
 
 from hcgym.errors import SpecError
-from hcgym.perception.nms.classical import GreedyNMS
+from hcgym.perception.nms.classical import pre_nms
 
 
 @dataclass(frozen=True)
@@ -95,9 +95,7 @@ class DetectorSimulator:
         boxes[:, 0::2] = np.clip(boxes[:, 0::2], 0.0, width)
         boxes[:, 1::2] = np.clip(boxes[:, 1::2], 0.0, height)
         ok = ((boxes[:, 2] - boxes[:, 0]) >= 1.0) & ((boxes[:, 3] - boxes[:, 1]) >= 1.0)
-        boxes, scores = boxes[ok].astype(np.float32), scores[ok].astype(np.float32)
-        keep = GreedyNMS(iou_threshold=pre_nms_iou)(boxes, scores).keep[:max_candidates]
-        return boxes[keep], scores[keep]
+        return pre_nms(boxes[ok], scores[ok], pre_nms_iou, max_candidates)
 
     def _copies(self, rng: np.random.Generator, gt: np.ndarray, conf: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         k = rng.poisson(self.rate, len(gt))
