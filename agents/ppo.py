@@ -66,9 +66,15 @@ def make_ppo(env, seed: int = 0, learning_rate: float = 3e-4, n_steps: int = 128
     """A PPO model with the paper's policy (Adam, lr 3e-4)."""
     from stable_baselines3 import PPO
 
-    return PPO(_policy_cls(), env, learning_rate=learning_rate, n_steps=n_steps, batch_size=batch_size,
-               n_epochs=n_epochs, gamma=gamma, gae_lambda=0.95, ent_coef=ent_coef, seed=seed,
-               tensorboard_log=tensorboard_log, verbose=0, **kwargs)
+    model = PPO(_policy_cls(), env, learning_rate=learning_rate, n_steps=n_steps, batch_size=batch_size,
+                n_epochs=n_epochs, gamma=gamma, gae_lambda=0.95, ent_coef=ent_coef, seed=seed,
+                tensorboard_log=tensorboard_log, verbose=0, **kwargs)
+    if tensorboard_log is None:
+        from stable_baselines3.common.logger import Logger
+
+        # SB3's default logger makes an empty folder under the temp dir on every learn(); log to memory only.
+        model.set_logger(Logger(folder=None, output_formats=[]))
+    return model
 
 
 def save_slim(model, path: str | Path) -> Path:

@@ -10,6 +10,12 @@ paints the texture and writes, into ``$HCGYM_CACHE/avatars/<key>/``:
 
 A second build of the same spec is a cache hit that only reads ``avatar.json``
 (arrays load lazily).
+
+The cache is bounded: after each new build, least-recently-used avatars are
+removed once the folder holds more than ``HCGYM_AVATAR_CACHE_MB`` megabytes
+(default 4096, about 850 avatars; 0 means no bound). Avatars used in the last
+15 minutes are never removed, so a running job keeps the ones it holds, and
+temporary folders left by interrupted builds are cleared after an hour.
 """
 
 from __future__ import annotations
@@ -30,6 +36,13 @@ from hcgym.synthesis.avatar_spec import AvatarSpec
 from hcgym.types import COCO_KEYPOINTS, FACE_LANDMARKS
 
 BUILD_VERSION = 1
+#: Environment variable bounding the avatar cache, in megabytes (0: no bound).
+AVATAR_CACHE_ENV = "HCGYM_AVATAR_CACHE_MB"
+DEFAULT_AVATAR_CACHE_MB = 4096.0
+#: Avatars used this recently (seconds) are never pruned; stale temporary build folders are removed after
+#: :data:`STALE_TMP_S`.
+PRUNE_GRACE_S = 900.0
+STALE_TMP_S = 3600.0
 TEXTURE_SIZE = 2048
 #: Template vertices whose projections bound the ground-truth face box.
 FACE_BOX_POINTS = ("brow_mid", "chin", "cheek_left", "cheek_right")
@@ -95,7 +108,88 @@ def build_avatar(spec: AvatarSpec, cache: Path | None = None) -> Avatar:
     if not (path / "avatar.json").exists():
         with atomic_dir(path) as tmp:
             _build_into(spec, tmp)
+        prune_avatar_cache(root, avatar_cache_limit(), keep=(key,))
+    else:
+        _touch(path / "avatar.json")
     return load_avatar(path)
+
+
+def avatar_cache_limit() -> int:
+    """The avatar cache bound in bytes from ``HCGYM_AVATAR_CACHE_MB`` (0: no bound)."""
+    from hcgym.errors import SpecError
+
+    raw = os.environ.get(AVATAR_CACHE_ENV, "").strip()
+    if not raw:
+        return int(DEFAULT_AVATAR_CACHE_MB * 2**20)
+    try:
+        mb = float(raw)
+    except ValueError:
+        mb = float("nan")
+    if not mb >= 0 or mb == float("inf"):
+        raise SpecError(AVATAR_CACHE_ENV, f"must be a size in megabytes >= 0 (0: no bound), got {raw!r}")
+    return int(mb * 2**20)
+
+
+def prune_avatar_cache(root: Path, max_bytes: int, keep: tuple[str, ...] = (),
+                       grace_s: float = PRUNE_GRACE_S, now: float | None = None) -> list[str]:
+    """Remove least-recently-used avatars from ``root`` until it holds at most ``max_bytes``.
+
+    Recency is the modification time of ``avatar.json`` (touched on every cache hit). Entries in ``keep``
+    and entries used within ``grace_s`` seconds stay, even if the folder remains above the bound.
+    Temporary folders of interrupted builds older than :data:`STALE_TMP_S` are removed. ``max_bytes`` 0
+    means no bound. Returns the removed keys.
+    """
+    import time
+
+    root = Path(root)
+    now = time.time() if now is None else now
+    entries = []  # (last use, bytes, path)
+    try:
+        children = list(os.scandir(root))
+    except FileNotFoundError:
+        return []
+    for d in children:
+        if not d.is_dir(follow_symlinks=False):
+            continue
+        if d.name.startswith("."):
+            try:
+                if now - d.stat().st_mtime > STALE_TMP_S:
+                    shutil.rmtree(d.path, ignore_errors=True)
+            except FileNotFoundError:
+                pass
+            continue
+        try:
+            used = os.stat(os.path.join(d.path, "avatar.json")).st_mtime
+            size = sum(f.stat().st_size for f in os.scandir(d.path) if f.is_file(follow_symlinks=False))
+        except FileNotFoundError:
+            continue
+        entries.append((used, size, Path(d.path)))
+    total = sum(e[1] for e in entries)
+    if max_bytes <= 0 or total <= max_bytes:
+        return []
+    removed = []
+    for used, size, path in sorted(entries):
+        if total <= max_bytes:
+            break
+        if path.name in keep or now - used < grace_s:
+            continue
+        # Rename first, so a reader never sees a half-removed avatar.
+        doomed = path.with_name(f".{path.name}.pruned")
+        try:
+            os.rename(path, doomed)
+        except OSError:
+            continue
+        shutil.rmtree(doomed, ignore_errors=True)
+        total -= size
+        removed.append(path.name)
+    return removed
+
+
+def _touch(path: Path) -> None:
+    try:
+        os.utime(path)
+    except OSError:  # a read-only cache still serves hits
+        pass
 
 
 def avatar_key(spec: AvatarSpec) -> str:

@@ -15,6 +15,20 @@ import pytest
 STUDIO_SEEDS = tuple(range(7000, 7020))
 
 
+@pytest.fixture(scope="session", autouse=True)
+def _sb3_logdir(tmp_path_factory):
+    """Stable-Baselines3 makes a log folder per learn(); keep those of the tests in pytest's temp tree."""
+    import os
+
+    old = os.environ.get("SB3_LOGDIR")
+    os.environ["SB3_LOGDIR"] = str(tmp_path_factory.mktemp("sb3"))
+    yield
+    if old is None:
+        os.environ.pop("SB3_LOGDIR", None)
+    else:
+        os.environ["SB3_LOGDIR"] = old
+
+
 @pytest.fixture(scope="session")
 def studio():
     """An embedded backend holding 20 random avatars in a plain studio (show one with ``show_only``)."""

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 
 import numpy as np
 import pytest
@@ -24,6 +25,62 @@ def test_second_build_is_a_cache_hit(tmp_path, monkeypatch):
     assert second.key == first.key and second.path == first.path
     with pytest.raises(AssertionError):  # a new spec is not a hit
         build_avatar(spec.with_(expression="happy"), cache=tmp_path)
+
+
+def _fake_entry(root, name, size, used):
+    d = root / name
+    d.mkdir()
+    (d / "texture.png").write_bytes(b"x" * size)
+    (d / "avatar.json").write_text("{}")
+    os.utime(d / "avatar.json", (used, used))
+    return d
+
+
+def test_avatar_cache_prunes_least_recently_used(tmp_path):
+    now = 1_000_000.0
+    for i, age in enumerate([5000, 4000, 3000, 2000, 100]):  # a0 is the oldest; a4 was used 100 s ago
+        _fake_entry(tmp_path, f"a{i}", 1000, now - age)
+    stale = tmp_path / ".a9.tmp"
+    stale.mkdir()
+    os.utime(stale, (now - 7200, now - 7200))
+    fresh_tmp = tmp_path / ".a8.tmp"  # a build in progress elsewhere
+    fresh_tmp.mkdir()
+    os.utime(fresh_tmp, (now - 10, now - 10))
+    removed = builder.prune_avatar_cache(tmp_path, max_bytes=2500, keep=("a0",), now=now)
+    # a0 is kept by request, so a1, a2 and a3 go; a4 is within the grace period anyway.
+    assert removed == ["a1", "a2", "a3"]
+    names = sorted(p.name for p in tmp_path.iterdir())
+    assert names == [".a8.tmp", "a0", "a4"]
+    # Under the bound nothing is removed; 0 means no bound.
+    assert builder.prune_avatar_cache(tmp_path, max_bytes=10_000, now=now) == []
+    assert builder.prune_avatar_cache(tmp_path, max_bytes=0, now=now + 1e6) == []
+    # The grace period protects entries in use even above the bound.
+    assert builder.prune_avatar_cache(tmp_path, max_bytes=1, now=now) == ["a0"]
+
+
+def test_avatar_cache_limit_reads_the_environment(monkeypatch):
+    from hcgym.errors import SpecError
+
+    monkeypatch.delenv(builder.AVATAR_CACHE_ENV, raising=False)
+    assert builder.avatar_cache_limit() == 4096 * 2**20
+    monkeypatch.setenv(builder.AVATAR_CACHE_ENV, "1.5")
+    assert builder.avatar_cache_limit() == int(1.5 * 2**20)
+    for bad in ("-1", "lots", "inf"):
+        monkeypatch.setenv(builder.AVATAR_CACHE_ENV, bad)
+        with pytest.raises(SpecError, match=builder.AVATAR_CACHE_ENV):
+            builder.avatar_cache_limit()
+
+
+def test_cache_hits_mark_use_and_new_builds_prune(tmp_path, monkeypatch):
+    spec = AvatarSpec.random(42)
+    first = build_avatar(spec, cache=tmp_path)
+    os.utime(first.path / "avatar.json", (1.0, 1.0))
+    build_avatar(spec, cache=tmp_path)  # a hit refreshes the entry's last use
+    assert (first.path / "avatar.json").stat().st_mtime > 1.0
+    old = _fake_entry(tmp_path, "old", 10, 1.0)
+    monkeypatch.setenv(builder.AVATAR_CACHE_ENV, "0.000001")  # about one byte
+    build_avatar(spec.with_(expression="happy"), cache=tmp_path)
+    assert not old.exists() and first.path.exists()  # the fresh entries are within the grace period
 
 
 def test_build_writes_obj_mtl_png_and_metadata(tmp_path):

@@ -1,0 +1,1 @@
+"""Shipped PPO checkpoints of the active face recognition agents (provenance beside them)."""

@@ -1,0 +1,1 @@
+"""The shipped person detector (provenance beside it)."""

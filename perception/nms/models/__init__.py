@@ -1,0 +1,1 @@
+"""The shipped Seq2Seq-NMS models (provenance beside them)."""
