@@ -26,6 +26,7 @@ The decision logic is :func:`synthesized_view_decisions`, a generator that only 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any, Callable, Generator
 
 import numpy as np
@@ -75,17 +76,22 @@ def candidate_moves(step: float, axes: tuple[str, ...] = ("pan",)) -> list[Direc
 def synthesized_view_decisions(image: Any, frc: Callable[[Any], float],
                                synthesize: Callable[[Any, float, float], Any], step: float = 15.0,
                                max_moves: int = 2, threshold: float = 0.0, axes: tuple[str, ...] = ("pan",),
-                               trace: Trace | None = None) -> Generator[Direction, Any, Trace]:
+                               trace: Trace | None = None, synth_bias: float = 0.0) -> Generator[Direction, Any, Trace]:
     """Algorithm 1 as a generator of camera moves.
 
     It yields each move (pan, tilt) in degrees and must be sent the real image acquired after it; when it
     returns (``StopIteration.value``), the robot answers with the identity recognised in the last real
     image. ``frc(image)`` is the face recognition confidence (higher = more confident; ``-inf`` = no face);
     ``synthesize(image, pan, tilt)`` is the imagined view after a move (``None`` if it cannot be made, which
-    scores ``-inf``).
+    scores ``-inf``). ``synth_bias`` is added to the FRC of every synthesised view: a synthesised view is
+    scored as an estimate of the FRC of the real view it imagines, and synthesis artefacts lower its FRC
+    on average by about that much (see :func:`hcgym.agents.synthesized_view_eval.calibrate_synth_bias`);
+    0 compares the raw FRCs.
     """
     if max_moves < 0:
         raise SpecError("max_moves", f"must be >= 0, got {max_moves!r}")
+    if not np.isfinite(synth_bias):
+        raise SpecError("synth_bias", f"must be a finite number, got {synth_bias!r}")
     bad = [a for a in axes if a not in AXES]
     if bad or not axes:
         raise SpecError("axes", f"expected a non-empty subset of {AXES}, got {axes!r}")
@@ -94,7 +100,7 @@ def synthesized_view_decisions(image: Any, frc: Callable[[Any], float],
 
     def score_synth(img: Any, move: Direction) -> float:
         view = synthesize(img, move[0], move[1])
-        f = float("-inf") if view is None else float(frc(view))
+        f = float("-inf") if view is None else float(frc(view)) + synth_bias
         trace.events.append(("synth", _add(here, move), f))
         return f
 
@@ -152,8 +158,8 @@ class SynthesizedViewAgent(Agent):
         frc: face recognition confidence of an image (e.g. ``env.unwrapped.recognizer.confidence``).
         synthesize: ``synthesize(image, pan, tilt)`` -> image or ``None`` (default: MediaPipe-mesh view
             synthesis, :class:`hcgym.synthesis.views.ViewSynthesizer`).
-        step, max_moves, threshold, axes: see :func:`synthesized_view_decisions`; ``step`` must equal the
-            env's step.
+        step, max_moves, threshold, axes, synth_bias: see :func:`synthesized_view_decisions`; ``step`` must
+            equal the env's step.
 
     ``act`` returns the env's move actions and finally its *recognise* action; ``last_trace`` keeps the
     procedure's record of the episode.
@@ -162,7 +168,8 @@ class SynthesizedViewAgent(Agent):
     name = "synthesized_view"
 
     def __init__(self, frc: Callable[[np.ndarray], float], synthesize: Callable | None = None, step: float = 15.0,
-                 max_moves: int = 2, threshold: float = 0.0, axes: tuple[str, ...] = ("pan",)) -> None:
+                 max_moves: int = 2, threshold: float = 0.0, axes: tuple[str, ...] = ("pan",),
+                 synth_bias: float = 0.0) -> None:
         if synthesize is None:
             from hcgym.synthesis.views import ViewSynthesizer
 
@@ -174,15 +181,24 @@ class SynthesizedViewAgent(Agent):
 
         self.frc, self.synthesize = frc, synthesize
         self.step, self.max_moves, self.threshold, self.axes = float(step), int(max_moves), float(threshold), tuple(axes)
+        self.synth_bias = float(synth_bias)
+        if not np.isfinite(self.synth_bias):
+            raise SpecError("synth_bias", f"must be a finite number, got {synth_bias!r}")
         candidate_moves(self.step, self.axes)
         self._gen: Generator | None = None
         self.last_trace: Trace | None = None
 
     @classmethod
     def for_env(cls, env, **kwargs: Any) -> "SynthesizedViewAgent":
-        """The agent using an ``ActiveFaceRecognitionPan`` env's recogniser and step."""
+        """The agent using an ``ActiveFaceRecognitionPan`` env's recogniser and step.
+
+        Unless ``synth_bias`` is given, it is the calibrated distance bias of the env's detector and
+        recogniser (:func:`calibrated_synth_bias`) in FRC units (divided by the gallery cut-off ``a``).
+        """
         base = env.unwrapped
         kwargs.setdefault("step", base.step_deg)
+        if "synth_bias" not in kwargs:
+            kwargs["synth_bias"] = calibrated_synth_bias(base.detector_id, base.recognizer_id) / base.gallery_cutoff()
         return cls(lambda img: base.recognizer.confidence(img), **kwargs)
 
     def reset(self) -> None:
@@ -195,7 +211,8 @@ class SynthesizedViewAgent(Agent):
             if self._gen is None:
                 self.last_trace = Trace()
                 self._gen = synthesized_view_decisions(observation, self.frc, self.synthesize, self.step,
-                                                       self.max_moves, self.threshold, self.axes, self.last_trace)
+                                                       self.max_moves, self.threshold, self.axes, self.last_trace,
+                                                       self.synth_bias)
                 move = next(self._gen)
             else:
                 move = self._gen.send(observation)
@@ -203,6 +220,21 @@ class SynthesizedViewAgent(Agent):
             self._gen = None
             return RECOGNISE
         return move_action(move)
+
+
+#: Calibrated synthesis biases, per "detector+recognizer" (see :func:`calibrated_synth_bias`).
+CALIBRATION_FILE = Path(__file__).with_name("synthesized_view_calibration.json")
+
+
+def calibrated_synth_bias(detector: str, recognizer: str) -> float:
+    """The mean amount (embedding distance) by which a synthesised view's gallery distance exceeds that of
+    the real view at the same pose, calibrated for a detector and recogniser on calibration avatars
+    (``hcgym evaluate synth-view --calibrate``); 0.0 when that pair has not been calibrated."""
+    import json
+
+    table = json.loads(CALIBRATION_FILE.read_text())
+    entry = table.get(f"{detector}+{recognizer}")
+    return float(entry["distance_bias"]) if entry else 0.0
 
 
 class OracleMoveAgent(Agent):

@@ -33,6 +33,7 @@ from typing import Any
 
 import numpy as np
 
+from hcgym.agents.synthesized_view import calibrated_synth_bias
 from hcgym.errors import SpecError
 
 #: OpenDR D3.2 Table 8 (HPID, Set 1), accuracy in percent.
@@ -40,6 +41,11 @@ SEED_TABLE8 = {"active_drl_119": 62.2, "static": 58.33, "synthesized_view": 91.0
 METHODS = ("static", "oracle_move", "synthesized_view")
 #: Diagnostic: Algorithm 1 fed the true views (rendered) in place of the synthesised ones.
 TRUE_VIEWS = "algorithm1_true_views"
+#: Diagnostic: the synthesized-view agent comparing raw FRCs (no synthesis-bias correction).
+UNCORRECTED = "synthesized_view_uncorrected"
+DIAGNOSTICS = (TRUE_VIEWS, UNCORRECTED)
+#: Calibration avatars of the view synthesis (the protocol draws its avatars from 2,000,000 up).
+CALIBRATION_AVATARS = tuple(range(910000, 910006))
 
 
 @dataclass(frozen=True)
@@ -61,6 +67,8 @@ class SynthViewProtocol:
     recognizer: str = "face/dlib"
     quality_offsets: tuple[int, ...] = (-30, -15, 15, 30)
     quality: bool = True
+    #: distance bias of synthesised views (None: the calibrated one of detector + recognizer; 0: raw FRCs).
+    synth_bias: float | None = None
 
     def __post_init__(self) -> None:
         if self.avatars < 2:
@@ -75,6 +83,8 @@ class SynthViewProtocol:
             raise SpecError("query_pans", "the query pans must differ from the database pans")
         if self.max_moves < 0:
             raise SpecError("max_moves", f"must be >= 0, got {self.max_moves}")
+        if self.synth_bias is not None and not math.isfinite(self.synth_bias):
+            raise SpecError("synth_bias", f"must be a finite distance, got {self.synth_bias!r}")
 
     @property
     def pans(self) -> tuple[int, ...]:
@@ -295,30 +305,41 @@ def run_protocol(proto: SynthViewProtocol = SynthViewProtocol(), progress: bool 
     queries = [(p, s, pan, tilt) for p in range(len(data.persons)) for s in range(data.n_series)
                for pan in proto.query_pans for tilt in proto.tilts]
     synthesize = _timed_synthesizer()
+    base = env.unwrapped
+    bias = calibrated_synth_bias(proto.detector, proto.recognizer) if proto.synth_bias is None else proto.synth_bias
+    frc_bias = bias / base.recognizer.gallery.cutoff
     agents = {"static": RecogniseAgent(),
               "oracle_move": OracleMoveAgent(proto.step, proto.max_moves),
               "synthesized_view": SynthesizedViewAgent.for_env(env, synthesize=synthesize, max_moves=proto.max_moves,
-                                                               threshold=proto.threshold)}
-    base = env.unwrapped
+                                                               threshold=proto.threshold, synth_bias=frc_bias)}
+    # True views carry no synthesis bias: the decision rule alone.
     agents[TRUE_VIEWS] = SynthesizedViewAgent.for_env(env, synthesize=lambda img, pan, tilt: base.view_at(pan, tilt),
-                                                      max_moves=proto.max_moves, threshold=proto.threshold)
+                                                      max_moves=proto.max_moves, threshold=proto.threshold,
+                                                      synth_bias=0.0)
+    names = (*METHODS, TRUE_VIEWS)
+    if bias != 0:
+        agents[UNCORRECTED] = SynthesizedViewAgent.for_env(env, synthesize=synthesize, max_moves=proto.max_moves,
+                                                           threshold=proto.threshold, synth_bias=0.0)
+        names = (*names, UNCORRECTED)
     rows: list[QueryResult] = []
     timing = {}
-    for name in (*METHODS, TRUE_VIEWS):
+    for name in names:
         t0 = time.time()
         rows += run_queries(env, agents[name], name, queries, progress)
         timing[name] = round(time.time() - t0, 1)
         if progress:
             acc = 100 * np.mean([r.correct for r in rows if r.method == name])
             print(f"[synth-view] {name}: {acc:.2f}%", flush=True)
-    names = (*METHODS, TRUE_VIEWS)
     results: dict[str, Any] = {m: _acc([r for r in rows if r.method == m]) for m in names}
     results["per_pan"] = {m: {str(p): _acc([r for r in rows if r.method == m and r.pan == p])
                               for p in proto.query_pans} for m in names}
     results["per_tilt"] = {m: {str(t): _acc([r for r in rows if r.method == m and r.tilt == t])
                                for t in proto.tilts} for m in names}
-    for m in ("synthesized_view", TRUE_VIEWS):
-        results[f"{m}_decisions"] = _decisions([r for r in rows if r.method == m])
+    for m in ("synthesized_view", *DIAGNOSTICS):
+        if m in names:
+            results[f"{m}_decisions"] = _decisions([r for r in rows if r.method == m])
+    results["synth_bias"] = {"distance": bias, "frc": frc_bias,
+                             "source": "calibrated" if proto.synth_bias is None else "given"}
     results["synthesized_view_decisions"]["synthesis_ms_per_view_median"] = \
         float(np.median(synthesize.ms)) if synthesize.ms else float("nan")
     results["oracle_mean_moves"] = float(np.mean([r.moves for r in rows if r.method == "oracle_move"]))
@@ -344,6 +365,53 @@ def run_protocol(proto: SynthViewProtocol = SynthViewProtocol(), progress: bool 
     results["_quality"] = quality
     env.close()
     return results
+
+
+def calibrate_synth_bias(data, database_pans: tuple[int, ...] = (-15, 0, 15), step: int = 15, min_pan: int = 30,
+                         detector: str = "face/mediapipe-full", recognizer: str = "face/dlib",
+                         progress: bool = False) -> dict[str, Any]:
+    """Measure how much synthesis lowers the FRC: the mean of ``d(synthesised view) - d(real view)`` over
+    pairs of a synthesised view ``step`` degrees either way in pan from every image with ``|pan| >= min_pan``
+    and the real view at that pose, both recognised (``d``: the nearest gallery distance; gallery = all
+    persons of ``data`` at ``database_pans``, as in the protocol).
+
+    Run it on calibration avatars, never on the persons it will be evaluated on. Returns ``distance_bias``
+    (the mean) with its median, standard deviation and the number of pairs.
+    """
+    from hcgym.envs.active_fr_pan import ActiveFaceRecognitionPanEnv
+
+    env = ActiveFaceRecognitionPanEnv(dataset=data, step=step, database_pans=database_pans, detector=detector,
+                                      recognizer=recognizer)
+    env.reset(seed=0)
+    rec = env.unwrapped.recognizer
+    synthesize = _timed_synthesizer()
+    jobs = [(p, s, i, j) for p in range(len(data.persons)) for s in range(data.n_series)
+            for i, pan in enumerate(data.pans) if abs(pan) >= min_pan for j in range(len(data.tilts))
+            if data.present[p, s, i, j]]
+    if progress:
+        from tqdm import tqdm
+
+        jobs = tqdm(jobs, desc="synthesis bias", unit="image")
+    diffs, tried = [], 0
+    for p, s, i, j in jobs:
+        for off in (-step, step):
+            target = data.pans[i] + off
+            if target not in data.pans or not data.present[p, s, data.pans.index(target), j]:
+                continue
+            tried += 1
+            view = synthesize(data.images[p, s, i, j], off, 0)
+            if view is None:
+                continue
+            rs, rt = rec.recognise(view), rec.recognise(data.images[p, s, data.pans.index(target), j])
+            if rs.label is not None and rt.label is not None:
+                diffs.append(rs.distance - rt.distance)
+    env.close()
+    if not diffs:
+        raise SpecError("data", "no pair of a synthesised and a real view with faces to calibrate on")
+    d = np.asarray(diffs)
+    return {"distance_bias": round(float(d.mean()), 4), "median": round(float(np.median(d)), 4),
+            "std": round(float(d.std()), 4), "pairs": int(len(d)), "pairs_tried": tried, "min_pan": min_pan,
+            "step": step, "database_pans": list(database_pans), "persons": list(data.persons)}
 
 
 def _decisions(rows: list[QueryResult]) -> dict[str, Any]:
@@ -379,16 +447,23 @@ def table_markdown(results: dict[str, Any]) -> str:
     if TRUE_VIEWS in results:
         lines.append(f"| Algorithm 1 fed the true views instead of synthesised ones (diagnostic) | "
                      f"{results[TRUE_VIEWS]:.2f}% | — |")
+    if UNCORRECTED in results:
+        lines.append(f"| Synthesized views compared by raw FRC, no bias correction (diagnostic) | "
+                     f"{results[UNCORRECTED]:.2f}% | — |")
     lines += ["",
              f"Gain of the synthesized-view agent over static: {results['synthesized_view'] - results['static']:+.2f} "
              f"points (seed: {seed['synthesized_view'] - seed['static']:+.2f}).", "",
              "Accuracy (%) by starting pan (all tilts, both series):", ""]
     pans = list(results["per_pan"]["static"])
     lines += ["| method | " + " | ".join(f"{p}°" for p in pans) + " |", "|---|" + "---|" * len(pans)]
-    for m in (*METHODS, TRUE_VIEWS):
+    for m in (*METHODS, *DIAGNOSTICS):
         if m in results["per_pan"]:
             lines.append(f"| {m} | " + " | ".join(f"{results['per_pan'][m][p]:.1f}" for p in pans) + " |")
-    for m in ("synthesized_view", TRUE_VIEWS):
+    sb = results.get("synth_bias")
+    if sb:
+        lines += ["", f"Synthesis-bias correction: {sb['distance']:.3f} embedding distance ({sb['source']}), "
+                      f"{sb['frc']:+.3f} on the FRC of every synthesised view."]
+    for m in ("synthesized_view", *DIAGNOSTICS):
         dec = results.get(f"{m}_decisions")
         if dec:
             lines += ["", f"{m} decisions over {q} queries: stayed {dec['stayed']}, ended nearer the frontal view "
@@ -420,8 +495,8 @@ def accuracy_figure(results: dict[str, Any], path) -> None:
     pans = sorted(int(p) for p in results["per_pan"]["static"])
     fig, ax = plt.subplots(figsize=(6.4, 3.6), dpi=110)
     styles = {"static": ("s--", "tab:gray"), "oracle_move": ("^:", "tab:green"), "synthesized_view": ("o-", "tab:blue"),
-              TRUE_VIEWS: ("x-.", "tab:orange")}
-    for m in (*METHODS, TRUE_VIEWS):
+              TRUE_VIEWS: ("x-.", "tab:orange"), UNCORRECTED: ("d:", "tab:purple")}
+    for m in (*METHODS, *DIAGNOSTICS):
         if m not in results["per_pan"]:
             continue
         st, col = styles[m]

@@ -153,10 +153,8 @@ class ActiveFaceRecognitionPanEnv(gym.Env):
             self._sim = EmbeddedBackend()
             self._sim.load(backdrop_world(specs, self.settings))
         pipeline = FacePipeline(self.detector_id, self.recognizer_id)
-        if self._cutoff is None:
-            cutoff, normalize = recognizer_cutoff(self.recognizer_id)
-        else:
-            cutoff, normalize = float(self._cutoff), self.recognizer_id != "face/dlib"
+        cutoff = self.gallery_cutoff()
+        normalize = recognizer_cutoff(self.recognizer_id)[1] if self._cutoff is None else self.recognizer_id != "face/dlib"
         gallery = Gallery(cutoff, self.recognizer_id, normalize)
         for p in self.persons:
             vecs = []
@@ -171,6 +169,14 @@ class ActiveFaceRecognitionPanEnv(gym.Env):
                 raise SpecError("database_pans", f"no face found in any database image of {self.labels[p]!r}")
             gallery.enroll(self.labels[p], np.stack(vecs))
         self.recognizer = FaceRecognizer(pipeline, gallery)
+
+    def gallery_cutoff(self) -> float:
+        """The gallery cut-off ``a`` (the ``cutoff`` argument, else the recognizer's calibrated one)."""
+        if self._cutoff is not None:
+            return float(self._cutoff)
+        from hcgym.perception.face.models import recognizer_cutoff
+
+        return recognizer_cutoff(self.recognizer_id)[0]
 
     def _has(self, person: int, series: int, pan: int, tilt: int) -> bool:
         if self._data is None:

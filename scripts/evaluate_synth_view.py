@@ -46,7 +46,50 @@ def register(targets: argparse._SubParsersAction) -> None:
     s.add_argument("--no-quality", action="store_true", help="skip the synthesis quality study")
     s.add_argument("--save-images", type=Path, default=None,
                    help="also write the rendered Set 1 as <person>/<series>/<pan>/<tilt>.png under this folder")
+    s.add_argument("--synth-bias", type=_finite, default=None,
+                   help="embedding distance added back to every synthesised view's FRC comparison (default: the "
+                        "calibrated one; 0: compare raw FRCs)")
+    s.add_argument("--calibrate", action="store_true",
+                   help="instead of the protocol, measure the synthesis bias on the calibration avatars "
+                        "(seeds 910000-910005) and write --out/synthesized_view_calibration.json")
     s.set_defaults(func=run_synth_view)
+
+
+def _finite(text: str) -> float:
+    import math
+
+    try:
+        v = float(text)
+    except ValueError:
+        v = float("nan")
+    if not math.isfinite(v):
+        raise argparse.ArgumentTypeError(f"expected a finite number, got {text!r}")
+    return v
+
+
+def run_calibration(args: argparse.Namespace) -> int:
+    """``--calibrate``: the synthesis bias on the calibration avatars, in the shipped file's format."""
+    from hcgym.agents.synthesized_view_eval import CALIBRATION_AVATARS, calibrate_synth_bias
+    from hcgym.paths import atomic_write_bytes
+    from hcgym.synthesis.multiview import MultiViewSettings, render_multiview_set
+
+    pans = tuple(sorted(set(args.query_pans) | set(args.database_pans)))
+    grid = tuple(range(min(pans), max(pans) + 1, 15))
+    settings = MultiViewSettings(pans=grid, tilts=tuple(sorted(args.tilts)), size=args.size)
+    print(f"[synth-view] calibrating on avatars {list(CALIBRATION_AVATARS)}", flush=True)
+    data = render_multiview_set(CALIBRATION_AVATARS, settings, progress=True)
+    entry = calibrate_synth_bias(data, database_pans=args.database_pans, progress=True)
+    entry["avatar_seeds"] = list(CALIBRATION_AVATARS)
+    entry["command"] = "hcgym evaluate synth-view --calibrate"
+    table = {"about": "Synthesis bias of the synthesized-view agent per detector+recognizer: the mean of "
+                      "d(synthesised view) - d(real view at the same pose), nearest gallery distances, "
+                      "measured by hcgym.agents.synthesized_view_eval.calibrate_synth_bias on calibration avatars.",
+             "face/mediapipe-full+face/dlib": entry}
+    args.out.mkdir(parents=True, exist_ok=True)
+    atomic_write_bytes(args.out / "synthesized_view_calibration.json", (json.dumps(table, indent=1) + "\n").encode())
+    print(f"[synth-view] distance bias {entry['distance_bias']:.4f} over {entry['pairs']} pairs; wrote "
+          f"{args.out}/synthesized_view_calibration.json (use it with --synth-bias {entry['distance_bias']})")
+    return 0
 
 
 def run_synth_view(args: argparse.Namespace) -> int:
@@ -57,13 +100,15 @@ def run_synth_view(args: argparse.Namespace) -> int:
 
     if args.max_moves < 0:
         raise SpecError("--max-moves", f"must be >= 0, got {args.max_moves}")
+    if args.calibrate:
+        return run_calibration(args)
     if args.test_persons > args.avatars:
         raise SpecError("--test-persons", f"{args.test_persons} is more than the {args.avatars} avatars")
     try:
         proto = SynthViewProtocol(seed=args.seed, avatars=args.avatars, test_persons=args.test_persons,
                                   database_pans=args.database_pans, query_pans=args.query_pans, tilts=args.tilts,
                                   max_moves=args.max_moves, threshold=args.threshold, size=args.size,
-                                  quality=not args.no_quality)
+                                  quality=not args.no_quality, synth_bias=args.synth_bias)
     except SpecError as e:
         raise SpecError("--" + e.field.replace("_", "-"), e.problem) from None
     results = run_protocol(proto, progress=True)

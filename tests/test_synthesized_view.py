@@ -138,6 +138,44 @@ def test_tilt_works_the_same_way_and_bad_arguments_are_named():
         next(synthesized_view_decisions(("real", 0), s.frc, s.synthesize, max_moves=-1))
 
 
+def test_synth_bias_is_added_to_every_synthesised_view_only():
+    # Raw FRCs: the real image wins (stay). A bias of 0.15 lifts the synthesised +15 view above it.
+    s = Script(real={0: 0.3, 15: 0.6}, synth={-15: 0.1, 15: 0.2})
+    assert s.run().branch == "stay"
+    t = s.run(synth_bias=0.15)
+    assert t.branch == "threshold" and t.moves == 1 and s.acquired == [15]
+    # The trace records the corrected scores of synthesised views and the raw ones of real images.
+    assert [e[2] for e in t.events if e[0] == "synth"] == pytest.approx([0.25, 0.35])
+    assert [e[2] for e in t.events if e[0] == "real"] == [0.3, 0.6] and answered_from_real(t)
+    # It applies at the second decision as well: FRC(I_r+) = 0.0 against FRC(I_s++) = -0.1 + bias.
+    s = Script(real={0: -0.5, 15: 0.0, 30: 0.2}, synth={-15: -0.9, 15: -0.2, 30: -0.1})
+    assert s.run(threshold=0.3).branch == "real_beats_synth"
+    assert s.run(threshold=0.3, synth_bias=0.2).moves == 2
+    # A negative bias makes synthesised views count less; a missing view stays at -inf.
+    s = Script(real={0: 0.0}, synth={-15: None, 15: 0.05})
+    assert s.run(synth_bias=-0.1).branch == "stay"
+    with pytest.raises(SpecError, match="synth_bias"):
+        next(synthesized_view_decisions(("real", 0), s.frc, s.synthesize, synth_bias=float("nan")))
+    with pytest.raises(SpecError, match="synth_bias"):
+        SynthesizedViewAgent(s.frc, s.synthesize, synth_bias=float("inf"))
+
+
+def test_calibrated_synth_bias_is_shipped_and_used_by_for_env():
+    from hcgym.agents.synthesized_view import CALIBRATION_FILE, calibrated_synth_bias
+
+    table = json.loads(CALIBRATION_FILE.read_text())
+    entry = table["face/mediapipe-full+face/dlib"]
+    assert calibrated_synth_bias("face/mediapipe-full", "face/dlib") == entry["distance_bias"]
+    assert 0 < entry["distance_bias"] < 0.2 and entry["pairs"] > 500
+    assert entry["avatar_seeds"] == list(range(910000, 910006))  # calibration avatars, never the protocol's
+    assert calibrated_synth_bias("face/mediapipe-full", "face/unknown") == 0.0
+    env = gym.make(ENV_ID, **small_env_kwargs())  # nothing is built before the first reset
+    agent = SynthesizedViewAgent.for_env(env)
+    assert agent.synth_bias == pytest.approx(entry["distance_bias"] / 0.385)
+    assert SynthesizedViewAgent.for_env(env, synth_bias=0.0).synth_bias == 0.0
+    env.close()
+
+
 def test_agent_acts_through_the_env_actions():
     from hcgym.envs.active_fr_pan import PAN_MINUS, PAN_PLUS, RECOGNISE, TILT_PLUS
 
@@ -445,6 +483,20 @@ def test_protocol_end_to_end_on_a_tiny_configuration(tmp_path, capsys):
     assert "58.33%" in table and "91.09%" in table and "Oracle" in table
     assert (out / "accuracy_vs_pan.png").stat().st_size > 1000 and (out / "synthesis_strip.png").is_file()
     assert "synthesized view" in capsys.readouterr().out
+    # The calibrated synthesis bias is used and recorded; the uncorrected agent is a diagnostic row.
+    assert res["synth_bias"]["source"] == "calibrated" and res["synth_bias"]["distance"] > 0
+    assert 0.0 <= res["synthesized_view_uncorrected"] <= 100.0 and "no bias correction" in table
+
+
+def test_synthesis_bias_calibration_on_a_tiny_set(tiny_set):
+    from hcgym.agents.synthesized_view_eval import calibrate_synth_bias
+
+    res = calibrate_synth_bias(tiny_set, database_pans=(0,), min_pan=15)
+    # Sources at |pan| >= 15 with a target 15 degrees away on the grid (-30..30): 2 persons x 2 series x
+    # 2 tilts x (4 sources x 2 directions - 2 off the grid).
+    assert res["pairs_tried"] == 2 * 2 * 2 * 6 and 0 < res["pairs"] <= res["pairs_tried"]
+    assert np.isfinite(res["distance_bias"]) and abs(res["distance_bias"]) < 0.5
+    assert calibrate_synth_bias(tiny_set, database_pans=(0,), min_pan=15) == res  # deterministic
 
 
 @pytest.mark.parametrize("args, field", [(["--test-persons", "20"], "--test-persons"),
@@ -456,3 +508,14 @@ def test_protocol_bad_arguments_exit_2(tmp_path, capsys, args, field):
     assert main(["evaluate", "synth-view", "--out", str(tmp_path / "x"), *args]) == 2
     err = capsys.readouterr().err
     assert field in err and err.count("\n") == 1
+
+
+def test_protocol_non_finite_synth_bias_exits_2(tmp_path, capsys):
+    from hcgym.scripts.cli import main
+
+    with pytest.raises(SystemExit) as exc:  # argparse's own errors exit through SystemExit
+        main(["evaluate", "synth-view", "--out", str(tmp_path / "x"), "--synth-bias", "nan"])
+    assert exc.value.code == 2
+    last = capsys.readouterr().err.strip().splitlines()[-1]
+    assert "argument --synth-bias: expected a finite number" in last
+    assert not (tmp_path / "x").exists()
