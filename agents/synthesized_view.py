@@ -76,31 +76,31 @@ def candidate_moves(step: float, axes: tuple[str, ...] = ("pan",)) -> list[Direc
 def synthesized_view_decisions(image: Any, frc: Callable[[Any], float],
                                synthesize: Callable[[Any, float, float], Any], step: float = 15.0,
                                max_moves: int = 2, threshold: float = 0.0, axes: tuple[str, ...] = ("pan",),
-                               trace: Trace | None = None, synth_bias: float = 0.0) -> Generator[Direction, Any, Trace]:
+                               trace: Trace | None = None,
+                               synth_bias: float | Callable[[Any], float] = 0.0) -> Generator[Direction, Any, Trace]:
     """Algorithm 1 as a generator of camera moves.
 
     It yields each move (pan, tilt) in degrees and must be sent the real image acquired after it; when it
     returns (``StopIteration.value``), the robot answers with the identity recognised in the last real
     image. ``frc(image)`` is the face recognition confidence (higher = more confident; ``-inf`` = no face);
     ``synthesize(image, pan, tilt)`` is the imagined view after a move (``None`` if it cannot be made, which
-    scores ``-inf``). ``synth_bias`` is added to the FRC of every synthesised view: a synthesised view is
-    scored as an estimate of the FRC of the real view it imagines, and synthesis artefacts lower its FRC
-    on average by about that much (see :func:`hcgym.agents.synthesized_view_eval.calibrate_synth_bias`);
-    0 compares the raw FRCs.
+    scores ``-inf``). ``synth_bias`` is added to the FRC of every synthesised view, a number or a callable
+    of the synthesised view (e.g. :class:`SynthBias`): a synthesised view is scored as an estimate of the FRC
+    of the real view it imagines, and synthesis shifts its FRC by a measurable amount on average (see
+    :func:`hcgym.agents.synthesized_view_eval.calibrate_synth_bias`); 0 compares the raw FRCs.
     """
     if max_moves < 0:
         raise SpecError("max_moves", f"must be >= 0, got {max_moves!r}")
-    if not np.isfinite(synth_bias):
-        raise SpecError("synth_bias", f"must be a finite number, got {synth_bias!r}")
     bad = [a for a in axes if a not in AXES]
     if bad or not axes:
         raise SpecError("axes", f"expected a non-empty subset of {AXES}, got {axes!r}")
+    bias = _bias_function(synth_bias)
     trace = trace if trace is not None else Trace()
     here: Direction = (0.0, 0.0)
 
     def score_synth(img: Any, move: Direction) -> float:
         view = synthesize(img, move[0], move[1])
-        f = float("-inf") if view is None else float(frc(view)) + synth_bias
+        f = float("-inf") if view is None else float(frc(view)) + float(bias(view))
         trace.events.append(("synth", _add(here, move), f))
         return f
 
@@ -136,6 +136,43 @@ def synthesized_view_decisions(image: Any, frc: Callable[[Any], float],
     return trace
 
 
+@dataclass(frozen=True)
+class SynthBias:
+    """FRC correction of a synthesised view by the way it turns the face: ``toward`` when the move turns the
+    face toward the camera (smaller estimated ``|yaw|``, see
+    :attr:`hcgym.synthesis.views.SynthesizedView.turns_toward_camera`), ``away`` otherwise, ``other`` for a
+    view that carries no pose (a plain image)."""
+
+    toward: float = 0.0
+    away: float = 0.0
+    other: float = 0.0
+
+    def __post_init__(self) -> None:
+        for name in ("toward", "away", "other"):
+            if not np.isfinite(getattr(self, name)):
+                raise SpecError(f"synth_bias.{name}", f"must be a finite number, got {getattr(self, name)!r}")
+
+    def __call__(self, view: Any) -> float:
+        toward = getattr(view, "turns_toward_camera", None)
+        return self.other if toward is None else (self.toward if toward else self.away)
+
+    def scaled(self, k: float) -> "SynthBias":
+        """The same correction times ``k`` (e.g. embedding distances to FRC units: ``k = 1 / a``)."""
+        return SynthBias(self.toward * k, self.away * k, self.other * k)
+
+
+def _bias_function(synth_bias: float | Callable[[Any], float]) -> Callable[[Any], float]:
+    if callable(synth_bias):
+        return synth_bias
+    try:
+        value = float(synth_bias)
+    except (TypeError, ValueError):
+        value = float("nan")
+    if not np.isfinite(value):
+        raise SpecError("synth_bias", f"must be a finite number or a callable of the view, got {synth_bias!r}")
+    return lambda view: value
+
+
 def run_decisions(start: Any, acquire: Callable[[Direction], Any], frc: Callable[[Any], float],
                   synthesize: Callable[[Any, float, float], Any], **kwargs: Any) -> Trace:
     """Run :func:`synthesized_view_decisions` to the end; ``acquire(offset)`` returns the real image at an offset
@@ -156,8 +193,9 @@ class SynthesizedViewAgent(Agent):
 
     Args:
         frc: face recognition confidence of an image (e.g. ``env.unwrapped.recognizer.confidence``).
-        synthesize: ``synthesize(image, pan, tilt)`` -> image or ``None`` (default: MediaPipe-mesh view
-            synthesis, :class:`hcgym.synthesis.views.ViewSynthesizer`).
+        synthesize: ``synthesize(image, pan, tilt)`` -> image, :class:`~hcgym.synthesis.views.SynthesizedView`
+            or ``None`` (default: MediaPipe-mesh view synthesis, :class:`hcgym.synthesis.views.ViewSynthesizer`;
+            :meth:`for_env`'s ``frc`` scores a synthesised view by its ``image``).
         step, max_moves, threshold, axes, synth_bias: see :func:`synthesized_view_decisions`; ``step`` must
             equal the env's step.
 
@@ -169,21 +207,19 @@ class SynthesizedViewAgent(Agent):
 
     def __init__(self, frc: Callable[[np.ndarray], float], synthesize: Callable | None = None, step: float = 15.0,
                  max_moves: int = 2, threshold: float = 0.0, axes: tuple[str, ...] = ("pan",),
-                 synth_bias: float = 0.0) -> None:
+                 synth_bias: float | Callable[[Any], float] = 0.0) -> None:
         if synthesize is None:
             from hcgym.synthesis.views import ViewSynthesizer
 
             synth = ViewSynthesizer()
 
             def synthesize(img, pan, tilt):
-                view = synth(img, pan, tilt)
-                return None if view is None else view.image
+                return synth(img, pan, tilt)
 
         self.frc, self.synthesize = frc, synthesize
         self.step, self.max_moves, self.threshold, self.axes = float(step), int(max_moves), float(threshold), tuple(axes)
-        self.synth_bias = float(synth_bias)
-        if not np.isfinite(self.synth_bias):
-            raise SpecError("synth_bias", f"must be a finite number, got {synth_bias!r}")
+        _bias_function(synth_bias)
+        self.synth_bias = synth_bias
         candidate_moves(self.step, self.axes)
         self._gen: Generator | None = None
         self.last_trace: Trace | None = None
@@ -192,14 +228,16 @@ class SynthesizedViewAgent(Agent):
     def for_env(cls, env, **kwargs: Any) -> "SynthesizedViewAgent":
         """The agent using an ``ActiveFaceRecognitionPan`` env's recogniser and step.
 
-        Unless ``synth_bias`` is given, it is the calibrated distance bias of the env's detector and
-        recogniser (:func:`calibrated_synth_bias`) in FRC units (divided by the gallery cut-off ``a``).
+        Unless ``synth_bias`` is given, it is the calibrated correction of the env's detector and recogniser
+        (:func:`calibrated_synth_bias`) in FRC units (distances divided by the gallery cut-off ``a``). The
+        ``frc`` scores a synthesised view (:class:`~hcgym.synthesis.views.SynthesizedView`) by its ``image``.
         """
         base = env.unwrapped
         kwargs.setdefault("step", base.step_deg)
         if "synth_bias" not in kwargs:
-            kwargs["synth_bias"] = calibrated_synth_bias(base.detector_id, base.recognizer_id) / base.gallery_cutoff()
-        return cls(lambda img: base.recognizer.confidence(img), **kwargs)
+            kwargs["synth_bias"] = calibrated_synth_bias(base.detector_id, base.recognizer_id).scaled(
+                1.0 / base.gallery_cutoff())
+        return cls(lambda img: base.recognizer.confidence(getattr(img, "image", img)), **kwargs)
 
     def reset(self) -> None:
         self._gen, self.last_trace = None, None
@@ -226,15 +264,18 @@ class SynthesizedViewAgent(Agent):
 CALIBRATION_FILE = Path(__file__).with_name("synthesized_view_calibration.json")
 
 
-def calibrated_synth_bias(detector: str, recognizer: str) -> float:
-    """The mean amount (embedding distance) by which a synthesised view's gallery distance exceeds that of
-    the real view at the same pose, calibrated for a detector and recogniser on calibration avatars
-    (``hcgym evaluate synth-view --calibrate``); 0.0 when that pair has not been calibrated."""
+def calibrated_synth_bias(detector: str, recognizer: str) -> SynthBias:
+    """How much (embedding distance) a synthesised view's gallery distance exceeds that of the real view at
+    the same pose on average, for views that turn the face toward the camera (``toward``), away from it
+    (``away``) and overall (``other``), calibrated for a detector and recogniser on calibration avatars
+    (``hcgym evaluate synth-view --calibrate``); all 0 when that pair has not been calibrated."""
     import json
 
     table = json.loads(CALIBRATION_FILE.read_text())
     entry = table.get(f"{detector}+{recognizer}")
-    return float(entry["distance_bias"]) if entry else 0.0
+    if not entry:
+        return SynthBias()
+    return SynthBias(float(entry["toward"]), float(entry["away"]), float(entry["distance_bias"]))
 
 
 class OracleMoveAgent(Agent):

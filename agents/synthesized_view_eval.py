@@ -33,7 +33,7 @@ from typing import Any
 
 import numpy as np
 
-from hcgym.agents.synthesized_view import calibrated_synth_bias
+from hcgym.agents.synthesized_view import SynthBias, calibrated_synth_bias
 from hcgym.errors import SpecError
 
 #: OpenDR D3.2 Table 8 (HPID, Set 1), accuracy in percent.
@@ -43,7 +43,9 @@ METHODS = ("static", "oracle_move", "synthesized_view")
 TRUE_VIEWS = "algorithm1_true_views"
 #: Diagnostic: the synthesized-view agent comparing raw FRCs (no synthesis-bias correction).
 UNCORRECTED = "synthesized_view_uncorrected"
-DIAGNOSTICS = (TRUE_VIEWS, UNCORRECTED)
+#: Diagnostic: one correction for every synthesised view (the calibrated overall mean).
+CONSTANT_BIAS = "synthesized_view_constant_bias"
+DIAGNOSTICS = (TRUE_VIEWS, UNCORRECTED, CONSTANT_BIAS)
 #: Calibration avatars of the view synthesis (the protocol draws its avatars from 2,000,000 up).
 CALIBRATION_AVATARS = tuple(range(910000, 910006))
 
@@ -67,7 +69,8 @@ class SynthViewProtocol:
     recognizer: str = "face/dlib"
     quality_offsets: tuple[int, ...] = (-30, -15, 15, 30)
     quality: bool = True
-    #: distance bias of synthesised views (None: the calibrated one of detector + recognizer; 0: raw FRCs).
+    #: one distance bias for every synthesised view (None: the calibrated correction of detector + recognizer,
+    #: by the way a view turns the face; 0: raw FRCs).
     synth_bias: float | None = None
 
     def __post_init__(self) -> None:
@@ -258,8 +261,8 @@ def run_queries(env, agent, method: str, queries, progress: bool = False) -> lis
 
 
 def _timed_synthesizer():
-    """A ``synthesize(image, pan, tilt)`` callable (face fit shared by the views of one image) that records the
-    milliseconds per view in ``.ms``."""
+    """A ``synthesize(image, pan, tilt)`` -> :class:`~hcgym.synthesis.views.SynthesizedView` callable (face fit
+    shared by the views of one image) that records the milliseconds per view in ``.ms``."""
     import hashlib
 
     from hcgym.synthesis.views import face_landmarks, synthesize_view
@@ -275,7 +278,7 @@ def _timed_synthesizer():
         lm = fits[key]
         view = None if lm is None else synthesize_view(img, pan, tilt, lm)
         synthesize.ms.append(1000 * (time.perf_counter() - t0))
-        return None if view is None else view.image
+        return view
 
     synthesize.ms = []
     return synthesize
@@ -306,8 +309,9 @@ def run_protocol(proto: SynthViewProtocol = SynthViewProtocol(), progress: bool 
                for pan in proto.query_pans for tilt in proto.tilts]
     synthesize = _timed_synthesizer()
     base = env.unwrapped
-    bias = calibrated_synth_bias(proto.detector, proto.recognizer) if proto.synth_bias is None else proto.synth_bias
-    frc_bias = bias / base.recognizer.gallery.cutoff
+    calibrated = calibrated_synth_bias(proto.detector, proto.recognizer)
+    bias = calibrated if proto.synth_bias is None else SynthBias(proto.synth_bias, proto.synth_bias, proto.synth_bias)
+    frc_bias = bias.scaled(1.0 / base.recognizer.gallery.cutoff)
     agents = {"static": RecogniseAgent(),
               "oracle_move": OracleMoveAgent(proto.step, proto.max_moves),
               "synthesized_view": SynthesizedViewAgent.for_env(env, synthesize=synthesize, max_moves=proto.max_moves,
@@ -317,10 +321,14 @@ def run_protocol(proto: SynthViewProtocol = SynthViewProtocol(), progress: bool 
                                                       max_moves=proto.max_moves, threshold=proto.threshold,
                                                       synth_bias=0.0)
     names = (*METHODS, TRUE_VIEWS)
-    if bias != 0:
+    if bias != SynthBias():
         agents[UNCORRECTED] = SynthesizedViewAgent.for_env(env, synthesize=synthesize, max_moves=proto.max_moves,
                                                            threshold=proto.threshold, synth_bias=0.0)
         names = (*names, UNCORRECTED)
+    if proto.synth_bias is None and calibrated.other != 0:
+        agents[CONSTANT_BIAS] = SynthesizedViewAgent.for_env(env, synthesize=synthesize, max_moves=proto.max_moves,
+                                                             threshold=proto.threshold, synth_bias=frc_bias.other)
+        names = (*names, CONSTANT_BIAS)
     rows: list[QueryResult] = []
     timing = {}
     for name in names:
@@ -338,7 +346,7 @@ def run_protocol(proto: SynthViewProtocol = SynthViewProtocol(), progress: bool 
     for m in ("synthesized_view", *DIAGNOSTICS):
         if m in names:
             results[f"{m}_decisions"] = _decisions([r for r in rows if r.method == m])
-    results["synth_bias"] = {"distance": bias, "frc": frc_bias,
+    results["synth_bias"] = {"distance": asdict(bias), "frc": asdict(frc_bias),
                              "source": "calibrated" if proto.synth_bias is None else "given"}
     results["synthesized_view_decisions"]["synthesis_ms_per_view_median"] = \
         float(np.median(synthesize.ms)) if synthesize.ms else float("nan")
@@ -370,13 +378,15 @@ def run_protocol(proto: SynthViewProtocol = SynthViewProtocol(), progress: bool 
 def calibrate_synth_bias(data, database_pans: tuple[int, ...] = (-15, 0, 15), step: int = 15, min_pan: int = 30,
                          detector: str = "face/mediapipe-full", recognizer: str = "face/dlib",
                          progress: bool = False) -> dict[str, Any]:
-    """Measure how much synthesis lowers the FRC: the mean of ``d(synthesised view) - d(real view)`` over
-    pairs of a synthesised view ``step`` degrees either way in pan from every image with ``|pan| >= min_pan``
-    and the real view at that pose, both recognised (``d``: the nearest gallery distance; gallery = all
-    persons of ``data`` at ``database_pans``, as in the protocol).
+    """Measure how synthesis shifts the FRC: the mean of ``d(synthesised view) - d(real view)`` over pairs of
+    a synthesised view ``step`` degrees either way in pan from every image with ``|pan| >= min_pan`` and the
+    real view at that pose, both recognised (``d``: the nearest gallery distance; gallery = all persons of
+    ``data`` at ``database_pans``, as in the protocol), overall and split by whether the synthesised move
+    turns the face toward the camera (the synthesiser's own yaw estimate).
 
     Run it on calibration avatars, never on the persons it will be evaluated on. Returns ``distance_bias``
-    (the mean) with its median, standard deviation and the number of pairs.
+    (the overall mean), ``toward`` and ``away`` (the means of the two kinds) with the median, standard
+    deviation and number of pairs.
     """
     from hcgym.envs.active_fr_pan import ActiveFaceRecognitionPanEnv
 
@@ -392,7 +402,7 @@ def calibrate_synth_bias(data, database_pans: tuple[int, ...] = (-15, 0, 15), st
         from tqdm import tqdm
 
         jobs = tqdm(jobs, desc="synthesis bias", unit="image")
-    diffs, tried = [], 0
+    diffs, toward, tried = [], [], 0
     for p, s, i, j in jobs:
         for off in (-step, step):
             target = data.pans[i] + off
@@ -402,15 +412,21 @@ def calibrate_synth_bias(data, database_pans: tuple[int, ...] = (-15, 0, 15), st
             view = synthesize(data.images[p, s, i, j], off, 0)
             if view is None:
                 continue
-            rs, rt = rec.recognise(view), rec.recognise(data.images[p, s, data.pans.index(target), j])
+            rs, rt = rec.recognise(view.image), rec.recognise(data.images[p, s, data.pans.index(target), j])
             if rs.label is not None and rt.label is not None:
                 diffs.append(rs.distance - rt.distance)
+                toward.append(view.turns_toward_camera)
     env.close()
     if not diffs:
         raise SpecError("data", "no pair of a synthesised and a real view with faces to calibrate on")
-    d = np.asarray(diffs)
-    return {"distance_bias": round(float(d.mean()), 4), "median": round(float(np.median(d)), 4),
-            "std": round(float(d.std()), 4), "pairs": int(len(d)), "pairs_tried": tried, "min_pan": min_pan,
+    d, tw = np.asarray(diffs), np.asarray(toward, dtype=bool)
+
+    def mean(x: np.ndarray) -> float:
+        return round(float(x.mean()), 4) if len(x) else 0.0
+
+    return {"distance_bias": mean(d), "toward": mean(d[tw]), "away": mean(d[~tw]),
+            "median": round(float(np.median(d)), 4), "std": round(float(d.std()), 4), "pairs": int(len(d)),
+            "pairs_toward": int(tw.sum()), "pairs_away": int((~tw).sum()), "pairs_tried": tried, "min_pan": min_pan,
             "step": step, "database_pans": list(database_pans), "persons": list(data.persons)}
 
 
@@ -450,6 +466,9 @@ def table_markdown(results: dict[str, Any]) -> str:
     if UNCORRECTED in results:
         lines.append(f"| Synthesized views compared by raw FRC, no bias correction (diagnostic) | "
                      f"{results[UNCORRECTED]:.2f}% | — |")
+    if CONSTANT_BIAS in results:
+        lines.append(f"| Synthesized views with one bias for every view (diagnostic) | "
+                     f"{results[CONSTANT_BIAS]:.2f}% | — |")
     lines += ["",
              f"Gain of the synthesized-view agent over static: {results['synthesized_view'] - results['static']:+.2f} "
              f"points (seed: {seed['synthesized_view'] - seed['static']:+.2f}).", "",
@@ -461,8 +480,10 @@ def table_markdown(results: dict[str, Any]) -> str:
             lines.append(f"| {m} | " + " | ".join(f"{results['per_pan'][m][p]:.1f}" for p in pans) + " |")
     sb = results.get("synth_bias")
     if sb:
-        lines += ["", f"Synthesis-bias correction: {sb['distance']:.3f} embedding distance ({sb['source']}), "
-                      f"{sb['frc']:+.3f} on the FRC of every synthesised view."]
+        d, f = sb["distance"], sb["frc"]
+        lines += ["", f"Synthesis-bias correction ({sb['source']}), embedding distance (FRC): views turning the "
+                      f"face toward the camera {d['toward']:+.4f} ({f['toward']:+.3f}), away from it "
+                      f"{d['away']:+.4f} ({f['away']:+.3f}), overall {d['other']:+.4f} ({f['other']:+.3f})."]
     for m in ("synthesized_view", *DIAGNOSTICS):
         dec = results.get(f"{m}_decisions")
         if dec:
@@ -495,7 +516,8 @@ def accuracy_figure(results: dict[str, Any], path) -> None:
     pans = sorted(int(p) for p in results["per_pan"]["static"])
     fig, ax = plt.subplots(figsize=(6.4, 3.6), dpi=110)
     styles = {"static": ("s--", "tab:gray"), "oracle_move": ("^:", "tab:green"), "synthesized_view": ("o-", "tab:blue"),
-              TRUE_VIEWS: ("x-.", "tab:orange"), UNCORRECTED: ("d:", "tab:purple")}
+              TRUE_VIEWS: ("x-.", "tab:orange"), UNCORRECTED: ("d:", "tab:purple"),
+              CONSTANT_BIAS: ("v:", "tab:brown")}
     for m in (*METHODS, *DIAGNOSTICS):
         if m not in results["per_pan"]:
             continue

@@ -47,8 +47,8 @@ def register(targets: argparse._SubParsersAction) -> None:
     s.add_argument("--save-images", type=Path, default=None,
                    help="also write the rendered Set 1 as <person>/<series>/<pan>/<tilt>.png under this folder")
     s.add_argument("--synth-bias", type=_finite, default=None,
-                   help="embedding distance added back to every synthesised view's FRC comparison (default: the "
-                        "calibrated one; 0: compare raw FRCs)")
+                   help="one embedding distance credited to every synthesised view's FRC (default: the calibrated "
+                        "correction, by whether a view turns the face toward the camera; 0: compare raw FRCs)")
     s.add_argument("--calibrate", action="store_true",
                    help="instead of the protocol, measure the synthesis bias on the calibration avatars "
                         "(seeds 910000-910005) and write --out/synthesized_view_calibration.json")
@@ -87,8 +87,9 @@ def run_calibration(args: argparse.Namespace) -> int:
              "face/mediapipe-full+face/dlib": entry}
     args.out.mkdir(parents=True, exist_ok=True)
     atomic_write_bytes(args.out / "synthesized_view_calibration.json", (json.dumps(table, indent=1) + "\n").encode())
-    print(f"[synth-view] distance bias {entry['distance_bias']:.4f} over {entry['pairs']} pairs; wrote "
-          f"{args.out}/synthesized_view_calibration.json (use it with --synth-bias {entry['distance_bias']})")
+    print(f"[synth-view] distance bias {entry['distance_bias']:+.4f} over {entry['pairs']} pairs "
+          f"(turning the face toward the camera {entry['toward']:+.4f}, {entry['pairs_toward']} pairs; away "
+          f"{entry['away']:+.4f}, {entry['pairs_away']} pairs); wrote {args.out}/synthesized_view_calibration.json")
     return 0
 
 

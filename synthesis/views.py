@@ -138,6 +138,7 @@ class SynthesizedView:
         face: (H, W) bool, pixels covered by the rotated face mesh.
         landmarks: (479, 3) the rotated mesh points (:func:`mesh_points`) in the new view (pixels; z relative).
         pan, tilt: the camera move in degrees.
+        source_yaw, yaw: the face's estimated yaw (:func:`face_yaw`, degrees) in the source and in the new view.
     """
 
     image: np.ndarray
@@ -147,6 +148,13 @@ class SynthesizedView:
     landmarks: np.ndarray
     pan: float
     tilt: float
+    source_yaw: float = float("nan")
+    yaw: float = float("nan")
+
+    @property
+    def turns_toward_camera(self) -> bool:
+        """Whether the move turns the face toward the camera (smaller estimated ``|yaw|`` than the source's)."""
+        return abs(self.yaw) < abs(self.source_yaw)
 
 
 
@@ -181,6 +189,14 @@ def similarity_fit(src: np.ndarray, dst: np.ndarray) -> tuple[float, np.ndarray,
     r = u @ d @ vt
     s = float(np.trace(np.diag(sig) @ d) / max((a ** 2).sum() / len(src), 1e-12))
     return s, r, mu_d - s * r @ mu_s
+
+
+def face_yaw(points: np.ndarray) -> float:
+    """The face's yaw (degrees, 0 = frontal) from 468+ mesh points: the rotation of a similarity fit of the
+    reference mesh, about the image's vertical axis. Profiles saturate at about 50-60 degrees (MediaPipe's
+    meshes flatten there), but the sign and the order of nearby yaws are reliable."""
+    _, r, _ = similarity_fit(topology().reference[:468], np.asarray(points, dtype=np.float64)[:468])
+    return math.degrees(math.atan2(r[0, 2], r[2, 2]))
 
 
 def head_centre(points: np.ndarray) -> np.ndarray:
@@ -459,7 +475,7 @@ def synthesize_view(image: np.ndarray, pan: float = 0.0, tilt: float = 0.0, land
         out8 = cv2.inpaint(out8, holes.astype(np.uint8), inpaint_radius, cv2.INPAINT_TELEA)
         prov[holes] = INPAINTED
     mask = (prov == MIRRORED) | (prov == INPAINTED)
-    return SynthesizedView(out8, mask, prov, face, dst, float(pan), float(tilt))
+    return SynthesizedView(out8, mask, prov, face, dst, float(pan), float(tilt), face_yaw(src), face_yaw(dst))
 
 
 class ViewSynthesizer:
@@ -489,4 +505,4 @@ class ViewSynthesizer:
 
 
 __all__ = ["SynthesizedView", "ViewSynthesizer", "synthesize_view", "rasterize", "rotate_points", "view_rotation",
-           "head_centre", "face_landmarks", "fit_reference_mesh", "mesh_points", "topology", "MeshTopology"]
+           "head_centre", "face_yaw", "face_landmarks", "fit_reference_mesh", "mesh_points", "topology", "MeshTopology"]

@@ -16,7 +16,7 @@ import numpy as np
 import pytest
 
 import hcgym.envs  # noqa: F401 - registers the ids
-from hcgym.agents.synthesized_view import (OracleMoveAgent, RecogniseAgent, SynthesizedViewAgent, Trace,
+from hcgym.agents.synthesized_view import (OracleMoveAgent, RecogniseAgent, SynthBias, SynthesizedViewAgent, Trace,
                                            candidate_moves, run_decisions, synthesized_view_decisions)
 from hcgym.errors import SpecError
 
@@ -158,6 +158,37 @@ def test_synth_bias_is_added_to_every_synthesised_view_only():
         next(synthesized_view_decisions(("real", 0), s.frc, s.synthesize, synth_bias=float("nan")))
     with pytest.raises(SpecError, match="synth_bias"):
         SynthesizedViewAgent(s.frc, s.synthesize, synth_bias=float("inf"))
+    with pytest.raises(SpecError, match="synth_bias.toward"):
+        SynthBias(toward=float("nan"))
+
+
+class PosedView:
+    """A synthesised-view token that knows whether it turns the face toward the camera."""
+
+    def __init__(self, at: float, toward: bool) -> None:
+        self.at, self.turns_toward_camera = at, toward
+
+
+def test_synth_bias_by_the_way_a_view_turns_the_face():
+    bias = SynthBias(toward=0.2, away=-0.1, other=0.05)
+    assert bias(PosedView(15, True)) == 0.2 and bias(PosedView(-15, False)) == -0.1 and bias(("synth", 15)) == 0.05
+    assert bias.scaled(2.0) == SynthBias(0.4, -0.2, 0.1)
+    # Start turned to the right: +15 turns the face toward the camera. Raw FRCs prefer -15 (0.25 vs 0.2);
+    # the correction (0.2 vs -0.1) prefers +15.
+    real = {0: 0.1, 15: 0.6, -15: 0.3}
+    synth = {-15: 0.25, 15: 0.2}
+    frc = lambda img: real[img[1]] if isinstance(img, tuple) else synth[img.at]  # noqa: E731
+    make = lambda img, pan, tilt: PosedView(img[1] + pan, pan > 0)  # noqa: E731
+    acquired = []
+
+    def acquire(offset):
+        acquired.append(offset[0])
+        return ("real", offset[0])
+
+    assert run_decisions(("real", 0.0), acquire, frc, make).offset == (-15.0, 0.0)
+    t = run_decisions(("real", 0.0), acquire, frc, make, synth_bias=bias)
+    assert t.offset == (15.0, 0.0) and t.branch == "threshold"
+    assert [e[2] for e in t.events if e[0] == "synth"] == pytest.approx([0.15, 0.4])
 
 
 def test_calibrated_synth_bias_is_shipped_and_used_by_for_env():
@@ -165,13 +196,16 @@ def test_calibrated_synth_bias_is_shipped_and_used_by_for_env():
 
     table = json.loads(CALIBRATION_FILE.read_text())
     entry = table["face/mediapipe-full+face/dlib"]
-    assert calibrated_synth_bias("face/mediapipe-full", "face/dlib") == entry["distance_bias"]
-    assert 0 < entry["distance_bias"] < 0.2 and entry["pairs"] > 500
+    bias = calibrated_synth_bias("face/mediapipe-full", "face/dlib")
+    assert bias == SynthBias(entry["toward"], entry["away"], entry["distance_bias"])
+    # Views that turn the face toward the camera lose more to synthesis than the others.
+    assert 0 < entry["distance_bias"] < entry["toward"] < 0.2 and entry["away"] < entry["distance_bias"]
+    assert entry["pairs"] == entry["pairs_toward"] + entry["pairs_away"] > 500
     assert entry["avatar_seeds"] == list(range(910000, 910006))  # calibration avatars, never the protocol's
-    assert calibrated_synth_bias("face/mediapipe-full", "face/unknown") == 0.0
+    assert calibrated_synth_bias("face/mediapipe-full", "face/unknown") == SynthBias()
     env = gym.make(ENV_ID, **small_env_kwargs())  # nothing is built before the first reset
     agent = SynthesizedViewAgent.for_env(env)
-    assert agent.synth_bias == pytest.approx(entry["distance_bias"] / 0.385)
+    assert agent.synth_bias == bias.scaled(1 / 0.385)
     assert SynthesizedViewAgent.for_env(env, synth_bias=0.0).synth_bias == 0.0
     env.close()
 
@@ -319,6 +353,20 @@ def test_synthesised_view_of_a_textured_mesh_lands_where_the_true_view_is():
     assert np.abs(same.image.astype(int) - src.astype(int))[face].mean() < 2
 
 
+def test_face_yaw_and_the_direction_of_a_synthesised_move():
+    from hcgym.synthesis.views import euler_rotation, face_yaw, head_centre, rotate_points, topology
+
+    ref = topology().reference
+    assert face_yaw(ref * 40 + [200, 150, 0]) == pytest.approx(0.0, abs=1e-6)
+    for yaw in (-50, -20, 20, 50):
+        pts = (ref @ euler_rotation(yaw, 0, 0).T) * 40 + [200, 150, 0]
+        assert abs(face_yaw(pts)) == pytest.approx(abs(yaw), abs=1e-6)
+    # A face turned 30 degrees: one 15-degree camera move turns it toward the camera (15), the other away (45).
+    pts = (ref @ euler_rotation(30, 0, 0).T) * 40 + [200, 150, 0]
+    after = sorted(abs(face_yaw(rotate_points(pts, p, 0, head_centre(pts)))) for p in (-15, 15))
+    assert after == pytest.approx([15.0, 45.0], abs=1e-6)
+
+
 def test_synthesis_on_a_render_and_bad_landmarks(studio_portraits):
     from hcgym.synthesis.views import ViewSynthesizer, mesh_points
 
@@ -329,6 +377,9 @@ def test_synthesis_on_a_render_and_bad_landmarks(studio_portraits):
     assert synth.last_ms > 0
     # The camera moving to the person's left turns the face to image-left: the nose tip moves left.
     assert views[1].landmarks[1, 0] < views[0].landmarks[1, 0]
+    # From a frontal portrait both moves turn the face away from the camera, by about 15 degrees.
+    assert abs(views[0].source_yaw) < 8 and not any(v.turns_toward_camera for v in views)
+    assert all(8 < abs(v.yaw) < 25 for v in views)
     assert synth(np.full((64, 64, 3), 128, np.uint8)) is None  # no face
     with pytest.raises(SpecError, match="landmarks"):
         mesh_points(np.zeros((10, 3)))
@@ -484,8 +535,9 @@ def test_protocol_end_to_end_on_a_tiny_configuration(tmp_path, capsys):
     assert (out / "accuracy_vs_pan.png").stat().st_size > 1000 and (out / "synthesis_strip.png").is_file()
     assert "synthesized view" in capsys.readouterr().out
     # The calibrated synthesis bias is used and recorded; the uncorrected agent is a diagnostic row.
-    assert res["synth_bias"]["source"] == "calibrated" and res["synth_bias"]["distance"] > 0
+    assert res["synth_bias"]["source"] == "calibrated" and res["synth_bias"]["distance"]["toward"] > 0
     assert 0.0 <= res["synthesized_view_uncorrected"] <= 100.0 and "no bias correction" in table
+    assert 0.0 <= res["synthesized_view_constant_bias"] <= 100.0 and "one bias for every view" in table
 
 
 def test_synthesis_bias_calibration_on_a_tiny_set(tiny_set):
@@ -496,6 +548,11 @@ def test_synthesis_bias_calibration_on_a_tiny_set(tiny_set):
     # 2 tilts x (4 sources x 2 directions - 2 off the grid).
     assert res["pairs_tried"] == 2 * 2 * 2 * 6 and 0 < res["pairs"] <= res["pairs_tried"]
     assert np.isfinite(res["distance_bias"]) and abs(res["distance_bias"]) < 0.5
+    # From +-30 and +-15 the synthesiser's yaw estimate says which moves turn the face toward the camera:
+    # about half of them (the other half turn it away).
+    assert res["pairs_toward"] + res["pairs_away"] == res["pairs"] and res["pairs_toward"] > 0 and res["pairs_away"] > 0
+    w = res["pairs_toward"] / res["pairs"]
+    assert res["distance_bias"] == pytest.approx(w * res["toward"] + (1 - w) * res["away"], abs=2e-4)
     assert calibrate_synth_bias(tiny_set, database_pans=(0,), min_pan=15) == res  # deterministic
 
 
