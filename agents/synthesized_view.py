@@ -194,8 +194,8 @@ class SynthesizedViewAgent(Agent):
     Args:
         frc: face recognition confidence of an image (e.g. ``env.unwrapped.recognizer.confidence``).
         synthesize: ``synthesize(image, pan, tilt)`` -> image, :class:`~hcgym.synthesis.views.SynthesizedView`
-            or ``None`` (default: MediaPipe-mesh view synthesis, :class:`hcgym.synthesis.views.ViewSynthesizer`;
-            :meth:`for_env`'s ``frc`` scores a synthesised view by its ``image``).
+            or ``None`` (default: MediaPipe-mesh view synthesis, :class:`hcgym.synthesis.views.ViewSynthesizer`);
+            ``frc`` always receives an image (a synthesised view's ``image``).
         step, max_moves, threshold, axes, synth_bias: see :func:`synthesized_view_decisions`; ``step`` must
             equal the env's step.
 
@@ -229,15 +229,18 @@ class SynthesizedViewAgent(Agent):
         """The agent using an ``ActiveFaceRecognitionPan`` env's recogniser and step.
 
         Unless ``synth_bias`` is given, it is the calibrated correction of the env's detector and recogniser
-        (:func:`calibrated_synth_bias`) in FRC units (distances divided by the gallery cut-off ``a``). The
-        ``frc`` scores a synthesised view (:class:`~hcgym.synthesis.views.SynthesizedView`) by its ``image``.
+        (:func:`calibrated_synth_bias`) in FRC units (distances divided by the gallery cut-off ``a``).
         """
         base = env.unwrapped
         kwargs.setdefault("step", base.step_deg)
         if "synth_bias" not in kwargs:
             kwargs["synth_bias"] = calibrated_synth_bias(base.detector_id, base.recognizer_id).scaled(
                 1.0 / base.gallery_cutoff())
-        return cls(lambda img: base.recognizer.confidence(getattr(img, "image", img)), **kwargs)
+        return cls(lambda img: base.recognizer.confidence(img), **kwargs)
+
+    def _frc_of_image(self, image: Any) -> float:
+        """``frc`` of a real image or of a synthesised view's ``image``."""
+        return self.frc(getattr(image, "image", image))
 
     def reset(self) -> None:
         self._gen, self.last_trace = None, None
@@ -248,7 +251,7 @@ class SynthesizedViewAgent(Agent):
         try:
             if self._gen is None:
                 self.last_trace = Trace()
-                self._gen = synthesized_view_decisions(observation, self.frc, self.synthesize, self.step,
+                self._gen = synthesized_view_decisions(observation, self._frc_of_image, self.synthesize, self.step,
                                                        self.max_moves, self.threshold, self.axes, self.last_trace,
                                                        self.synth_bias)
                 move = next(self._gen)

@@ -242,6 +242,25 @@ def test_agent_acts_through_the_env_actions():
     tilt_agent = SynthesizedViewAgent(frc, lambda x, p, t: synth(x, t, 0), axes=("tilt",))
     assert tilt_agent.act(img(-30), {}) == TILT_PLUS
 
+    # A synthesiser may return view objects (with .image and the way they turn the face); frc still gets images.
+    class View:
+        def __init__(self, image, toward):
+            self.image, self.turns_toward_camera = image, toward
+
+    seen = []
+
+    def frc_images(x):
+        assert isinstance(x, np.ndarray)
+        seen.append(int(x[0, 0, 0]) - 100)
+        return frc(x)
+
+    def synth_views(x, pan, tilt):
+        here = int(x[0, 0, 0]) - 100
+        return View(img(here + int(pan)), abs(here + pan) < abs(here))
+
+    agent = SynthesizedViewAgent(frc_images, synth_views, synth_bias=SynthBias(toward=0.0, away=-1.0))
+    assert agent.act(img(45), {}) == PAN_MINUS and seen == [45, 30, 60]
+
 
 # ------------------------------------------------------------------ synthesis geometry
 def test_topology_is_consistent():
