@@ -211,10 +211,7 @@ class SynthesizedViewAgent(Agent):
         if synthesize is None:
             from hcgym.synthesis.views import ViewSynthesizer
 
-            synth = ViewSynthesizer()
-
-            def synthesize(img, pan, tilt):
-                return synth(img, pan, tilt)
+            synthesize = ViewSynthesizer()  # the face fit is shared by the views of one image
 
         self.frc, self.synthesize = frc, synthesize
         self.step, self.max_moves, self.threshold, self.axes = float(step), int(max_moves), float(threshold), tuple(axes)

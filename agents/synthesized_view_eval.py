@@ -261,22 +261,16 @@ def run_queries(env, agent, method: str, queries, progress: bool = False) -> lis
 
 
 def _timed_synthesizer():
-    """A ``synthesize(image, pan, tilt)`` -> :class:`~hcgym.synthesis.views.SynthesizedView` callable (face fit
-    shared by the views of one image) that records the milliseconds per view in ``.ms``."""
-    import hashlib
+    """A ``synthesize(image, pan, tilt)`` -> :class:`~hcgym.synthesis.views.SynthesizedView` callable (a
+    :class:`~hcgym.synthesis.views.ViewSynthesizer`: face fit shared by the views of one image) that records
+    the milliseconds per view in ``.ms``."""
+    from hcgym.synthesis.views import ViewSynthesizer
 
-    from hcgym.synthesis.views import face_landmarks, synthesize_view
-
-    fits: dict[bytes, Any] = {}
+    synth = ViewSynthesizer()
 
     def synthesize(img, pan, tilt):
         t0 = time.perf_counter()
-        key = hashlib.blake2b(img.tobytes(), digest_size=16).digest()
-        if key not in fits:
-            fits.clear()
-            fits[key] = face_landmarks(img)
-        lm = fits[key]
-        view = None if lm is None else synthesize_view(img, pan, tilt, lm)
+        view = synth(img, pan, tilt)
         synthesize.ms.append(1000 * (time.perf_counter() - t0))
         return view
 
@@ -312,22 +306,21 @@ def run_protocol(proto: SynthViewProtocol = SynthViewProtocol(), progress: bool 
     calibrated = calibrated_synth_bias(proto.detector, proto.recognizer)
     bias = calibrated if proto.synth_bias is None else SynthBias(proto.synth_bias, proto.synth_bias, proto.synth_bias)
     frc_bias = bias.scaled(1.0 / base.recognizer.gallery.cutoff)
-    agents = {"static": RecogniseAgent(),
-              "oracle_move": OracleMoveAgent(proto.step, proto.max_moves),
-              "synthesized_view": SynthesizedViewAgent.for_env(env, synthesize=synthesize, max_moves=proto.max_moves,
-                                                               threshold=proto.threshold, synth_bias=frc_bias)}
-    # True views carry no synthesis bias: the decision rule alone.
-    agents[TRUE_VIEWS] = SynthesizedViewAgent.for_env(env, synthesize=lambda img, pan, tilt: base.view_at(pan, tilt),
-                                                      max_moves=proto.max_moves, threshold=proto.threshold,
-                                                      synth_bias=0.0)
+
+    def algorithm1(synth_bias, synth=synthesize) -> SynthesizedViewAgent:
+        return SynthesizedViewAgent.for_env(env, synthesize=synth, max_moves=proto.max_moves,
+                                            threshold=proto.threshold, synth_bias=synth_bias)
+
+    agents = {"static": RecogniseAgent(), "oracle_move": OracleMoveAgent(proto.step, proto.max_moves),
+              "synthesized_view": algorithm1(frc_bias),
+              # True views carry no synthesis bias: the decision rule alone.
+              TRUE_VIEWS: algorithm1(0.0, lambda img, pan, tilt: base.view_at(pan, tilt))}
     names = (*METHODS, TRUE_VIEWS)
     if bias != SynthBias():
-        agents[UNCORRECTED] = SynthesizedViewAgent.for_env(env, synthesize=synthesize, max_moves=proto.max_moves,
-                                                           threshold=proto.threshold, synth_bias=0.0)
+        agents[UNCORRECTED] = algorithm1(0.0)
         names = (*names, UNCORRECTED)
     if proto.synth_bias is None and calibrated.other != 0:
-        agents[CONSTANT_BIAS] = SynthesizedViewAgent.for_env(env, synthesize=synthesize, max_moves=proto.max_moves,
-                                                             threshold=proto.threshold, synth_bias=frc_bias.other)
+        agents[CONSTANT_BIAS] = algorithm1(frc_bias.other)
         names = (*names, CONSTANT_BIAS)
     rows: list[QueryResult] = []
     timing = {}

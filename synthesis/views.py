@@ -191,19 +191,29 @@ def similarity_fit(src: np.ndarray, dst: np.ndarray) -> tuple[float, np.ndarray,
     return s, r, mu_d - s * r @ mu_s
 
 
+def _reference_fit(points: np.ndarray) -> tuple[float, np.ndarray, np.ndarray]:
+    """Similarity (s, R, t) taking the reference mesh onto 468+ mesh points."""
+    return similarity_fit(topology().reference[:468], np.asarray(points, dtype=np.float64)[:468])
+
+
+def _yaw_of(r: np.ndarray) -> float:
+    return math.degrees(math.atan2(r[0, 2], r[2, 2]))
+
+
 def face_yaw(points: np.ndarray) -> float:
     """The face's yaw (degrees, 0 = frontal) from 468+ mesh points: the rotation of a similarity fit of the
     reference mesh, about the image's vertical axis. Profiles saturate at about 50-60 degrees (MediaPipe's
     meshes flatten there), but the sign and the order of nearby yaws are reliable."""
-    _, r, _ = similarity_fit(topology().reference[:468], np.asarray(points, dtype=np.float64)[:468])
-    return math.degrees(math.atan2(r[0, 2], r[2, 2]))
+    return _yaw_of(_reference_fit(points)[1])
+
+
+def _centre_of(s: float, r: np.ndarray, t: np.ndarray) -> np.ndarray:
+    return s * r @ np.array([0.0, 0.0, HEAD_CENTRE_DEPTH]) + t
 
 
 def head_centre(points: np.ndarray) -> np.ndarray:
     """The head's rotation centre for 468 mesh points (pixels): the reference centre mapped by a similarity."""
-    ref = topology().reference[:468]
-    s, r, t = similarity_fit(ref, np.asarray(points, dtype=np.float64)[:468])
-    return s * r @ np.array([0.0, 0.0, HEAD_CENTRE_DEPTH]) + t
+    return _centre_of(*_reference_fit(points))
 
 
 def rasterize(vertices: np.ndarray, triangles: np.ndarray, shape: tuple[int, int],
@@ -432,7 +442,8 @@ def synthesize_view(image: np.ndarray, pan: float = 0.0, tilt: float = 0.0, land
     src = mesh_points(landmarks)
     h, w = img.shape[:2]
     tris = topo.triangles
-    dst = rotate_points(src, pan, tilt, head_centre(src))
+    s_fit, r_fit, t_fit = _reference_fit(src)  # one fit gives the rotation centre and both yaws
+    dst = rotate_points(src, pan, tilt, _centre_of(s_fit, r_fit, t_fit))
     tri_id, bary, _ = rasterize(dst, tris, (h, w))
     src_tri, _, src_z = rasterize(src, tris, (h, w))
     cos_self = _cosines(src[tris])
@@ -475,26 +486,41 @@ def synthesize_view(image: np.ndarray, pan: float = 0.0, tilt: float = 0.0, land
         out8 = cv2.inpaint(out8, holes.astype(np.uint8), inpaint_radius, cv2.INPAINT_TELEA)
         prov[holes] = INPAINTED
     mask = (prov == MIRRORED) | (prov == INPAINTED)
-    return SynthesizedView(out8, mask, prov, face, dst, float(pan), float(tilt), face_yaw(src), face_yaw(dst))
+    # dst is src rotated about the centre, so its reference fit is the source's, rotated: R_dst = V R.
+    return SynthesizedView(out8, mask, prov, face, dst, float(pan), float(tilt), _yaw_of(r_fit),
+                           _yaw_of(view_rotation(pan, tilt) @ r_fit))
 
 
 class ViewSynthesizer:
-    """Synthesise several views of one image with one face-mesh fit (what the agent does per real image).
+    """Synthesise views with one face-mesh fit per image (what the agent does per real image).
 
     ``views(image, [(pan, tilt), ...])`` returns a list of :class:`SynthesizedView` (``None`` entries when no
     face mesh is found); ``last_ms`` holds the milliseconds per view of the last call (mesh fit shared).
+    The fit of the last image is kept, so one view at a time (``synth(image, pan, tilt)``) costs one fit too.
     """
 
     def __init__(self, inpaint_radius: float = 3.0, mirror: bool = True) -> None:
         self.inpaint_radius, self.mirror = float(inpaint_radius), bool(mirror)
         self.last_ms = float("nan")
+        self._fit_key: bytes | None = None
+        self._fit: np.ndarray | None = None
+
+    def landmarks(self, image: np.ndarray) -> np.ndarray | None:
+        """:func:`face_landmarks` of ``image``, reused while the same image comes again."""
+        import hashlib
+
+        img = np.ascontiguousarray(image)
+        key = hashlib.blake2b(repr(img.shape).encode() + img.tobytes(), digest_size=16).digest()
+        if key != self._fit_key:
+            self._fit_key, self._fit = key, face_landmarks(img)
+        return self._fit
 
     def views(self, image: np.ndarray, offsets) -> list[SynthesizedView | None]:
         import time
 
         t0 = time.perf_counter()
         offsets = list(offsets)
-        lm = face_landmarks(image)
+        lm = self.landmarks(image)
         out = [None if lm is None else synthesize_view(image, p, t, lm, self.inpaint_radius, self.mirror)
                for p, t in offsets]
         self.last_ms = 1000.0 * (time.perf_counter() - t0) / max(len(offsets), 1)

@@ -386,7 +386,8 @@ def test_face_yaw_and_the_direction_of_a_synthesised_move():
     assert after == pytest.approx([15.0, 45.0], abs=1e-6)
 
 
-def test_synthesis_on_a_render_and_bad_landmarks(studio_portraits):
+def test_synthesis_on_a_render_and_bad_landmarks(studio_portraits, monkeypatch):
+    import hcgym.synthesis.views as views_module
     from hcgym.synthesis.views import ViewSynthesizer, mesh_points
 
     _, frame = studio_portraits[0]
@@ -399,6 +400,16 @@ def test_synthesis_on_a_render_and_bad_landmarks(studio_portraits):
     # From a frontal portrait both moves turn the face away from the camera, by about 15 degrees.
     assert abs(views[0].source_yaw) < 8 and not any(v.turns_toward_camera for v in views)
     assert all(8 < abs(v.yaw) < 25 for v in views)
+    # The yaw of a view is that of its rotated mesh; the face fit of the last image is reused.
+    assert all(v.yaw == pytest.approx(views_module.face_yaw(v.landmarks), abs=1e-6) for v in views)
+    fits = []
+    real_fit = views_module.face_landmarks
+    monkeypatch.setattr(views_module, "face_landmarks", lambda img: fits.append(1) or real_fit(img))
+    again = synth(frame.rgb, -15.0, 0.0)
+    assert fits == [] and np.array_equal(again.image, views[0].image)
+    synth(frame.rgb[::-1].copy(), 15.0, 0.0)
+    assert fits == [1]  # a new image is fitted
+    monkeypatch.undo()
     assert synth(np.full((64, 64, 3), 128, np.uint8)) is None  # no face
     with pytest.raises(SpecError, match="landmarks"):
         mesh_points(np.zeros((10, 3)))
