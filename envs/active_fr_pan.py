@@ -139,7 +139,6 @@ class ActiveFaceRecognitionPanEnv(gym.Env):
     # ------------------------------------------------------------ set-up
     def _setup(self) -> None:
         from hcgym.perception.face.gallery import Gallery
-        from hcgym.perception.face.models import recognizer_cutoff
         from hcgym.perception.face.pipeline import FacePipeline, FaceRecognizer
 
         if self._data is None:
@@ -153,8 +152,7 @@ class ActiveFaceRecognitionPanEnv(gym.Env):
             self._sim = EmbeddedBackend()
             self._sim.load(backdrop_world(specs, self.settings))
         pipeline = FacePipeline(self.detector_id, self.recognizer_id)
-        cutoff = self.gallery_cutoff()
-        normalize = recognizer_cutoff(self.recognizer_id)[1] if self._cutoff is None else self.recognizer_id != "face/dlib"
+        cutoff, normalize = self._cutoff_and_normalize()
         gallery = Gallery(cutoff, self.recognizer_id, normalize)
         for p in self.persons:
             vecs = []
@@ -170,13 +168,16 @@ class ActiveFaceRecognitionPanEnv(gym.Env):
             gallery.enroll(self.labels[p], np.stack(vecs))
         self.recognizer = FaceRecognizer(pipeline, gallery)
 
-    def gallery_cutoff(self) -> float:
-        """The gallery cut-off ``a`` (the ``cutoff`` argument, else the recognizer's calibrated one)."""
-        if self._cutoff is not None:
-            return float(self._cutoff)
+    def _cutoff_and_normalize(self) -> tuple[float, bool]:
         from hcgym.perception.face.models import recognizer_cutoff
 
-        return recognizer_cutoff(self.recognizer_id)[0]
+        if self._cutoff is None:
+            return recognizer_cutoff(self.recognizer_id)
+        return float(self._cutoff), self.recognizer_id != "face/dlib"
+
+    def gallery_cutoff(self) -> float:
+        """The gallery cut-off ``a`` (the ``cutoff`` argument, else the recognizer's calibrated one)."""
+        return self._cutoff_and_normalize()[0]
 
     def _has(self, person: int, series: int, pan: int, tilt: int) -> bool:
         if self._data is None:

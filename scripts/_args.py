@@ -26,6 +26,17 @@ def seed_range(text: str) -> list[int]:
     return out
 
 
+def finite(text: str) -> float:
+    """A finite number (``nan`` and ``inf`` are refused)."""
+    try:
+        v = float(text)
+    except ValueError:
+        v = float("nan")
+    if not math.isfinite(v):
+        raise argparse.ArgumentTypeError(f"expected a finite number, got {text!r}")
+    return v
+
+
 def floats(n: int, name: str):
     """Parser of ``n`` comma-separated numbers."""
 

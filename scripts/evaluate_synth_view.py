@@ -36,7 +36,7 @@ def register(targets: argparse._SubParsersAction) -> None:
     s.add_argument("--avatars", type=_args.positive_int, default=15, help="persons in the HPID-like set")
     s.add_argument("--test-persons", type=_args.positive_int, default=4, help="Set 1 size (test persons)")
     s.add_argument("--max-moves", type=int, default=2, help="moves the agent may make (the seed: 2)")
-    s.add_argument("--threshold", type=float, default=0.0,
+    s.add_argument("--threshold", type=_args.finite, default=0.0,
                    help="FRC a moved-to real image must exceed to answer at once (default 0: within the cut-off)")
     s.add_argument("--query-pans", type=_angles, default=(-90, -75, -60, -45, -30, 30, 45, 60, 75, 90),
                    help="starting pans (degrees, comma-separated)")
@@ -46,25 +46,13 @@ def register(targets: argparse._SubParsersAction) -> None:
     s.add_argument("--no-quality", action="store_true", help="skip the synthesis quality study")
     s.add_argument("--save-images", type=Path, default=None,
                    help="also write the rendered Set 1 as <person>/<series>/<pan>/<tilt>.png under this folder")
-    s.add_argument("--synth-bias", type=_finite, default=None,
+    s.add_argument("--synth-bias", type=_args.finite, default=None,
                    help="one embedding distance credited to every synthesised view's FRC (default: the calibrated "
                         "correction, by whether a view turns the face toward the camera; 0: compare raw FRCs)")
     s.add_argument("--calibrate", action="store_true",
                    help="instead of the protocol, measure the synthesis bias on the calibration avatars "
                         "(seeds 910000-910005) and write --out/synthesized_view_calibration.json")
     s.set_defaults(func=run_synth_view)
-
-
-def _finite(text: str) -> float:
-    import math
-
-    try:
-        v = float(text)
-    except ValueError:
-        v = float("nan")
-    if not math.isfinite(v):
-        raise argparse.ArgumentTypeError(f"expected a finite number, got {text!r}")
-    return v
 
 
 def run_calibration(args: argparse.Namespace) -> int:
