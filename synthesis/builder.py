@@ -13,9 +13,12 @@ A second build of the same spec is a cache hit that only reads ``avatar.json``
 
 The cache is bounded: after each new build, least-recently-used avatars are
 removed once the folder holds more than ``HCGYM_AVATAR_CACHE_MB`` megabytes
-(default 4096, about 850 avatars; 0 means no bound). Avatars used in the last
-15 minutes are never removed, so a running job keeps the ones it holds, and
-temporary folders left by interrupted builds are cleared after an hour.
+(default 4096, about 850 avatars; 0 means no bound; a texture shared by several
+avatars counts once). Avatars used in the last 15 minutes are never removed, so
+a running job keeps the ones it holds. Avatar textures in
+``$HCGYM_CACHE/textures`` that no avatar links to any more (and resampled
+copies) go when unused for 15 minutes, and temporary folders left by
+interrupted builds are cleared after an hour.
 """
 
 from __future__ import annotations
@@ -23,6 +26,7 @@ from __future__ import annotations
 import io
 import json
 import os
+import re
 import shutil
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -108,7 +112,7 @@ def build_avatar(spec: AvatarSpec, cache: Path | None = None) -> Avatar:
     if not (path / "avatar.json").exists():
         with atomic_dir(path) as tmp:
             _build_into(spec, tmp)
-        prune_avatar_cache(root, avatar_cache_limit(), keep=(key,))
+        prune_avatar_cache(root, avatar_cache_limit(), keep=(key,), textures=cache_dir() / "textures")
     else:
         _touch(path / "avatar.json")
     return load_avatar(path)
@@ -130,20 +134,24 @@ def avatar_cache_limit() -> int:
     return int(mb * 2**20)
 
 
-def prune_avatar_cache(root: Path, max_bytes: int, keep: tuple[str, ...] = (),
+def prune_avatar_cache(root: Path, max_bytes: int, keep: tuple[str, ...] = (), textures: Path | None = None,
                        grace_s: float = PRUNE_GRACE_S, now: float | None = None) -> list[str]:
     """Remove least-recently-used avatars from ``root`` until it holds at most ``max_bytes``.
 
     Recency is the modification time of ``avatar.json`` (touched on every cache hit). Entries in ``keep``
-    and entries used within ``grace_s`` seconds stay, even if the folder remains above the bound.
-    Temporary folders of interrupted builds older than :data:`STALE_TMP_S` are removed. ``max_bytes`` 0
-    means no bound. Returns the removed keys.
+    and entries used within ``grace_s`` seconds stay, even if the folder remains above the bound. Sizes
+    count each file once, so a texture hard-linked into several avatars counts once. Temporary folders of
+    interrupted builds older than :data:`STALE_TMP_S` are removed. ``max_bytes`` 0 means no bound. With
+    ``textures`` (the shared texture folder), avatar textures there that no avatar links to any more and
+    that were not used within ``grace_s`` are removed too. Returns the removed keys.
     """
     import time
 
     root = Path(root)
     now = time.time() if now is None else now
+    used: list[tuple[float, Path]] = []  # (last use, path)
     entries = []  # (last use, bytes, path)
+    seen: set[tuple[int, int]] = set()  # (device, inode) of files already counted
     try:
         children = list(os.scandir(root))
     except FileNotFoundError:
@@ -159,14 +167,32 @@ def prune_avatar_cache(root: Path, max_bytes: int, keep: tuple[str, ...] = (),
                 pass
             continue
         try:
-            used = os.stat(os.path.join(d.path, "avatar.json")).st_mtime
-            size = sum(f.stat().st_size for f in os.scandir(d.path) if f.is_file(follow_symlinks=False))
+            used.append((os.stat(os.path.join(d.path, "avatar.json")).st_mtime, Path(d.path)))
         except FileNotFoundError:
             continue
-        entries.append((used, size, Path(d.path)))
+    # A file shared by several avatars counts for its most recent user: LRU order removes the others first,
+    # and removing that one frees it.
+    for last, path in sorted(used, reverse=True):
+        size = 0
+        try:
+            for f in os.scandir(path):
+                st = f.stat(follow_symlinks=False)
+                if f.is_file(follow_symlinks=False) and (st.st_dev, st.st_ino) not in seen:
+                    seen.add((st.st_dev, st.st_ino))
+                    size += st.st_size
+        except FileNotFoundError:
+            continue
+        entries.append((last, size, path))
     total = sum(e[1] for e in entries)
-    if max_bytes <= 0 or total <= max_bytes:
-        return []
+    removed = _prune_lru(entries, total, max_bytes, keep, grace_s, now) if 0 < max_bytes < total else []
+    if textures is not None:
+        _prune_orphan_textures(Path(textures), grace_s, now)
+    return removed
+
+
+def _prune_lru(entries, total: int, max_bytes: int, keep, grace_s: float, now: float) -> list[str]:
+    """Remove the oldest entries (last use, bytes, path) outside ``keep`` and the grace period until
+    ``total`` bytes fit in ``max_bytes``; returns the removed keys."""
     removed = []
     for used, size, path in sorted(entries):
         if total <= max_bytes:
@@ -183,6 +209,27 @@ def prune_avatar_cache(root: Path, max_bytes: int, keep: tuple[str, ...] = (),
         total -= size
         removed.append(path.name)
     return removed
+
+
+#: Avatar texture files in the shared texture folder (``<key>-t<texmap>p<paint>-<size>.png``).
+_AVATAR_TEXTURE = re.compile(r"-t\d+p\d+-\d+\.png$")
+
+
+def _prune_orphan_textures(folder: Path, grace_s: float, now: float) -> None:
+    """Remove avatar textures that no avatar folder links to (link count 1) and unused for ``grace_s``."""
+    try:
+        files = list(os.scandir(folder))
+    except FileNotFoundError:
+        return
+    for f in files:
+        if not _AVATAR_TEXTURE.search(f.name) or not f.is_file(follow_symlinks=False):
+            continue
+        try:
+            st = f.stat(follow_symlinks=False)
+            if st.st_nlink == 1 and now - st.st_mtime >= grace_s:
+                os.unlink(f.path)
+        except FileNotFoundError:
+            pass
 
 
 def _touch(path: Path) -> None:
@@ -297,7 +344,9 @@ def _texture(spec: AvatarSpec) -> Path:
 
     key = spec.identity_key() + "-" + _short_hash(spec.appearance)
     path = cache_dir() / "textures" / f"{key}-t{TEXMAP_VERSION}p{PAINT_VERSION}-{TEXTURE_SIZE}.png"
-    if not path.exists():
+    if path.exists():
+        _touch(path)
+    else:
         seed = int(spec.identity_key()[:8], 16)
         img = paint(spec.appearance, seed, TEXTURE_SIZE)
         buf = io.BytesIO()
@@ -320,7 +369,9 @@ def with_texture_size(avatar: Avatar, size: int) -> Avatar:
         return avatar
     src = _texture(avatar.spec)
     path = src.with_name(src.name.replace(f"-{TEXTURE_SIZE}.png", f"-{size}.png"))
-    if not path.exists():
+    if path.exists():
+        _touch(path)
+    else:
         buf = io.BytesIO()
         Image.open(src).convert("RGB").resize((size, size), Image.LANCZOS).save(buf, format="PNG", compress_level=1)
         atomic_write_bytes(path, buf.getvalue())

@@ -58,6 +58,38 @@ def test_avatar_cache_prunes_least_recently_used(tmp_path):
     assert builder.prune_avatar_cache(tmp_path, max_bytes=1, now=now) == ["a0"]
 
 
+def test_avatar_cache_counts_shared_textures_once_and_drops_orphaned_ones(tmp_path):
+    now = 1_000_000.0
+    root, textures = tmp_path / "avatars", tmp_path / "textures"
+    root.mkdir()
+    textures.mkdir()
+
+    def texture(name, age):
+        path = textures / name
+        path.write_bytes(b"t" * 1000)
+        os.utime(path, (now - age, now - age))
+        return path
+
+    shared = texture("k1-aa-t2p2-2048.png", 5000)
+    for name, age in (("a0", 5000), ("a1", 4000)):  # two poses of one person share the texture file
+        d = _fake_entry(root, name, 10, now - age)
+        os.link(shared, d / "shared.png")
+    _fake_entry(root, "a2", 10, now - 3000)
+    texture("k2-bb-t2p2-2048.png", 5000)  # its avatars are gone: an orphan
+    texture("k2-bb-t2p2-1024.png", 10)  # a resampled copy used 10 s ago
+    texture("floor-abc.png", 5000)  # not an avatar texture
+    # 1000 (shared once) + 3 x 20 bytes = 1060 fit in 1100: nothing is removed but the old orphan.
+    assert builder.prune_avatar_cache(root, 1100, textures=textures, now=now) == []
+    assert sorted(p.name for p in textures.iterdir()) == ["floor-abc.png", "k1-aa-t2p2-2048.png",
+                                                          "k2-bb-t2p2-1024.png"]
+    # The shared texture counts for its most recent user (a1): dropping a0 frees 12 bytes, not 1012, so
+    # both poses go, which orphans the shared texture, and it goes too (after the grace period).
+    assert builder.prune_avatar_cache(root, 50, textures=textures, now=now) == ["a0", "a1"]
+    assert not shared.exists() and (textures / "k2-bb-t2p2-1024.png").exists()
+    builder.prune_avatar_cache(root, 50, textures=textures, now=now + 1000)
+    assert sorted(p.name for p in textures.iterdir()) == ["floor-abc.png"]
+
+
 def test_avatar_cache_limit_reads_the_environment(monkeypatch):
     from hcgym.errors import SpecError
 
