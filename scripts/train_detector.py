@@ -70,7 +70,7 @@ def run(args: argparse.Namespace) -> int:
         cfg = replace(cfg, batch_size=min(cfg.batch_size, 2), warmup=2)
     if args.init is not None:
         init = _shipped() if args.init == "shipped" else Path(args.init)
-        model = load_model(init)
+        model = load_model(init, "--init")
         cfg = replace(cfg, warmup=min(cfg.warmup, 10))
     else:
         init = None

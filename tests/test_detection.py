@@ -152,7 +152,7 @@ def test_training_lowers_the_loss_is_deterministic_and_resumes_exactly(crowd_set
 
     with pytest.raises(Stop):
         train_detector(items, cfg, model=fresh(), out_dir=tmp_path, progress=False, log=stop_after_two)
-    assert torch.load(tmp_path / "last.pt", weights_only=False)["epoch"] == 2
+    assert torch.load(tmp_path / "last.pt", weights_only=True)["epoch"] == 2
     c = train_detector(items, cfg, model=fresh(), out_dir=tmp_path, progress=False, log=lambda *_: None)
     for (k, va), vc in zip(a.model.state_dict().items(), c.model.state_dict().values()):
         assert torch.equal(va, vc), k

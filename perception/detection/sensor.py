@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import hashlib
 import io
+import json
 from pathlib import Path
 from typing import Any
 
@@ -26,35 +27,98 @@ SHIPPED = MODELS_DIR / "person_centernet.pt"
 
 
 def save_checkpoint(model: Any, path: str | Path, extra: dict[str, Any] | None = None) -> Path:
-    """Write the weights and config of a :class:`~.centernet.CenterNet` (atomically)."""
+    """Write the weights and config of a :class:`~.centernet.CenterNet` (atomically).
+
+    The file holds tensors and plain values only (``{"config": dict, "state_dict": tensors, **extra}``),
+    so :func:`load_model` reads it with ``torch.load(weights_only=True)``; ``extra`` must be JSON data.
+    """
     import torch
 
     from hcgym.paths import atomic_write_bytes
 
+    try:
+        json.dumps(extra or {})
+    except (TypeError, ValueError) as e:
+        raise SpecError("extra", f"checkpoint metadata must be JSON data ({e})") from None
     buf = io.BytesIO()
     torch.save({"config": model.config.to_dict(), "state_dict": model.state_dict(), **(extra or {})}, buf)
     atomic_write_bytes(Path(path), buf.getvalue())
     return Path(path)
 
 
-def load_model(path: str | Path) -> Any:
-    """A :class:`~.centernet.CenterNet` from a checkpoint written by :func:`save_checkpoint`."""
+#: How to turn a trusted checkpoint of another format into one :func:`load_model` reads.
+CONVERT_HINT = ("If you made it or trust where it comes from, convert it once with "
+                "`python -c \"from hcgym.perception.detection.sensor import convert_checkpoint; "
+                "convert_checkpoint('OLD.pt', 'NEW.pt', trusted=True)\"` and pass NEW.pt.")
+
+
+def load_tensors(path: Path, field: str, what: str, hint: str = CONVERT_HINT, device: str = "cpu") -> Any:
+    """``torch.load(path, weights_only=True)``: tensors and plain values, never arbitrary Python objects.
+
+    A file that holds other pickled objects is refused with a :class:`SpecError` on ``field`` (unpickling
+    it could run code) that ends with ``hint``; an unreadable one is reported as not being a ``what``.
+    """
+    import pickle
+
     import torch
 
+    try:
+        return torch.load(path, map_location=device, weights_only=True)
+    except pickle.UnpicklingError as e:
+        if "weights only" not in str(e).lower():
+            raise SpecError(field, f"{path} is not a {what} ({type(e).__name__}: {e})") from None
+        raise SpecError(field, f"{path} is refused: it holds pickled Python objects besides tensors and plain "
+                               f"values, and loading it could run code. {hint}") from None
+    except Exception as e:  # noqa: BLE001 - any unreadable file gets one message
+        raise SpecError(field, f"{path} is not a {what} ({type(e).__name__}: {e})") from None
+
+
+def load_model(path: str | Path, field: str = "detector") -> Any:
+    """A :class:`~.centernet.CenterNet` from a checkpoint written by :func:`save_checkpoint`.
+
+    Read with ``weights_only=True``; anything else is a :class:`SpecError` on ``field``.
+    """
     from hcgym.perception.detection.centernet import CenterNet
 
     path = Path(path)
     if not path.is_file():
-        raise SpecError("detector", f"checkpoint not found: {path}")
+        raise SpecError(field, f"checkpoint not found: {path}")
+    ckpt = load_tensors(path, field, "person-detector checkpoint")
     try:
-        ckpt = torch.load(path, map_location="cpu", weights_only=False)
         model = CenterNet(CenterNetConfig.from_dict(ckpt["config"]))
         model.load_state_dict(ckpt["state_dict"])
-    except SpecError:
-        raise
-    except Exception as e:  # noqa: BLE001 - any unreadable file gets one message
-        raise SpecError("detector", f"{path} is not a person-detector checkpoint ({type(e).__name__}: {e})") from None
+    except Exception as e:  # noqa: BLE001 - any other content gets one message
+        raise SpecError(field, f"{path} is not a person-detector checkpoint ({type(e).__name__}: {e})") from None
     return model.eval()
+
+
+def convert_checkpoint(src: str | Path, dst: str | Path, *, trusted: bool = False) -> Path:
+    """Re-save a detector checkpoint that holds pickled objects (a pickled ``CenterNet``, or a dict with
+    ``config`` and ``state_dict`` plus other objects) in the format of :func:`save_checkpoint`.
+
+    Unpickling ``src`` runs whatever code it names, so this only runs when the caller states
+    ``trusted=True`` for a file they made or trust. Only the config and weights are kept.
+    """
+    import torch
+
+    from hcgym.perception.detection.centernet import CenterNet
+
+    if trusted is not True:
+        raise SpecError("trusted", "convert_checkpoint unpickles the file, which can run code: pass trusted=True "
+                                   "only for a checkpoint you made or trust")
+    src = Path(src)
+    if not src.is_file():
+        raise SpecError("src", f"checkpoint not found: {src}")
+    obj = torch.load(src, map_location="cpu", weights_only=False)  # the caller trusts this file
+    if isinstance(obj, CenterNet):
+        return save_checkpoint(obj, dst)
+    try:
+        config = obj["config"]
+        model = CenterNet(CenterNetConfig.from_dict(config.to_dict() if hasattr(config, "to_dict") else dict(config)))
+        model.load_state_dict(obj["state_dict"])
+    except Exception as e:  # noqa: BLE001
+        raise SpecError("src", f"{src} holds no person-detector config and weights ({type(e).__name__}: {e})") from None
+    return save_checkpoint(model, dst)
 
 
 class PersonDetector(TorchSensor):

@@ -137,9 +137,10 @@ def train_detector(items: list[dict[str, Any]], cfg: DetectorTrainConfig, model:
                    progress: bool = True, log: Callable[[str], None] = print) -> TrainResult:
     """Train ``model`` (a fresh :class:`~.centernet.CenterNet` when ``None``) on ``items``.
 
-    With ``out_dir``, ``last.pt`` (model, optimiser, epoch, history, random state) is written after
-    every epoch and a later call with the same arguments resumes from it. ``val_items`` are scored
-    (AP0.5 with greedy NMS at IoU 0.5) after every epoch.
+    With ``out_dir``, ``last.pt`` (model and optimiser tensors, epoch, history, settings: tensors and
+    plain values only, read back with ``weights_only=True``) is written after every epoch and a later call
+    with the same arguments resumes from it. ``val_items`` are scored (AP0.5 with greedy NMS at IoU 0.5)
+    after every epoch.
     """
     import torch
     from tqdm import tqdm
@@ -166,8 +167,12 @@ def train_detector(items: list[dict[str, Any]], cfg: DetectorTrainConfig, model:
     start_epoch = 0
     state_path = Path(out_dir) / "last.pt" if out_dir is not None else None
     if state_path is not None and state_path.is_file():
-        state = torch.load(state_path, map_location=cfg.device, weights_only=False)
-        if _run_key(state.get("config", {})) != _run_key(asdict(cfg)) or state.get("n_items") != len(items):
+        from hcgym.perception.detection.sensor import load_tensors
+
+        state = load_tensors(state_path, "--resume", "detector training state",
+                             "Delete it or use another --out to train from the start.", cfg.device)
+        if not isinstance(state, dict) or _run_key(state.get("config", {})) != _run_key(asdict(cfg)) \
+                or state.get("n_items") != len(items):
             raise SpecError("--out", f"{state_path} belongs to a run with other settings; use another --out")
         model.load_state_dict(state["model"])
         opt.load_state_dict(state["optimizer"])
