@@ -36,23 +36,25 @@ the face).
 
 Top layer of :mod:`hcgym.synthesis` (uses a perception sensor, MediaPipe); it
 imports no env and no agent.
+
+The mesh (topology, rasterisation) is in :mod:`~hcgym.synthesis.views_mesh`, the face fit and pose
+(landmarks, reference mesh, yaw, head centre, rotation) in :mod:`~hcgym.synthesis.views_fit`; this
+module synthesises the view and re-exports them.
 """
 
 from __future__ import annotations
 
-import functools
-import json
-import math
 from dataclasses import dataclass
-from pathlib import Path
 
 import numpy as np
 
+from hcgym.synthesis.views_fit import (CROP_MIN_CONFIDENCE, HEAD_CENTRE_DEPTH, KEYPOINT_WEIGHTS, _centre_of,
+                                       _reference_fit, _yaw_of, euler_rotation, face_landmarks, face_yaw,
+                                       fit_reference_mesh, head_centre, rotate_points, similarity_fit, view_rotation)
+from hcgym.synthesis.views_mesh import MeshTopology, mesh_points, rasterize, topology
+
 #: Provenance codes of :attr:`SynthesizedView.source`.
 KEPT, RENDERED, MIRRORED, INPAINTED = 0, 1, 2, 3
-#: Depth of the head's rotation centre behind the eye midpoint, in inter-ocular distances (about 8 cm for
-#: a 6.6 cm inter-ocular distance: the centre of the env's camera sphere).
-HEAD_CENTRE_DEPTH = 1.2
 #: Source triangles seen more obliquely than this cosine are treated as unseen (about 72 degrees).
 MIN_COS = 0.3
 #: The mirror point is used instead of a visible point when it was seen this much more frontally (cosine);
@@ -63,67 +65,6 @@ MIRROR_PREFERENCE = float("inf")
 STALE_BAND = 0.12
 #: Radius (inter-ocular distances) of the band behind occluding silhouettes whose texture is not trusted.
 SILHOUETTE_BAND = 0.15
-
-_TOPOLOGY_FILE = Path(__file__).with_name("face_mesh_topology.json")
-
-
-@dataclass(frozen=True)
-class MeshTopology:
-    """The MediaPipe face mesh as a triangle mesh (see ``face_mesh_topology.json`` for its derivation).
-
-    Points are the 478 MediaPipe landmarks (468 mesh + 10 iris) and a 479th, the mouth centre (the mean of
-    the inner lip loop ``mouth``).
-
-    Attributes:
-        triangles: (852 + 52, 3) point indices: the 468-point surface, then the caps closing the eyes (fans
-            around the iris centres 468 and 473) and the mouth (a fan around point 478). Oriented so that a face
-            seen from the front has positive signed area ``cross(p1 - p0, p2 - p0)`` in image coordinates
-            (x right, y down).
-        mirror: (479,) index of each point's left/right counterpart (an involution).
-        oval: (36,) the face outline, in order.
-        mouth: (20,) the inner lip loop.
-        reference: (478, 3) a frontal mesh (with the iris points): origin at the eye midpoint, inter-ocular
-            distance 1, x right, y down, z away from the camera.
-        detector_keypoints: (6, 3) where MediaPipe face detection's keypoints (right eye, left eye, nose tip,
-            mouth centre, right ear, left ear) lie in the reference frame (calibrated on renders).
-    """
-
-    triangles: np.ndarray
-    mirror: np.ndarray
-    oval: np.ndarray
-    mouth: np.ndarray
-    reference: np.ndarray
-    detector_keypoints: np.ndarray
-
-
-@functools.lru_cache(maxsize=1)
-def topology() -> MeshTopology:
-    """The shipped face-mesh topology (loaded once)."""
-    data = json.loads(_TOPOLOGY_FILE.read_text())
-    arr = {k: np.asarray(data[k], dtype=np.int64) for k in ("triangles", "caps", "mirror", "oval", "mouth")}
-    return MeshTopology(np.concatenate([arr["triangles"], arr["caps"]]), arr["mirror"], arr["oval"], arr["mouth"],
-                        np.asarray(data["reference"], dtype=np.float64),
-                        np.asarray(data["detector_keypoints"], dtype=np.float64))
-
-
-def mesh_points(landmarks: np.ndarray) -> np.ndarray:
-    """(479, 3) mesh points from MediaPipe landmarks (478, 3) (or 468 without iris: eye centres estimated)."""
-    lm = np.asarray(landmarks, dtype=np.float64)
-    if lm.shape[0] < 468 or lm.shape[1] != 3:
-        from hcgym.errors import SpecError
-
-        raise SpecError("landmarks", f"expected MediaPipe face mesh points (478, 3) or (468, 3), got {lm.shape}")
-    topo = topology()
-    pts = np.zeros((479, 3))
-    pts[:468] = lm[:468]
-    if lm.shape[0] >= 478:
-        pts[468:478] = lm[468:478]
-    else:
-        for centre in (468, 473):  # the fan centre of each eye cap: the mean of its rim
-            rim = np.unique(topo.triangles[topo.triangles[:, 2] == centre][:, :2])
-            pts[centre:centre + 5] = lm[rim].mean(0)
-    pts[478] = lm[topo.mouth].mean(0)
-    return pts
 
 
 @dataclass
@@ -155,131 +96,6 @@ class SynthesizedView:
     def turns_toward_camera(self) -> bool:
         """Whether the move turns the face toward the camera (smaller estimated ``|yaw|`` than the source's)."""
         return abs(self.yaw) < abs(self.source_yaw)
-
-
-
-# ------------------------------------------------------------------ geometry
-def view_rotation(pan: float, tilt: float) -> np.ndarray:
-    """3x3 rotation taking points (relative to the orbit centre) from the old camera's axes to the new one's.
-
-    Axes are the image's: x right, y down, z away from the camera. The camera first orbits ``pan`` degrees
-    about the vertical axis (positive: towards image-right, i.e. the person's left for a frontal face), then
-    rises ``tilt`` degrees (positive: looks down on the face).
-    """
-    p, t = math.radians(pan), math.radians(tilt)
-    rp = np.array([[math.cos(p), 0.0, math.sin(p)], [0.0, 1.0, 0.0], [-math.sin(p), 0.0, math.cos(p)]])
-    rt = np.array([[1.0, 0.0, 0.0], [0.0, math.cos(t), -math.sin(t)], [0.0, math.sin(t), math.cos(t)]])
-    return rt @ rp
-
-
-def rotate_points(points: np.ndarray, pan: float, tilt: float, centre: np.ndarray) -> np.ndarray:
-    """(N, 3) points seen from a camera that orbited ``centre`` by (pan, tilt) degrees (orthographic view)."""
-    c = np.asarray(centre, dtype=np.float64)
-    return (np.asarray(points, dtype=np.float64) - c) @ view_rotation(pan, tilt).T + c
-
-
-def similarity_fit(src: np.ndarray, dst: np.ndarray) -> tuple[float, np.ndarray, np.ndarray]:
-    """Least-squares 3D similarity ``dst ~ s R src + t`` (Umeyama): (s, R (3, 3), t (3,))."""
-    mu_s, mu_d = src.mean(0), dst.mean(0)
-    a, b = src - mu_s, dst - mu_d
-    u, sig, vt = np.linalg.svd(b.T @ a / len(src))
-    d = np.eye(3)
-    if np.linalg.det(u) * np.linalg.det(vt) < 0:
-        d[2, 2] = -1
-    r = u @ d @ vt
-    s = float(np.trace(np.diag(sig) @ d) / max((a ** 2).sum() / len(src), 1e-12))
-    return s, r, mu_d - s * r @ mu_s
-
-
-def _reference_fit(points: np.ndarray) -> tuple[float, np.ndarray, np.ndarray]:
-    """Similarity (s, R, t) taking the reference mesh onto 468+ mesh points."""
-    return similarity_fit(topology().reference[:468], np.asarray(points, dtype=np.float64)[:468])
-
-
-def _yaw_of(r: np.ndarray) -> float:
-    return math.degrees(math.atan2(r[0, 2], r[2, 2]))
-
-
-def face_yaw(points: np.ndarray) -> float:
-    """The face's yaw (degrees, 0 = frontal) from 468+ mesh points: the rotation of a similarity fit of the
-    reference mesh, about the image's vertical axis. Profiles saturate at about 50-60 degrees (MediaPipe's
-    meshes flatten there), but the sign and the order of nearby yaws are reliable."""
-    return _yaw_of(_reference_fit(points)[1])
-
-
-def _centre_of(s: float, r: np.ndarray, t: np.ndarray) -> np.ndarray:
-    return s * r @ np.array([0.0, 0.0, HEAD_CENTRE_DEPTH]) + t
-
-
-def head_centre(points: np.ndarray) -> np.ndarray:
-    """The head's rotation centre for 468 mesh points (pixels): the reference centre mapped by a similarity."""
-    return _centre_of(*_reference_fit(points))
-
-
-def rasterize(vertices: np.ndarray, triangles: np.ndarray, shape: tuple[int, int],
-              cull_back: bool | np.ndarray = True) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Z-buffer rasterisation of a triangle mesh projected orthographically onto the image plane.
-
-    Args:
-        vertices: (N, 3) x, y in pixels (continuous: pixel (i, j) has its centre at (i + 0.5, j + 0.5)),
-            z depth (smaller = nearer).
-        triangles: (F, 3) vertex indices.
-        shape: (height, width) of the image.
-        cull_back: skip triangles with negative signed area (seen from behind); a (F,) bool array says it per
-            triangle.
-
-    Returns:
-        triangle index per pixel (H, W) int64 (-1: nothing), barycentric coordinates (H, W, 3) and depth (H, W)
-        (``inf`` where nothing is drawn).
-    """
-    h, w = shape
-    v = np.asarray(vertices, dtype=np.float64)
-    tri = np.asarray(triangles, dtype=np.int64)
-    p0, p1, p2 = v[tri[:, 0]], v[tri[:, 1]], v[tri[:, 2]]
-    area = (p1[:, 0] - p0[:, 0]) * (p2[:, 1] - p0[:, 1]) - (p1[:, 1] - p0[:, 1]) * (p2[:, 0] - p0[:, 0])
-    cull = np.broadcast_to(np.asarray(cull_back, dtype=bool), area.shape)
-    keep = np.where(cull, area > 1e-9, np.abs(area) > 1e-9)
-    idx = np.nonzero(keep)[0]
-    xs = np.stack([p0[idx, 0], p1[idx, 0], p2[idx, 0]], 1)
-    ys = np.stack([p0[idx, 1], p1[idx, 1], p2[idx, 1]], 1)
-    # Pixel centres inside each triangle's bounding box.
-    x0 = np.clip(np.ceil(xs.min(1) - 0.5), 0, w).astype(np.int64)
-    x1 = np.clip(np.floor(xs.max(1) - 0.5), -1, w - 1).astype(np.int64)
-    y0 = np.clip(np.ceil(ys.min(1) - 0.5), 0, h).astype(np.int64)
-    y1 = np.clip(np.floor(ys.max(1) - 0.5), -1, h - 1).astype(np.int64)
-    bw, bh = np.maximum(x1 - x0 + 1, 0), np.maximum(y1 - y0 + 1, 0)
-    n = bw * bh
-    tri_id = np.full((h, w), -1, dtype=np.int64)
-    bary = np.zeros((h, w, 3))
-    depth = np.full((h, w), np.inf)
-    if not n.sum():
-        return tri_id, bary, depth
-    owner = np.repeat(np.arange(len(idx)), n)
-    local = np.arange(n.sum()) - np.repeat(np.cumsum(n) - n, n)
-    px = x0[owner] + local % bw[owner]
-    py = y0[owner] + local // bw[owner]
-    cx, cy = px + 0.5, py + 0.5
-    f = idx[owner]
-    a = area[f]
-    # Barycentric coordinates of the pixel centre.
-    l1 = ((cx - p0[f, 0]) * (p2[f, 1] - p0[f, 1]) - (cy - p0[f, 1]) * (p2[f, 0] - p0[f, 0])) / a
-    l2 = ((p1[f, 0] - p0[f, 0]) * (cy - p0[f, 1]) - (p1[f, 1] - p0[f, 1]) * (cx - p0[f, 0])) / a
-    l0 = 1.0 - l1 - l2
-    eps = -1e-9
-    inside = (l0 >= eps) & (l1 >= eps) & (l2 >= eps)
-    px, py, f, l0, l1, l2 = px[inside], py[inside], f[inside], l0[inside], l1[inside], l2[inside]
-    z = l0 * p0[f, 2] + l1 * p1[f, 2] + l2 * p2[f, 2]
-    # Z-buffer: per pixel, keep the nearest fragment (ties: the lowest triangle index, deterministic).
-    flat = py * w + px
-    order = np.lexsort((f, z, flat))
-    flat, first = flat[order], np.ones(len(order), dtype=bool)
-    first[1:] = flat[1:] != flat[:-1]
-    sel = order[first]
-    fy, fx = py[sel], px[sel]
-    tri_id[fy, fx] = f[sel]
-    bary[fy, fx] = np.stack([l0[sel], l1[sel], l2[sel]], 1)
-    depth[fy, fx] = z[sel]
-    return tri_id, bary, depth
 
 
 def _bilinear(image: np.ndarray, xy: np.ndarray) -> np.ndarray:
@@ -320,101 +136,6 @@ def _visible(points: np.ndarray, front: np.ndarray, zbuf: np.ndarray, near: np.n
 
 
 # ------------------------------------------------------------------ synthesis
-def face_landmarks(image: np.ndarray, fallback: bool = True) -> np.ndarray | None:
-    """(478, 3) face mesh of the face nearest the image centre, or ``None`` if no face is found.
-
-    MediaPipe face mesh first. Its own face detector gives up beyond about 60 degrees of yaw; then (with
-    ``fallback``) MediaPipe full-range face detection finds the face, the face mesh runs again on a crop
-    around it, and if that fails too, the reference mesh is posed on the detection's six keypoints
-    (:func:`fit_reference_mesh`): a generic face shape, textured from the image like a fitted one.
-    """
-    from hcgym.perception.face import mediapipe_models
-
-    h, w = image.shape[:2]
-    centre = np.array([w / 2, h / 2])
-    pts = mediapipe_models.face_mesh_points(image, max_faces=4, refine=True)
-    if len(pts):
-        return pts[int(np.argmin(np.linalg.norm(pts[:, :, :2].mean(1) - centre, axis=1)))]
-    if not fallback:
-        return None
-    boxes, _, kps = mediapipe_models.detect_with_keypoints(image, "full")
-    if not len(boxes):
-        return None
-    k = int(np.argmin(np.linalg.norm((boxes[:, :2] + boxes[:, 2:]) / 2 - centre, axis=1)))
-    mesh = _mesh_on_crop(image, boxes[k])
-    return mesh if mesh is not None else fit_reference_mesh(kps[k])
-
-
-def _mesh_on_crop(image: np.ndarray, box: np.ndarray, scale: float = 1.5, size: int = 192) -> np.ndarray | None:
-    """Face mesh on a square crop around a detection box (its detector then finds more turned faces)."""
-    import cv2
-
-    from hcgym.perception.face import mediapipe_models
-
-    cx, cy = (box[0] + box[2]) / 2, (box[1] + box[3]) / 2
-    side = max(box[2] - box[0], box[3] - box[1]) * scale
-    if side < 8:
-        return None
-    f = size / side
-    m = np.array([[f, 0.0, size / 2 - f * cx], [0.0, f, size / 2 - f * cy]])
-    crop = cv2.warpAffine(np.ascontiguousarray(image), m, (size, size), flags=cv2.INTER_LINEAR,
-                          borderMode=cv2.BORDER_REPLICATE)
-    pts = mediapipe_models.face_mesh_points(crop, max_faces=1, refine=True, min_confidence=CROP_MIN_CONFIDENCE)
-    if not len(pts):
-        return None
-    out = pts[0].copy()
-    out[:, 0] = (out[:, 0] - m[0, 2]) / f
-    out[:, 1] = (out[:, 1] - m[1, 2]) / f
-    out[:, 2] = out[:, 2] / f
-    return out
-
-
-#: Detection confidence of the face mesh on a crop (the crop is known to hold a face).
-CROP_MIN_CONFIDENCE = 0.2
-
-
-#: Weights of the six detector keypoints in :func:`fit_reference_mesh` (the ear points are the least precise).
-KEYPOINT_WEIGHTS = np.array([1.0, 1.0, 1.0, 1.0, 0.5, 0.5])
-
-
-def euler_rotation(yaw: float, pitch: float, roll: float) -> np.ndarray:
-    """3x3 rotation (image axes) of a head turned ``yaw`` about the vertical, then ``pitch``, then ``roll`` (degrees)."""
-    y, p, r = (math.radians(a) for a in (yaw, pitch, roll))
-    ry = np.array([[math.cos(y), 0.0, math.sin(y)], [0.0, 1.0, 0.0], [-math.sin(y), 0.0, math.cos(y)]])
-    rx = np.array([[1.0, 0.0, 0.0], [0.0, math.cos(p), -math.sin(p)], [0.0, math.sin(p), math.cos(p)]])
-    rz = np.array([[math.cos(r), -math.sin(r), 0.0], [math.sin(r), math.cos(r), 0.0], [0.0, 0.0, 1.0]])
-    return ry @ rx @ rz
-
-
-def fit_reference_mesh(keypoints: np.ndarray) -> np.ndarray:
-    """(478, 3) reference mesh posed (scaled orthographic projection) on MediaPipe detection's 6 keypoints (6, 2).
-
-    Least squares over yaw, pitch, roll, scale and image translation, started from five yaws (-80..80);
-    the best fit wins.
-    """
-    from scipy.optimize import least_squares
-
-    topo = topology()
-    x3 = topo.detector_keypoints
-    kp = np.asarray(keypoints, dtype=np.float64)[:, :2]
-    wts = KEYPOINT_WEIGHTS[:, None]
-
-    def residual(q: np.ndarray) -> np.ndarray:
-        proj = q[3] * (x3 @ euler_rotation(*q[:3]).T)[:, :2] + q[4:6]
-        return ((proj - kp) * wts).ravel()
-
-    s0 = max(float(np.linalg.norm(kp[0] - kp[1])), 1.0)
-    best = None
-    for yaw in (-80.0, -40.0, 0.0, 40.0, 80.0):
-        fit = least_squares(residual, np.array([yaw, 0.0, 0.0, s0, *kp[2]]))
-        if best is None or fit.cost < best.cost:
-            best = fit
-    q = best.x
-    pts = q[3] * (topo.reference @ euler_rotation(*q[:3]).T)
-    pts[:, :2] += q[4:6]
-    return pts
-
-
 def synthesize_view(image: np.ndarray, pan: float = 0.0, tilt: float = 0.0, landmarks: np.ndarray | None = None,
                     inpaint_radius: float = 3.0, mirror: bool = True, min_cos: float = MIN_COS) -> SynthesizedView | None:
     """The view of ``image``'s face after the camera orbits the head by (pan, tilt) degrees.
@@ -530,5 +251,9 @@ class ViewSynthesizer:
         return self.views(image, [(pan, tilt)])[0]
 
 
-__all__ = ["SynthesizedView", "ViewSynthesizer", "synthesize_view", "rasterize", "rotate_points", "view_rotation",
-           "head_centre", "face_yaw", "face_landmarks", "fit_reference_mesh", "mesh_points", "topology", "MeshTopology"]
+__all__ = [
+    "SynthesizedView", "ViewSynthesizer", "synthesize_view", "rasterize", "rotate_points", "view_rotation",
+    "head_centre", "face_yaw", "face_landmarks", "fit_reference_mesh", "mesh_points", "topology", "MeshTopology",
+    "similarity_fit", "euler_rotation", "KEPT", "RENDERED", "MIRRORED", "INPAINTED", "HEAD_CENTRE_DEPTH", "MIN_COS",
+    "MIRROR_PREFERENCE", "STALE_BAND", "SILHOUETTE_BAND", "CROP_MIN_CONFIDENCE", "KEYPOINT_WEIGHTS",
+]
