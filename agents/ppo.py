@@ -7,6 +7,7 @@ learning rate 3e-4. Strides 4 and 2 (as in the DQN network the description follo
 
 from __future__ import annotations
 
+import logging
 from pathlib import Path
 from typing import Any
 
@@ -109,6 +110,29 @@ def shipped_agent(protocol: str) -> Path:
     return path
 
 
+def trusted_checkpoint(path: str | Path, trust: bool = False, field: str = "checkpoint") -> Path:
+    """``path`` if it may be loaded: a stable-baselines3 zip is a pickle, and unpickling one can run code.
+
+    The package's own checkpoints (:data:`CHECKPOINTS`) load as they are; any other file only with
+    ``trust=True`` (CLI ``--trust-checkpoint``), which logs a warning. Otherwise a :class:`SpecError`
+    on ``field`` names the flag; a missing file is one too.
+    """
+    from hcgym.errors import SpecError
+
+    path = Path(path)
+    if not path.is_file():
+        raise SpecError(field, f"file not found: {path}")
+    if path.resolve().is_relative_to(CHECKPOINTS.resolve()):
+        return path
+    if not trust:
+        raise SpecError(field, f"{path} is a stable-baselines3 checkpoint from outside hcgym's own ({CHECKPOINTS}); "
+                               "such files hold pickled Python objects and loading one can run code. Pass "
+                               "--trust-checkpoint (Python: trust=True) only for a file you made or trust")
+    logging.getLogger(__name__).warning("loading %s as a trusted checkpoint: it holds pickled Python objects, "
+                                        "which run code when loaded", path)
+    return path
+
+
 class PPOAgent(Agent):
     """A trained PPO policy behind the :class:`Agent` interface."""
 
@@ -123,14 +147,12 @@ class PPOAgent(Agent):
         self._rng.manual_seed(self.seed)
 
     @classmethod
-    def load(cls, path: str | Path, deterministic: bool = True, seed: int = 0) -> "PPOAgent":
+    def load(cls, path: str | Path, deterministic: bool = True, seed: int = 0, trust: bool = False) -> "PPOAgent":
+        """The agent saved at ``path``: a shipped checkpoint, or another file with ``trust=True``
+        (:func:`trusted_checkpoint`: SB3 zips are pickles)."""
         from stable_baselines3 import PPO
 
-        from hcgym.errors import SpecError
-
-        path = Path(path)
-        if not path.is_file():
-            raise SpecError("checkpoint", f"file not found: {path}")
+        path = trusted_checkpoint(path, trust)
         return cls(PPO.load(path, device="cpu", custom_objects={"policy_class": _policy_cls()}), deterministic, seed)
 
     def observation_size(self) -> tuple[int, int]:

@@ -39,6 +39,8 @@ def register(sub: argparse._SubParsersAction) -> None:
                                                   "(one table with a column per agent)")
     a.add_argument("--checkpoint", type=Path, default=None,
                    help="PPO model .zip (default: the shipped agent of the protocol's setup)")
+    a.add_argument("--trust-checkpoint", action="store_true",
+                   help="allow a --checkpoint from outside hcgym (SB3 zips are pickles: only files you trust)")
     a.add_argument("--avatars", type=_args.seed_range, default=None,
                    help="avatar seeds (>= 5; the first 4 are evaluated, all form the gallery); default 400000-400007")
     a.add_argument("--sample", action="store_true",
@@ -179,8 +181,13 @@ def run_active_fr(args: argparse.Namespace) -> int:
     if not names or bad or len(set(names)) != len(names):
         raise SpecError("--agent", f"expected distinct agents among {', '.join(AGENTS)} (comma-separated), "
                                    f"got {args.agent!r}")
+    if "ppo" in names and args.checkpoint is not None:  # refused before any episode runs
+        from hcgym.agents.ppo import trusted_checkpoint
+
+        trusted_checkpoint(args.checkpoint, args.trust_checkpoint, "--checkpoint")
     results = evaluate_active_fr(args.protocol, names, args.out, avatars=avatars, persons=args.persons,
-                                 steps=args.steps, checkpoint=args.checkpoint, sample=args.sample)
+                                 steps=args.steps, checkpoint=args.checkpoint, sample=args.sample,
+                                 trust=args.trust_checkpoint)
     for r in results:
         mean = sum(c["confidence"] for c in r["cells"]) / len(r["cells"])
         print(f"[evaluate] {args.protocol} {r['agent']}: mean confidence {mean:.3f}")
@@ -191,16 +198,18 @@ def run_active_fr(args: argparse.Namespace) -> int:
 AGENTS = ("ppo", "rule", "static")
 
 
-def make_active_fr_agent(name: str, protocol: str, checkpoint: Path | None = None, sample: bool = False):
+def make_active_fr_agent(name: str, protocol: str, checkpoint: Path | None = None, sample: bool = False,
+                         trust: bool = False):
     """The named agent for a protocol (PPO: ``checkpoint`` or the shipped agent of that setup; ``sample``:
-    actions drawn from the policy with a fixed seed instead of its most probable action)."""
+    actions drawn from the policy with a fixed seed instead of its most probable action; ``trust``: allow a
+    checkpoint from outside hcgym, see :func:`hcgym.agents.ppo.trusted_checkpoint`)."""
     from hcgym.agents import RuleBasedAgent, StaticAgent
 
     if name == "ppo":
         from hcgym.agents.ppo import PPOAgent, shipped_agent
 
         return PPOAgent.load(checkpoint if checkpoint is not None else shipped_agent(protocol),
-                             deterministic=not sample)
+                             deterministic=not sample, trust=trust)
     if name == "rule":
         return RuleBasedAgent(one_axis=protocol == "setup1")
     return StaticAgent()
@@ -209,7 +218,7 @@ def make_active_fr_agent(name: str, protocol: str, checkpoint: Path | None = Non
 def evaluate_active_fr(protocol: str, agents: list[str], out: Path, avatars: tuple[int, ...] | None = None,
                        persons: int = 4, steps: int = 300, checkpoint: Path | None = None,
                        cells: list[tuple[float, float]] | None = None, gif_steps: int = 120,
-                       sample: bool = False) -> list[dict]:
+                       sample: bool = False, trust: bool = False) -> list[dict]:
     """Run the protocol for each agent; write results.json (one agent) or AGENT/results.json (several),
     table.md in the layout of Tables 2/3, confidence.png and one episode GIF per agent. Output goes through
     a temporary directory, so a failed run leaves nothing half written."""
@@ -222,7 +231,7 @@ def evaluate_active_fr(protocol: str, agents: list[str], out: Path, avatars: tup
     env_id = "hcgym/ActiveFaceRecognition" + ("OneAxis" if one_axis else "") + "-v0"
     results, episodes = [], {}
     for name in agents:
-        agent = make_active_fr_agent(name, protocol, checkpoint, sample)
+        agent = make_active_fr_agent(name, protocol, checkpoint, sample, trust)
         obs_size = agent.observation_size() if hasattr(agent, "observation_size") else (400, 300)
 
         def make_env():

@@ -43,6 +43,8 @@ def register(sub: argparse._SubParsersAction) -> None:
     a.add_argument("--checkpoint-every", type=_args.positive_int, default=50_000, help="steps between checkpoints")
     a.add_argument("--out", type=Path, default=Path("out/active-fr"), help="checkpoints, logs, final model")
     a.add_argument("--resume", action="store_true", help="continue from OUT/checkpoints/last.zip")
+    a.add_argument("--trust-checkpoint", action="store_true",
+                   help="needed with --resume: OUT/checkpoints/last.zip is a pickle (only runs you made or trust)")
     a.add_argument("--headings", type=_args.seed_range, default=[0, 9, 18, 27],
                    help="person headings (indices of the 10-degree arc step) drawn at reset, e.g. 0,18 or 0-35")
     a.add_argument("--start-distance", type=_args.floats(2, "MIN,MAX metres"), default=(1.0, 20.0),
@@ -152,7 +154,7 @@ def run_active_fr(args: argparse.Namespace) -> int:
     from stable_baselines3.common.env_util import make_vec_env
     from stable_baselines3.common.vec_env import SubprocVecEnv
 
-    from hcgym.agents.ppo import _policy_cls, make_ppo
+    from hcgym.agents.ppo import _policy_cls, make_ppo, trusted_checkpoint
     from hcgym.errors import SpecError
 
     # One thread for the PPO update: with several, the threads spin against the env workers (measured here:
@@ -169,6 +171,8 @@ def run_active_fr(args: argparse.Namespace) -> int:
     if not 0.5 < lo <= hi <= args.max_distance:
         raise SpecError("--start-distance", f"need 0.5 < MIN <= MAX <= --max-distance ({args.max_distance:g}) "
                                             f"metres, got {lo:g},{hi:g}")
+    if args.resume:  # an SB3 zip is a pickle: refused before any lattice is built unless trusted
+        trusted_checkpoint(args.out / "checkpoints" / "last.zip", args.trust_checkpoint, "--resume")
     lattice_s = 0.0
     env_kwargs = {"obs_size": args.obs_size, "max_steps": args.episode_steps, "headings": tuple(args.headings),
                   "start_distance": (lo, hi), "max_distance": args.max_distance}

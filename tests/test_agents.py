@@ -65,18 +65,19 @@ def test_train_active_fr_command_checkpoints_and_resumes(tmp_path):
             "--out", str(out)]
     assert main(args) == 0
     assert (out / "checkpoints" / "last.zip").is_file() and (out / "ppo.zip").is_file()
-    assert main([*args[:3], "64", *args[4:], "--resume"]) == 0
+    assert main([*args[:3], "64", *args[4:], "--resume"]) == 2  # a pickle from outside the package: refused
+    assert main([*args[:3], "64", *args[4:], "--resume", "--trust-checkpoint"]) == 0
     prov = json.loads((out / "PROVENANCE.json").read_text())
     assert prov["steps"] >= 64 and len(prov["chunks"]) == 2
     assert prov["chunks"][0]["command"].startswith("hcgym train active-fr")
     assert prov["env_kwargs"]["headings"] == [0] and len(list((out / "lattice").iterdir())) == 8  # one per avatar
-    agent = PPOAgent.load(out / "ppo.zip")
+    agent = PPOAgent.load(out / "ppo.zip", trust=True)
     assert agent.observation_size() == (48, 48)
     env = gym.make("hcgym/ActiveFaceRecognitionOneAxis-v0", avatars=AVATARS, obs_size=(48, 48))
     obs, info = env.reset(seed=0)
     assert 0 <= agent.act(obs, info) < 3
     # The slim copy (no Adam moments) is smaller and acts identically.
-    slim = PPOAgent.load(out / "agent.zip")
+    slim = PPOAgent.load(out / "agent.zip", trust=True)
     assert (out / "agent.zip").stat().st_size < 0.6 * (out / "ppo.zip").stat().st_size
     np.testing.assert_array_equal(slim.action_probabilities(obs), agent.action_probabilities(obs))
     env.close()
