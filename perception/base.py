@@ -18,6 +18,7 @@ from typing import Any
 import numpy as np
 
 from hcgym.errors import DependencyNotInstalled, SpecError
+from hcgym.perception.registry import onnx_class, registry
 
 
 def as_image(x: Any) -> np.ndarray:
@@ -101,11 +102,13 @@ class TorchSensor(Sensor):
         return self.postprocess(self.run_model(inputs) if len(inputs) else [], ctx)
 
     def export_onnx(self, path: str | Path) -> Path:
-        """Write ``path`` (ONNX, batch dimension dynamic) and ``path.json`` (sensor id + config)."""
+        """Write ``path`` (ONNX, batch dimension dynamic) and ``path.json`` (``{"sensor": registry id,
+        "config": self.config()}``)."""
         import torch
 
         from hcgym.paths import atomic_write_bytes
 
+        sensor_id = self.registered_id()  # before writing anything
         path = Path(path)
         example = torch.from_numpy(self.example_input())
         self.model.eval()
@@ -116,31 +119,76 @@ class TorchSensor(Sensor):
                           output_names=list(self.onnx_output_names), opset_version=17, dynamo=False,
                           dynamic_axes={n: {0: "batch"} for n in (*self.onnx_input_names, *self.onnx_output_names)})
         atomic_write_bytes(path, buf.getvalue())
-        meta = {"sensor": self.name, "class": f"{type(self).__module__}.{type(self).__qualname__}",
-                "config": self.config()}
+        meta = {"sensor": sensor_id, "config": self.config()}
         atomic_write_bytes(path.with_suffix(path.suffix + ".json"), json.dumps(meta, indent=1).encode())
         return path
+
+    def registered_id(self) -> str:
+        """The registry id whose ONNX class is this sensor's class (its own ``name`` first): what the
+        export's sidecar names, so that :class:`OnnxSensor` can rebuild it without importing anything
+        a file names."""
+        mine = f"{type(self).__module__}:{type(self).__qualname__}"
+        ids = [k for k, v in registry.items() if v.onnx == mine]
+        if not ids:
+            raise SpecError("sensor", f"{type(self).__qualname__} is not registered as an ONNX-exportable sensor; "
+                                      "register it with hcgym.perception.register(..., onnx=...) before exporting")
+        return self.name if self.name in ids else ids[0]
+
+
+def read_sidecar(path: Path, sensor: str | None = None) -> tuple[str, type[TorchSensor], dict[str, Any]]:
+    """``(sensor id, its registered class, config)`` that an export's sidecar ``path`` (``X.onnx.json``) names.
+
+    The sidecar names a registry id (``{"sensor": "person/centernet", "config": {...}}``); only the class
+    registered for that id is imported. A sidecar naming anything else (an unknown id, a sensor without
+    ONNX export, a ``class`` other than the registered one, another sensor than ``sensor``) is refused
+    with a :class:`~hcgym.errors.SpecError` before anything is imported.
+    """
+    try:
+        meta = json.loads(path.read_text())
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as e:
+        raise SpecError("path", f"{path} is not a readable sensor sidecar ({type(e).__name__}: {e})") from None
+    sid = meta.get("sensor") if isinstance(meta, dict) else None
+    config = meta.get("config", {}) if isinstance(meta, dict) else None
+    if not isinstance(sid, str) or not isinstance(config, dict):
+        raise SpecError("sensor", f"{path} must hold {{'sensor': registered id, 'config': {{...}}}} "
+                                  "(written by TorchSensor.export_onnx)")
+    if sensor is not None and sid != sensor:
+        raise SpecError("sensor", f"{path.name} is an export of {sid!r}, not of {sensor!r}")
+    spec = registry.get(sid)
+    named = meta.get("class")  # older sidecars also name the class: it must be the registered one
+    if spec is not None and spec.onnx is not None and named is not None and named != spec.onnx.replace(":", "."):
+        raise SpecError("class", f"{path.name} names class {named!r}, but the registered class of {sid!r} is "
+                                 f"{spec.onnx.replace(':', '.')}; nothing was imported")
+    cls = onnx_class(sid)  # refuses unregistered ids before importing anything
+    if not (isinstance(cls, type) and issubclass(cls, TorchSensor)):
+        raise SpecError("sensor", f"the ONNX class registered for {sid!r} is not a TorchSensor")
+    return sid, cls, config
 
 
 class OnnxSensor(Sensor):
     """Runs an exported :class:`TorchSensor` with onnxruntime; same call, same results.
 
-    ``OnnxSensor(path)`` reads ``path.json`` (written by :meth:`TorchSensor.export_onnx`) to rebuild
-    the sensor's pre/post-processing, and replaces its torch model with an ONNX Runtime session.
+    ``OnnxSensor(path)`` reads ``path.json`` (written by :meth:`TorchSensor.export_onnx`), which names a
+    registered sensor id, rebuilds that sensor's pre/post-processing (:func:`read_sidecar`; only registered
+    classes are ever imported) and replaces its torch model with an ONNX Runtime session. ``sensor``: the
+    id the export must be of (e.g. ``"person/centernet"``), ``None`` for any.
     """
 
-    def __init__(self, path: str | Path, threads: int = 1) -> None:
+    def __init__(self, path: str | Path, threads: int = 1, sensor: str | None = None) -> None:
         path = Path(path)
         meta_path = path.with_suffix(path.suffix + ".json")
         if not path.is_file():
             raise SpecError("path", f"ONNX file not found: {path}")
         if not meta_path.is_file():
             raise SpecError("path", f"missing {meta_path.name} beside {path.name} (written by export_onnx)")
-        meta = json.loads(meta_path.read_text())
-        import importlib
-
-        module, _, cls = meta["class"].rpartition(".")
-        self.inner: TorchSensor = getattr(importlib.import_module(module), cls).from_config(**meta["config"])
+        sid, cls, config = read_sidecar(meta_path, sensor)
+        try:
+            self.inner: TorchSensor = cls.from_config(**config)
+        except SpecError:
+            raise
+        except Exception as e:  # noqa: BLE001 - a bad config gets one message
+            raise SpecError("config", f"{meta_path.name}: the config does not rebuild {sid} "
+                                      f"({type(e).__name__}: {e})") from None
         try:
             import onnxruntime as ort
         except ImportError:  # pragma: no cover - core dependency
@@ -148,7 +196,7 @@ class OnnxSensor(Sensor):
         opts = ort.SessionOptions()
         opts.intra_op_num_threads = threads
         self.session = ort.InferenceSession(str(path), opts, providers=["CPUExecutionProvider"])
-        self.name = f"{meta['sensor']}(onnx)"
+        self.name = f"{sid}(onnx)"
         self.path = path
         #: Hash of the exported file (16 hex digits): what identifies this model in caches.
         self.fingerprint = hashlib.sha256(path.read_bytes()).hexdigest()[:16]

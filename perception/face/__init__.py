@@ -1,45 +1,41 @@
 """Face perception: detectors, landmarks, recognizers, alignment and galleries.
 
-Registered sensors (``hcgym.perception.make(id, **kwargs)``):
-
-=========================  ==============================================================
-``face/mediapipe-short``   MediaPipe face detection, short range (within ~2 m)
-``face/mediapipe-full``    MediaPipe face detection, full range (within ~5 m)
-``face/dlib-hog``          dlib HOG detector
-``face/dlib-mmod``         dlib CNN (MMOD) detector
-``face/retinaface``        RetinaFace/SCRFD from an InsightFace pack (``model_path=``)
-``face/dlib-68``           dlib 68-point landmarks
-``face/mediapipe-mesh``    MediaPipe face mesh, 478 3D points
-``face/dlib``              dlib 128-d ResNet recognizer
-``face/arcface-onnx``      ArcFace-format ONNX recognizer (``model_path=``)
-``face/insightface``       InsightFace pack: detect + align + embed (``root=``)
-``face/hcgym-irnet``       hcgym's own IRNet recognizer (shipped checkpoint, or ``checkpoint=``)
-=========================  ==============================================================
+Registered sensors: the detectors, landmarkers and recognizers in :func:`register_all` (one ``register``
+call each), created with ``hcgym.perception.make(id, **kwargs)``; ``hcgym sensors face/`` lists them with
+their input, output and ONNX export.
 """
 
 from __future__ import annotations
 
-_SENSORS = (
-    ("face/mediapipe-short", "detectors:MediaPipeFaceDetector", "MediaPipe face detection, short range",
-     {"model": "short"}),
-    ("face/mediapipe-full", "detectors:MediaPipeFaceDetector", "MediaPipe face detection, full range",
-     {"model": "full"}),
-    ("face/dlib-hog", "detectors:DlibHogDetector", "dlib HOG face detector", {}),
-    ("face/dlib-mmod", "detectors:DlibMmodDetector", "dlib CNN (MMOD) face detector", {}),
-    ("face/retinaface", "insightface:RetinaFaceDetector", "RetinaFace/SCRFD ONNX (model_path=)", {}),
-    ("face/dlib-68", "landmarks:Dlib68Landmarks", "dlib 68-point landmarks", {}),
-    ("face/mediapipe-mesh", "landmarks:MediaPipeFaceMesh", "MediaPipe face mesh (478 3D points)", {}),
-    ("face/dlib", "recognizers:DlibResNetRecognizer", "dlib 128-d ResNet recognizer", {}),
-    ("face/arcface-onnx", "recognizers:ArcFaceOnnxRecognizer", "ArcFace-format ONNX recognizer (model_path=)", {}),
-    ("face/insightface", "insightface:InsightFaceAnalysis", "InsightFace model pack (root=)", {}),
-    ("face/hcgym-irnet", "models:hcgym_embedder", "in-house IRNet 512-d recognizer (shipped, or checkpoint=)", {}),
-)
+from hcgym.perception.registry import register
+
+_P = "hcgym.perception.face."
+_FRAME, _FRAME_BOXES = "rgb frame", "rgb frame [+ face boxes]"
 
 
 def register_all() -> None:
-    from hcgym.perception.registry import register, registry
-
-    for sid, entry, desc, kwargs in _SENSORS:
-        if sid not in registry:
-            module, _, attr = entry.partition(":")
-            register(sid, f"hcgym.perception.face.{module}:{attr}", desc, **kwargs)
+    """Register the face sensors (called by the registry on its first look-up)."""
+    detector = {"kind": "face detector", "input": _FRAME, "output": "Detections"}
+    register("face/mediapipe-short", _P + "detectors:MediaPipeFaceDetector", **detector,
+             description="MediaPipe face detection, short range", kwargs={"model": "short"})
+    register("face/mediapipe-full", _P + "detectors:MediaPipeFaceDetector", **detector,
+             description="MediaPipe face detection, full range", kwargs={"model": "full"})
+    register("face/dlib-hog", _P + "detectors:DlibHogDetector", **detector, description="dlib HOG face detector")
+    register("face/dlib-mmod", _P + "detectors:DlibMmodDetector", **detector,
+             description="dlib CNN (MMOD) face detector")
+    register("face/retinaface", _P + "insightface:RetinaFaceDetector", **detector,
+             description="RetinaFace/SCRFD ONNX (model_path=)")
+    register("face/dlib-68", _P + "landmarks:Dlib68Landmarks", kind="face landmarks", input=_FRAME_BOXES,
+             output="Landmarks", description="dlib 68-point landmarks")
+    register("face/mediapipe-mesh", _P + "landmarks:MediaPipeFaceMesh", kind="face landmarks", input=_FRAME,
+             output="Landmarks", description="MediaPipe face mesh (478 3D points)")
+    recognizer = {"kind": "face recognizer", "output": "Embeddings"}
+    register("face/dlib", _P + "recognizers:DlibResNetRecognizer", **recognizer, input=_FRAME_BOXES,
+             description="dlib 128-d ResNet recognizer")
+    register("face/arcface-onnx", _P + "recognizers:ArcFaceOnnxRecognizer", **recognizer, input=_FRAME_BOXES,
+             description="ArcFace-format ONNX recognizer (model_path=)")
+    register("face/insightface", _P + "insightface:InsightFaceAnalysis", **recognizer, input=_FRAME,
+             description="InsightFace model pack: detect + align + embed (root=)")
+    register("face/hcgym-irnet", _P + "models:hcgym_embedder", **recognizer, input=_FRAME_BOXES,
+             onnx=_P + "irnet:HcgymFaceEmbedder",
+             description="in-house IRNet 512-d recognizer (shipped, or checkpoint=)")

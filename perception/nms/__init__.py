@@ -14,9 +14,11 @@ detector candidates), :mod:`~hcgym.perception.nms.simulate` (a ground-truth-driv
 for tests), :mod:`~hcgym.perception.nms.training` (``hcgym train seq2seq-nms``) and
 :mod:`~hcgym.perception.nms.evaluation` (``hcgym evaluate nms``).
 
-``nms.list_methods()`` lists the registered names; ``nms.make(name, **kwargs)`` overrides the
-defaults (``iou_threshold``, ``score_threshold``, ``sigma``, ...). Definitions and defaults are in
-the docstrings of :mod:`hcgym.perception.nms.classical` and in ``docs/detection.md``.
+Every method is registered in the one sensor registry as ``nms/<name>``, a post-processor
+(``hcgym.perception.make("nms/greedy_0.5")``; ``hcgym sensors nms/`` lists them). ``nms.list_methods()``
+lists the names; ``nms.make(name, **kwargs)``, the same registry call, overrides the defaults
+(``iou_threshold``, ``score_threshold``, ``sigma``, ...). Definitions and defaults are in the
+docstrings of :mod:`hcgym.perception.nms.classical` and in ``docs/detection.md``.
 """
 
 from __future__ import annotations
@@ -26,43 +28,58 @@ from typing import Any
 from hcgym.errors import SpecError
 from hcgym.perception.nms.base import NmsMethod, NmsResult, centre_distance_ratio, iou_matrix, validate
 from hcgym.perception.nms.classical import ClusterNMS, FastNMS, GreedyNMS, SoftNMS
+from hcgym.perception.registry import make as _make
+from hcgym.perception.registry import register, registry
 
 __all__ = ["ClusterNMS", "FastNMS", "GreedyNMS", "NmsMethod", "NmsResult", "SoftNMS", "centre_distance_ratio",
-           "iou_matrix", "list_methods", "make", "nms", "validate"]
+           "iou_matrix", "list_methods", "make", "nms", "register_all", "validate"]
 
-#: name -> (class, default keyword arguments)
-_METHODS: dict[str, tuple[type[NmsMethod] | str, dict[str, Any]]] = {
-    "greedy_0.4": (GreedyNMS, {"iou_threshold": 0.4}),
-    "greedy_0.5": (GreedyNMS, {"iou_threshold": 0.5}),
-    "greedy_0.6": (GreedyNMS, {"iou_threshold": 0.6}),
-    "soft_linear": (SoftNMS, {"method": "linear"}),
-    "soft_gaussian": (SoftNMS, {"method": "gaussian"}),
-    "fast": (FastNMS, {}),
-    "cluster": (ClusterNMS, {}),
-    "cluster_s": (ClusterNMS, {"score_penalty": True}),
-    "cluster_d": (ClusterNMS, {"distance": True}),
-    "cluster_sd": (ClusterNMS, {"score_penalty": True, "distance": True}),
-    "cluster_sdw": (ClusterNMS, {"score_penalty": True, "distance": True, "weighted": True}),
-    "seq2seq": ("Seq2SeqNMS", {"checkpoint": "shipped"}),  # torch; imported on first use
-}
+#: Registry ids of NMS methods are ``PREFIX + name``.
+PREFIX = "nms/"
+
+
+def register_all() -> None:
+    """Register every NMS method as a post-processor ``nms/<name>`` (called by the registry on its first
+    look-up), in :func:`list_methods` order."""
+    post = {"kind": "nms post-processor", "input": "boxes + scores [+ image]", "output": "NmsResult"}
+    c = "hcgym.perception.nms.classical:"
+    register("nms/greedy_0.4", c + "GreedyNMS", **post, description="greedy NMS, IoU > 0.4",
+             kwargs={"iou_threshold": 0.4})
+    register("nms/greedy_0.5", c + "GreedyNMS", **post, description="greedy NMS, IoU > 0.5",
+             kwargs={"iou_threshold": 0.5})
+    register("nms/greedy_0.6", c + "GreedyNMS", **post, description="greedy NMS, IoU > 0.6",
+             kwargs={"iou_threshold": 0.6})
+    register("nms/soft_linear", c + "SoftNMS", **post, description="Soft-NMS, linear decay",
+             kwargs={"method": "linear"})
+    register("nms/soft_gaussian", c + "SoftNMS", **post, description="Soft-NMS, Gaussian decay",
+             kwargs={"method": "gaussian"})
+    register("nms/fast", c + "FastNMS", **post, description="Fast-NMS (YOLACT)")
+    register("nms/cluster", c + "ClusterNMS", **post, description="Cluster-NMS (equals greedy)")
+    register("nms/cluster_s", c + "ClusterNMS", **post, description="Cluster-NMS with score penalty (S)",
+             kwargs={"score_penalty": True})
+    register("nms/cluster_d", c + "ClusterNMS", **post, description="Cluster-DIoU-NMS (D)",
+             kwargs={"distance": True})
+    register("nms/cluster_sd", c + "ClusterNMS", **post, description="Cluster-NMS, S+D",
+             kwargs={"score_penalty": True, "distance": True})
+    register("nms/cluster_sdw", c + "ClusterNMS", **post, description="Cluster-NMS, S+D+W (weighted boxes)",
+             kwargs={"score_penalty": True, "distance": True, "weighted": True})
+    register("nms/seq2seq", "hcgym.perception.nms.seq2seq:Seq2SeqNMS", kind="nms post-processor",
+             input="boxes + scores + image", output="NmsResult", kwargs={"checkpoint": "shipped"},
+             description="Seq2Seq-NMS, torch (shipped, or checkpoint=); its network exports with "
+                         "nms.seq2seq.export_onnx")
 
 
 def list_methods() -> list[str]:
     """Registered NMS method names, in registration order (greedy, soft, fast, cluster, seq2seq)."""
-    return list(_METHODS)
+    return [k[len(PREFIX):] for k in registry if k.startswith(PREFIX)]
 
 
 def make(name: str, **kwargs: Any) -> NmsMethod:
-    """Create the NMS method registered as ``name``; ``kwargs`` override its defaults."""
-    if name not in _METHODS:
-        raise SpecError("method", f"unknown NMS method {name!r} (available: {', '.join(_METHODS)})")
-    cls, defaults = _METHODS[name]
-    if isinstance(cls, str):
-        from hcgym.perception.nms import seq2seq
-        cls = getattr(seq2seq, cls)
-    method = cls(**{**defaults, **kwargs})
-    method.name = name
-    return method
+    """The NMS method registered as ``nms/<name>`` (:func:`hcgym.perception.make`); ``kwargs`` override its
+    defaults."""
+    if PREFIX + name not in registry:
+        raise SpecError("method", f"unknown NMS method {name!r} (available: {', '.join(list_methods())})")
+    return _make(PREFIX + name, **kwargs)
 
 
 def nms(boxes: Any, scores: Any, image: Any = None, method: str = "greedy_0.5", **kwargs: Any) -> NmsResult:
