@@ -22,6 +22,7 @@ $(STAMP): pyproject.toml
 	$(PIP) install -q --upgrade pip setuptools wheel
 	$(PIP) install -q torch==2.13.0
 	$(PIP) install -q ".[test]"
+	$(PIP) install -q --no-deps "$$($(PY) -c 'import tomllib; print(tomllib.load(open("pyproject.toml", "rb"))["project"]["optional-dependencies"]["insightface"][0])')"
 	touch $(STAMP)
 
 deps: $(STAMP)

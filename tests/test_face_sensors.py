@@ -8,7 +8,7 @@ import pytest
 import hcgym.perception as hp
 from hcgym.errors import DependencyNotInstalled, SpecError
 from hcgym.geometry import box_iou
-from hcgym.perception.face.align import ARCFACE_TEMPLATE, align_face, similarity_transform
+from hcgym.perception.face.align import ARCFACE_TEMPLATE, align_face, norm_crop, similarity_transform
 from hcgym.perception.face.gallery import Gallery, best_threshold, kfold_verification, threshold_at_far
 from hcgym.types import Detections
 
@@ -128,7 +128,7 @@ def test_arcface_onnx_recognizer_matches_torch(studio_portraits, tmp_path):
     from hcgym.perception.face.recognizers import five_points
 
     _, five = five_points(frame.rgb, None)
-    chip = align_face(frame.rgb, five[0], 112)
+    chip = norm_crop(frame.rgb, five[0], 112)  # InsightFace's alignment
     x = torch.from_numpy(((chip.astype(np.float32) - 127.5) / 127.5).transpose(2, 0, 1)[None].copy())
     assert np.allclose(out.vectors[0], net(x).detach().numpy()[0], atol=1e-4)
 
@@ -201,3 +201,34 @@ def test_sensors_reject_bad_input():
         det(np.zeros((10, 10)))
     with pytest.raises(SpecError, match="uint8"):
         det(np.zeros((10, 10, 3), np.float32))
+
+
+def test_one_opencv_distribution_provides_cv2_and_insightface_imports():
+    from importlib.metadata import distributions
+
+    providers = sorted({d.metadata["Name"].lower() for d in distributions()
+                        if any(f.parts[:1] == ("cv2",) for f in (d.files or []))})
+    assert providers == ["opencv-contrib-python"], providers
+    import cv2
+    from insightface.model_zoo import SCRFD, ArcFaceONNX  # noqa: F401
+    from insightface.utils import face_align  # noqa: F401
+
+    assert hasattr(cv2, "face")  # a contrib module: the cv2 mediapipe was built against
+
+
+@pytest.mark.filterwarnings("ignore:.*`estimate` is deprecated:FutureWarning")
+def test_norm_crop_is_insightface_alignment_and_irnet_crop_stays_float64():
+    from insightface.utils import face_align
+
+    rng = np.random.default_rng(0)
+    img = rng.integers(1, 256, (240, 320, 3), dtype=np.uint8)
+    five = ARCFACE_TEMPLATE * 1.5 + [60, 20]
+    assert np.array_equal(norm_crop(img, five, 112), face_align.norm_crop(img, five, 112))
+    assert norm_crop(img, five, 56).shape == (56, 56, 3)  # not a multiple of 112/128: cropped at 112, resized
+    # IRNet's crop: float64 template, replicated border (what the shipped model was trained on).
+    m = similarity_transform(five, ARCFACE_TEMPLATE)
+    assert np.allclose(m, [[1 / 1.5, 0, -40], [0, 1 / 1.5, -20 / 1.5]], atol=1e-12)
+    far = ARCFACE_TEMPLATE * 3 + [250, 150]  # the crop reaches past the image corner
+    assert align_face(img, far, 112).min() > 0 and norm_crop(img, far, 112)[-1, -1].max() == 0
+    with pytest.raises(SpecError, match="degenerate"):
+        similarity_transform(np.ones((5, 2)), ARCFACE_TEMPLATE)

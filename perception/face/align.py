@@ -1,46 +1,81 @@
-"""Five-point face alignment to the ArcFace 112x112 template (written once, shared by recognizers).
+"""Five-point face alignment to the ArcFace 112x112 template.
 
-Five points are given in **image order**: image-left eye, image-right eye, nose
-tip, image-left mouth corner, image-right mouth corner (for a frontal face the
-image-left eye is the person's right eye).
+Two alignments, each for the recognizers trained on it:
+
+* :func:`norm_crop`: InsightFace's own ``insightface.utils.face_align.norm_crop`` (template in float32, black
+  outside the image, sizes that are multiples of 112 or 128), for ArcFace-format recognizers
+  (``face/arcface-onnx``, ``face/insightface``);
+* :func:`align_face`: the crop hcgym's IRNet was trained and calibrated on (template in float64, border
+  replicated, any size). Its similarity is scikit-image's ``SimilarityTransform`` (Umeyama), as in
+  InsightFace. The two differ by up to 5e-5 in the matrix, i.e. a grey level or two on a few pixels, and
+  outside the image; the shipped IRNet and its cut-offs keep the crop they were made with.
+
+Five points are given in **image order**: image-left eye, image-right eye, nose tip, image-left mouth
+corner, image-right mouth corner (for a frontal face the image-left eye is the person's right eye).
 """
 
 from __future__ import annotations
 
+import contextlib
+import warnings
+from collections.abc import Iterator
+
 import numpy as np
 
-#: InsightFace/ArcFace reference points for a 112x112 crop, image order.
+from hcgym.errors import DependencyNotInstalled, SpecError
+
+#: InsightFace/ArcFace reference points for a 112x112 crop, image order (``face_align.arcface_dst`` in float64).
 ARCFACE_TEMPLATE = np.array([[38.2946, 51.6963], [73.5318, 51.5014], [56.0252, 71.7366],
                              [41.5493, 92.3655], [70.7299, 92.2041]], dtype=np.float64)
 
+INSIGHTFACE_HINT = ("pip install --no-deps insightface==2.1 scikit-image (as `make` does: the insightface wheel "
+                    "asks for opencv-python, a second cv2 beside mediapipe's opencv-contrib-python)")
+
+
+@contextlib.contextmanager
+def _quiet_estimate() -> Iterator[None]:
+    """scikit-image 0.26 deprecates ``SimilarityTransform.estimate`` (InsightFace calls it): keep it quiet."""
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message=".*`estimate` is deprecated", category=FutureWarning)
+        yield
+
 
 def similarity_transform(src: np.ndarray, dst: np.ndarray) -> np.ndarray:
-    """2x3 least-squares similarity (rotation, uniform scale, translation) mapping ``src`` onto ``dst`` (Umeyama)."""
-    src = np.asarray(src, dtype=np.float64)
-    dst = np.asarray(dst, dtype=np.float64)
-    mu_s, mu_d = src.mean(0), dst.mean(0)
-    s, d = src - mu_s, dst - mu_d
-    cov = d.T @ s / len(src)
-    u, sig, vt = np.linalg.svd(cov)
-    sign = np.eye(2)
-    if np.linalg.det(u) * np.linalg.det(vt) < 0:
-        sign[1, 1] = -1
-    r = u @ sign @ vt
-    var = (s ** 2).sum() / len(src)
-    scale = float(np.trace(np.diag(sig) @ sign) / var) if var > 0 else 1.0
-    m = np.zeros((2, 3))
-    m[:, :2] = scale * r
-    m[:, 2] = mu_d - scale * r @ mu_s
-    return m
+    """2x3 least-squares similarity (rotation, uniform scale, translation) mapping ``src`` (N, 2) onto ``dst``."""
+    from skimage.transform import SimilarityTransform
+
+    tform = SimilarityTransform()
+    with _quiet_estimate():
+        ok = tform.estimate(np.asarray(src, dtype=np.float64), np.asarray(dst, dtype=np.float64))
+    if not ok:
+        raise SpecError("five", f"degenerate face landmarks, no similarity fits them: {np.asarray(src).tolist()}")
+    return tform.params[:2].copy()
 
 
 def align_face(image: np.ndarray, five: np.ndarray, size: int = 112) -> np.ndarray:
-    """Warp the face with landmarks ``five`` (5, 2) to a ``size`` x ``size`` RGB chip (ArcFace template)."""
+    """IRNet's crop: warp the face with landmarks ``five`` (5, 2) to a ``size`` x ``size`` RGB chip."""
     import cv2
 
-    dst = ARCFACE_TEMPLATE * (size / 112.0)
-    m = similarity_transform(five, dst)
+    m = similarity_transform(five, ARCFACE_TEMPLATE * (size / 112.0))
     return cv2.warpAffine(image, m, (size, size), flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
+
+
+def norm_crop(image: np.ndarray, five: np.ndarray, size: int = 112) -> np.ndarray:
+    """InsightFace's ArcFace crop (``face_align.norm_crop``) of an RGB image, ``size`` x ``size``.
+
+    Sizes that are not a multiple of 112 or 128 (e.g. hcgym's 56x56 IRNet export) are cropped at 112 and
+    resized with area interpolation, the way hcgym's own IRNet sensor feeds its network.
+    """
+    import cv2
+
+    try:
+        from insightface.utils import face_align
+    except ImportError:
+        raise DependencyNotInstalled(f"insightface is missing: {INSIGHTFACE_HINT}") from None
+    native = size % 112 == 0 or size % 128 == 0
+    with _quiet_estimate():
+        chip = face_align.norm_crop(image, np.asarray(five, dtype=np.float64), size if native else 112)
+    return chip if native else cv2.resize(chip, (size, size), interpolation=cv2.INTER_AREA)
 
 
 def five_from_dlib68(points: np.ndarray) -> np.ndarray:

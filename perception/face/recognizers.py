@@ -2,9 +2,9 @@
 
 * :class:`DlibResNetRecognizer`: dlib's 128-d ResNet ("Deep Face Recognition", the method of
   OpenDR D3.2 section 2.4), aligned with dlib's 5-point predictor.
-* :class:`ArcFaceOnnxRecognizer`: any ONNX model in the ArcFace format (1x3x112x112 RGB input
-  normalised as ``(x - 127.5) / 127.5``, one embedding output), loaded from a path, aligned with
-  :func:`~hcgym.perception.face.align.align_face`.
+* :class:`ArcFaceOnnxRecognizer`: any ONNX model in the ArcFace format (1x3x112x112 RGB input, one
+  embedding output), loaded from a path and run by the ``insightface`` package (``ArcFaceONNX``), aligned
+  with InsightFace's ``norm_crop`` (:func:`~hcgym.perception.face.align.norm_crop`).
 
 Both return :class:`~hcgym.types.Embeddings`; without given detections they run their default
 detector (dlib HOG) first.
@@ -19,7 +19,7 @@ import numpy as np
 from hcgym.errors import DependencyNotInstalled
 from hcgym.perception.base import Sensor
 from hcgym.perception.face import dlib_models
-from hcgym.perception.face.align import align_face, five_from_dlib68
+from hcgym.perception.face.align import INSIGHTFACE_HINT, five_from_dlib68, norm_crop
 from hcgym.types import Detections, Embeddings
 
 
@@ -49,11 +49,33 @@ def five_points(image: np.ndarray, detections: Detections | None, upsample: int 
     return detections.boxes, np.asarray(five, dtype=np.float64).reshape(-1, 5, 2)
 
 
-class ArcFaceOnnxRecognizer(Sensor):
-    """An ArcFace-format ONNX recognizer from a file (InsightFace ``w600k_r50.onnx`` and alike)."""
+def onnx_session(path: Path, threads: int = 1):
+    """An onnxruntime CPU session of ``path`` with ``threads`` intra-op threads."""
+    import onnxruntime as ort
 
-    def __init__(self, model_path: str | Path, input_mean: float = 127.5, input_std: float = 127.5,
-                 threads: int = 1) -> None:
+    opts = ort.SessionOptions()
+    opts.intra_op_num_threads = int(threads)
+    return ort.InferenceSession(str(path), opts, providers=["CPUExecutionProvider"])
+
+
+def insightface_zoo():
+    """``insightface.model_zoo`` (SCRFD, ArcFaceONNX), or :class:`DependencyNotInstalled` with the install hint."""
+    try:
+        from insightface import model_zoo
+    except ImportError:
+        raise DependencyNotInstalled(f"insightface is missing: {INSIGHTFACE_HINT}") from None
+    return model_zoo
+
+
+class ArcFaceOnnxRecognizer(Sensor):
+    """An ArcFace-format ONNX recognizer from a file (InsightFace ``w600k_r50.onnx`` and alike), run by
+    ``insightface.model_zoo.ArcFaceONNX`` on chips aligned by InsightFace's ``norm_crop``.
+
+    InsightFace picks the input normalisation from the graph: ``(x - 127.5) / 127.5`` on RGB, or raw pixels
+    for packs converted from MXNet (their first nodes subtract and scale).
+    """
+
+    def __init__(self, model_path: str | Path, threads: int = 1) -> None:
         path = Path(model_path).expanduser()
         if not path.is_file():
             raise DependencyNotInstalled(
@@ -61,31 +83,26 @@ class ArcFaceOnnxRecognizer(Sensor):
                 "(112x112 RGB input, one embedding output), e.g. w600k_r50.onnx from InsightFace's buffalo_l "
                 "pack (github.com/deepinsight/insightface, python-package model zoo), or export one with "
                 "hcgym (see docs/face.md).")
-        import onnxruntime as ort
-
-        opts = ort.SessionOptions()
-        opts.intra_op_num_threads = threads
-        self.session = ort.InferenceSession(str(path), opts, providers=["CPUExecutionProvider"])
-        inp = self.session.get_inputs()[0]
-        shape = inp.shape
-        if len(shape) != 4 or shape[1] != 3 or shape[2] != shape[3]:
+        zoo = insightface_zoo()
+        session = onnx_session(path, threads)
+        shape = session.get_inputs()[0].shape
+        if len(shape) != 4 or shape[1] != 3 or shape[2] != shape[3] or len(session.get_outputs()) != 1:
             raise DependencyNotInstalled(f"{path} is not in the ArcFace format: input shape {shape} "
-                                         "(expected N x 3 x S x S)")
+                                         "(expected N x 3 x S x S and one output)")
+        self.model = zoo.ArcFaceONNX(model_file=str(path), session=session)
         self.size = int(shape[2]) if isinstance(shape[2], int) else 112
-        self.input_name = inp.name
-        self.dim = int(self.session.get_outputs()[0].shape[-1])
-        self.mean, self.std = float(input_mean), float(input_std)
+        self.dim = int(session.get_outputs()[0].shape[-1])
         self.path = path
         self.name = "face/arcface-onnx"
 
     def embed_aligned(self, chips: np.ndarray) -> np.ndarray:
         """(N, S, S, 3) uint8 RGB aligned chips -> (N, D) embeddings."""
-        x = (np.asarray(chips, dtype=np.float32).transpose(0, 3, 1, 2) - self.mean) / self.std
-        return self.session.run(None, {self.input_name: np.ascontiguousarray(x)})[0].astype(np.float64)
+        x = np.asarray(chips, dtype=np.float32).transpose(0, 3, 1, 2)
+        return np.asarray(self.model.forward(np.ascontiguousarray(x)), dtype=np.float64)
 
     def process(self, image: np.ndarray, detections: Detections | None = None) -> Embeddings:
         boxes, five = five_points(image, detections)
         if not len(boxes):
             return Embeddings(np.zeros((0, self.dim)), np.zeros((0, 4)))
-        chips = np.stack([align_face(image, f, self.size) for f in five])
+        chips = np.stack([norm_crop(image, f, self.size) for f in five])
         return Embeddings(self.embed_aligned(chips), np.asarray(boxes).reshape(-1, 4))
