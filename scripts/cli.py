@@ -19,15 +19,35 @@ def build_parser() -> argparse.ArgumentParser:
 
     parser = argparse.ArgumentParser(prog="hcgym", description="Human-centric robot perception in simulation.")
     parser.add_argument("--version", action="version", version=f"hcgym {__version__}")
+    parser.add_argument("--verbose", action="store_true",
+                        help="let third-party logs through (TF Lite, absl/glog, Warp, PyBullet, ONNX Runtime, Ray, "
+                             "SB3); given before the command")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     for name in COMMANDS:
         importlib.import_module(f"hcgym.scripts.{name}").register(sub)
     return parser
 
 
+def _verbose(argv: list[str]) -> bool:
+    """Whether ``--verbose`` comes before the command (read before anything is imported)."""
+    for arg in argv:
+        if arg == "--verbose":
+            return True
+        if not arg.startswith("-"):
+            return False
+    return False
+
+
 def main(argv: list[str] | None = None) -> int:
-    parser = build_parser()
+    from hcgym.logs import quiet_output
+
     argv = list(sys.argv[1:] if argv is None else argv)
+    with quiet_output(verbose=_verbose(argv)):
+        return _run(argv)
+
+
+def _run(argv: list[str]) -> int:
+    parser = build_parser()
     args = parser.parse_args(argv)
     args.argv = argv  # recorded in provenance files
     if not getattr(args, "func", None):

@@ -297,3 +297,62 @@ def test_console_script_help(tmp_path):
     for command in ("demo", "avatars", "render", "export-webots"):
         assert command in proc.stdout, command
     assert list(tmp_path.iterdir()) == []
+
+
+# ===================================================================== quiet third-party output
+def _hcgym(args: list[str], cwd: Path) -> str:
+    script = Path(sys.executable).parent / "hcgym"
+    proc = subprocess.run([str(script), *args], cwd=cwd, env=dict(os.environ), capture_output=True, timeout=300)
+    assert proc.returncode == 0, proc.stderr.decode(errors="replace")
+    return (proc.stdout + proc.stderr).decode(errors="replace")
+
+
+def test_cli_output_is_quiet_unless_verbose(tmp_path):
+    from hcgym.logs import strip_noise
+
+    quiet = _hcgym(["render", "active_face_room", "--out", str(tmp_path / "q")], tmp_path)
+    assert quiet.startswith("wrote ") and len(quiet.splitlines()) == 1, quiet
+    loud = _hcgym(["--verbose", "render", "active_face_room", "--out", str(tmp_path / "v")], tmp_path)
+    assert "pybullet build time" in loud and "wrote " in loud
+    assert strip_noise(loud.encode()).decode().strip() == quiet.strip().replace("/q/", "/v/")
+
+
+_MEDIAPIPE_RUN = """
+import sys
+import numpy as np
+from hcgym.logs import quiet_output
+with quiet_output(verbose=sys.argv[1] == "verbose"):
+    import hcgym.perception as hp
+    image = np.zeros((120, 160, 3), np.uint8)
+    print("faces", len(hp.make("face/mediapipe-full")(image)), len(hp.make("face/mediapipe-mesh")(image)))
+"""
+
+
+@pytest.mark.parametrize("mode", ["quiet", "verbose"])
+def test_mediapipe_logs_only_with_verbose(tmp_path, mode):
+    """The mechanism behind ``hcgym [--verbose]``, on MediaPipe (TF Lite, absl C++ logging to fd 2)."""
+    proc = subprocess.run([sys.executable, "-c", _MEDIAPIPE_RUN, mode], cwd=tmp_path, capture_output=True,
+                          timeout=300)
+    assert proc.returncode == 0, proc.stderr.decode(errors="replace")
+    out = (proc.stdout + proc.stderr).decode(errors="replace")
+    if mode == "quiet":
+        assert out == "faces 0 0\n", out
+    else:
+        assert "INFO: Created TensorFlow Lite XNNPACK delegate" in out and "faces 0 0" in out
+
+
+def test_noise_filter_keeps_everything_else():
+    from hcgym.logs import strip_noise
+
+    noise = (b"INFO: Created TensorFlow Lite XNNPACK delegate for CPU.\n"
+             b"W0000 00:00:1796406551.815058   14540 inference_feedback_manager.cc:114] Feedback manager ...\n"
+             b"WARNING: All log messages before absl::InitializeLog() is called are written to STDERR\n"
+             b"libpng warning: iCCP: known incorrect sRGB profile\n"
+             b"2026-12-04 17:39:00.123456789 [W:onnxruntime:, graph.cc:4285 CleanUnusedInitializers] Removing\n"
+             b"Warp 1.19.0 initialized:\n   CUDA Toolkit 13.4\n   Devices:\n     \"cpu\"      : \"CPU\"\n"
+             b"Module anny.skinning.warp_skinning 1fd9882 load on device 'cpu' took 20.43 ms  (cached)\n"
+             b"Using cpu device\n")
+    kept = b"step 1/3\r step 2/3\r[evaluate] wrote out/table.md\nWarning: a user-facing hcgym line\n"
+    bar = b"setup1 static:   0%|          | 0/10 [00:00<?, ?cell/s]"
+    assert strip_noise(noise + kept) == kept
+    assert strip_noise(bar + b"pybullet build time: Jan 29 2025 23:17:20\n" + kept) == bar + kept
