@@ -26,6 +26,19 @@ def test_mediapipe_and_dlib_find_every_face_and_match_the_ground_truth_box(studi
     assert (ious[:, 1] >= 0.5).all(), f"dlib HOG IoU per avatar: {np.round(ious[:, 1], 2)}"
 
 
+def test_the_pipeline_default_detector_finds_every_avatar_face(studio_portraits):
+    """The numbers of docs/avatars.md hold for FacePipeline's default detector (on 400x300 frames it runs
+    MediaPipe full range on the whole image: no windows)."""
+    import inspect
+
+    import hcgym.perception as hp
+    from hcgym.perception.face.pipeline import FacePipeline
+
+    det = hp.make(inspect.signature(FacePipeline).parameters["detector"].default)
+    ious = np.array([_best_iou(frame.humans[i].face_box, det(frame).boxes) for i, frame in studio_portraits])
+    assert len(ious) == 20 and (ious >= 0.5).all(), f"IoU per avatar: {np.round(ious, 2)}"
+
+
 def test_face_box_is_not_trivially_large(studio_portraits):
     # A face box covering the whole image would pass IoU tests against big detections; keep it face-sized.
     for i, frame in studio_portraits:

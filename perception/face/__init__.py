@@ -20,6 +20,8 @@ def register_all() -> None:
              description="MediaPipe face detection, short range", kwargs={"model": "short"})
     register("face/mediapipe-full", _P + "detectors:MediaPipeFaceDetector", **detector,
              description="MediaPipe face detection, full range", kwargs={"model": "full"})
+    register("face/mediapipe-tiled", _P + "detectors:MediaPipeTiledFaceDetector", **detector,
+             description="MediaPipe full range on the whole image and on 480 px windows of larger images")
     register("face/dlib-hog", _P + "detectors:DlibHogDetector", **detector, description="dlib HOG face detector")
     register("face/dlib-mmod", _P + "detectors:DlibMmodDetector", **detector,
              description="dlib CNN (MMOD) face detector")

@@ -1,4 +1,4 @@
-"""Face detector sensors: MediaPipe (short/full range), dlib HOG, dlib CNN (MMOD).
+"""Face detector sensors: MediaPipe (short/full range, whole image or tiled), dlib HOG, dlib CNN (MMOD).
 
 Each returns :class:`~hcgym.types.Detections` with boxes ``[x0, y0, x1, y1]``
 in pixels. RetinaFace from a user-supplied InsightFace model pack lives in
@@ -31,6 +31,26 @@ class MediaPipeFaceDetector(Sensor):
     def process(self, image: np.ndarray) -> Detections:
         boxes, scores, kps = mediapipe_models.detect_with_keypoints(image, self.model, self.min_confidence)
         return Detections(boxes, scores, kps)
+
+
+class MediaPipeTiledFaceDetector(MediaPipeFaceDetector):
+    """MediaPipe full range on the whole image and, for images larger than ``tile`` pixels, on overlapping
+    ``tile`` x ``tile`` windows (:func:`~hcgym.perception.face.mediapipe_models.detect_tiled`).
+
+    The default face detector of :class:`~hcgym.perception.face.pipeline.FacePipeline`: on frames up to
+    ``tile`` pixels (the envs' 400x300) it is MediaPipe full range; on a real 1280x886 group photo it finds
+    6 of 6 faces where the whole-image pass finds 3 (docs/face.md, "Detectors on real photos").
+    """
+
+    def __init__(self, model: str = "full", min_confidence: float = 0.5, tile: int = 480) -> None:
+        super().__init__(model, min_confidence)
+        if not isinstance(tile, int) or tile < 64:
+            raise SpecError("tile", f"expected a window side in pixels >= 64, got {tile!r}")
+        self.tile = tile
+        self.name = "face/mediapipe-tiled" if model == "full" else f"face/mediapipe-{model}-tiled"
+
+    def process(self, image: np.ndarray) -> Detections:
+        return Detections(*mediapipe_models.detect_tiled(image, self.model, self.min_confidence, self.tile))
 
 
 class DlibHogDetector(Sensor):

@@ -44,6 +44,46 @@ def detect_with_keypoints(rgb: np.ndarray, model: str = "full", min_confidence: 
             np.asarray(kps, dtype=np.float64).reshape(-1, 6, 2))
 
 
+def tile_origins(length: int, tile: int) -> list[int]:
+    """Starts of ``tile``-pixel windows covering ``length`` pixels, at most ``tile // 2`` apart (so every
+    span of up to half a tile lies wholly inside one window); ``[0]`` when one window covers it all."""
+    if length <= tile:
+        return [0]
+    n = int(np.ceil((length - tile) / (tile // 2))) + 1
+    return np.linspace(0, length - tile, n).round().astype(int).tolist()
+
+
+def detect_tiled(rgb: np.ndarray, model: str = "full", min_confidence: float = 0.5, tile: int = 480,
+                 nms_iou: float = 0.3) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """MediaPipe on the whole image and, when it is larger than ``tile`` pixels, on overlapping
+    ``tile`` x ``tile`` windows: boxes (N, 4), scores (N,) and keypoints (N, 6, 2) in image pixels.
+
+    MediaPipe sees its input at 192 (full range) or 128 (short range) pixels, so faces that are small
+    against a large photo vanish; a window brings them back to a size it finds. A face cut by a window's
+    inner edge is dropped (the window half a tile over holds it whole, or the whole-image pass finds it,
+    being large); duplicates between passes are merged by non-maximum suppression (OpenCV's ``NMSBoxes``).
+    """
+    import cv2
+
+    h, w = rgb.shape[:2]
+    found = [detect_with_keypoints(rgb, model, min_confidence)]
+    if max(h, w) > tile:
+        for y in tile_origins(h, tile):
+            for x in tile_origins(w, tile):
+                b, s, k = detect_with_keypoints(rgb[y:y + tile, x:x + tile], model, min_confidence)
+                th, tw = min(tile, h - y), min(tile, w - x)
+                cut = (((b[:, 0] < 2) & (x > 0)) | ((b[:, 1] < 2) & (y > 0))
+                       | ((b[:, 2] > tw - 2) & (x + tw < w)) | ((b[:, 3] > th - 2) & (y + th < h)))
+                found.append((b[~cut] + [x, y, x, y], s[~cut], k[~cut] + [x, y]))
+    boxes, scores, kps = (np.concatenate(parts) for parts in zip(*found))
+    if len(found) == 1 or not len(boxes):
+        return boxes, scores, kps
+    xywh = np.concatenate([boxes[:, :2], boxes[:, 2:] - boxes[:, :2]], axis=1)
+    keep = np.asarray(cv2.dnn.NMSBoxes(xywh.tolist(), scores.tolist(), 0.0, nms_iou), dtype=np.int64).reshape(-1)
+    keep = keep[np.argsort(-scores[keep], kind="stable")]
+    return boxes[keep], scores[keep], kps[keep]
+
+
 @functools.lru_cache(maxsize=None)
 def _mesh(max_faces: int, refine: bool, min_confidence: float):
     from mediapipe.python.solutions import face_mesh

@@ -27,12 +27,14 @@ class FacePipeline:
     """Embedding of the face nearest the image centre.
 
     Args:
-        detector: registered face detector id (default ``face/mediapipe-full``: it finds faces up to profile views).
+        detector: registered face detector id (default ``face/mediapipe-tiled``: MediaPipe full range, which finds
+            faces up to profile views, also on overlapping windows of images larger than 480 pixels, so that it
+            holds on real photos; on 400x300 frames it is ``face/mediapipe-full``).
         recognizer: registered embedding sensor id (default ``face/dlib``, the 128-d ResNet of the seed's [41]).
         cache_size: embeddings kept, keyed by a hash of the image bytes (they never change a result).
     """
 
-    def __init__(self, detector: str = "face/mediapipe-full", recognizer: str = "face/dlib", cache_size: int = 8192) -> None:
+    def __init__(self, detector: str = "face/mediapipe-tiled", recognizer: str = "face/dlib", cache_size: int = 8192) -> None:
         import hcgym.perception as hp
 
         self.detector_id, self.recognizer_id = detector, recognizer
