@@ -3,6 +3,8 @@
 * :class:`StaticAgent`, :class:`RuleBasedAgent`: the baselines of OpenDR D3.2 section 2.2.
 * :class:`PPOAgent` and :func:`make_ppo`: PPO (stable-baselines3) with the paper's network.
 * :class:`SynthesizedViewAgent`: section 2.4's Algorithm 1 (with :class:`OracleMoveAgent`, :class:`RecogniseAgent`).
+
+Their evaluation protocols (Tables 2, 3 and 8) are in :mod:`hcgym.agents.evaluation`.
 """
 
 from hcgym.agents.base import Agent

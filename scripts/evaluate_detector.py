@@ -13,7 +13,8 @@ then fine-tunes a copy on the first k pool images for every k of ``--finetune`` 
 ``--replay`` images of the urban training domain, so the detector does not forget it) and scores it
 again.
 Writes ``results.json``, ``table.md`` (beside the seed's Table 12) and ``domain_shift.png``.
-``--domain urban`` scores the urban set only.
+``--domain urban`` scores the urban set only. The protocol is :mod:`hcgym.perception.detection.evaluation`,
+the test sets :mod:`hcgym.synthesis.dataset.test_sets`.
 
 Any detector's output::
 
@@ -36,7 +37,6 @@ from __future__ import annotations
 import argparse
 import json
 import time
-from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -45,11 +45,6 @@ import numpy as np
 from hcgym.errors import SpecError
 from hcgym.scripts import _args
 
-#: Seed's Table 12 ("precision at 0.5 IoU" on the Robotti field data; human only / human + negative).
-PAPER_TABLE12 = [("SSD", "WIDER", 43.7, 26.2), ("SSD", "VOC", 53.5, 42.2), ("SSD", "COCO", 78.3, 68.0),
-                 ("SSD - MobileNet", "VOC", 40.8, 18.8), ("SSD - MobileNet", "COCO", 60.7, 42.3),
-                 ("CenterNet", "VOC", 43.4, 28.6), ("CenterNet", "COCO", 63.1, 54.8),
-                 ("YOLOv3", "VOC", 63.4, 60.9), ("YOLOv3", "COCO", 78.9, 74.7)]
 IMAGE_EXTS = (".jpg", ".jpeg", ".png", ".bmp")
 VIDEO_EXTS = (".mp4", ".avi", ".mov", ".mkv", ".webm")
 
@@ -83,10 +78,6 @@ def register(targets: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    if getattr(args, "replay", 0) < 0:
-        raise SpecError("--replay", f"expected >= 0, got {args.replay}")
-    if getattr(args, "finetune_lr", 1.0) <= 0:
-        raise SpecError("--finetune-lr", f"expected > 0, got {args.finetune_lr}")
     if not 0 <= args.score_threshold <= 1:
         raise SpecError("--score-threshold", f"expected 0-1, got {args.score_threshold}")
     from hcgym.perception import nms
@@ -101,168 +92,40 @@ def run(args: argparse.Namespace) -> int:
     return run_domain(args)
 
 
+def _flag(e: SpecError) -> SpecError:
+    """The protocol's error with its field named as the command's option."""
+    return SpecError("--" + e.field.replace("_", "-"), e.problem)
+
+
 # ---------------------------------------------------------------- generated domains
-def scene_settings(domain: str) -> tuple[str, Any]:
-    """World and :class:`SceneSettings` of the ``urban`` and ``field`` test domains."""
-    from hcgym.synthesis.dataset import SceneSettings
-
-    if domain == "urban":
-        return "crowd_street", SceneSettings(humans=(1, 6), identities=48, occlusion=0.3, distance=(2.0, 14.0),
-                                             splits=(0.0, 0.0, 1.0))
-    return "field", SceneSettings(humans=(1, 4), identities=48, occlusion=0.1, distance=(5.0, 40.0),
-                                  hfov=(70.0, 100.0), camera_height=(1.5, 3.0), camera_pitch=(-15.0, 0.0),
-                                  splits=(0.0, 0.0, 1.0), empty_fraction=0.8, distortion=(-0.2, 0.03))
-
-
-def generate_set(out: Path, domain: str, n: int, seed: int, workers: int, **overrides: Any) -> Path:
-    """Generate (or reuse) a 384x288 test set of ``domain`` in ``out`` (all images in the test split)."""
-    from hcgym.synthesis.dataset import GenerateConfig, generate
-
-    world, scene = scene_settings(domain)
-    scene = replace(scene, **overrides)
-    cfg = GenerateConfig(out=out, n=n, seed=seed, world=world, size=(384, 288), scene=scene, workers=workers)
-    print(f"[evaluate] {domain} set: {n} images, seed {seed} -> {out}", flush=True)
-    generate(cfg, progress=True)
-    return out
-
-
-def _load(folder: Path, split: str = "test") -> list[dict[str, Any]]:
-    from hcgym.perception.detection.training import load_split
-
-    return load_split(folder, split)
-
-
-def score(detector: Any, items: list[dict[str, Any]], nms_name: str, threshold: float) -> dict[str, Any]:
-    """AP0.5, AP0.5:0.95, precision/recall at ``threshold`` and ms per image of a detector on items."""
-    from hcgym.perception.detection.metrics import coco_ap, precision_at
-    from hcgym.perception.detection.training import detect_all
-
-    t0 = time.perf_counter()
-    dets = detect_all(detector, items, nms_name)
-    ms = 1000 * (time.perf_counter() - t0) / max(len(items), 1)
-    return {**coco_ap(items, dets), **precision_at(items, dets, threshold), "ms": round(ms, 2),
-            "images": len(items), "people": int(sum((~it["ignore"]).sum() for it in items))}
-
-
 def run_domain(args: argparse.Namespace) -> int:
-    import copy
+    from hcgym.perception.detection import evaluation as ev
+    from hcgym.perception.detection.sensor import load_detector
+    from hcgym.report import write_report
+    from hcgym.synthesis.dataset.test_sets import generate_test_set
 
-    from hcgym.paths import atomic_write_bytes
-    from hcgym.perception.detection.sensor import PersonDetector, load_detector
-
+    try:
+        config = ev.DomainShiftConfig(domain=args.domain, seed=args.seed, n_images=args.n_images,
+                                      urban_images=args.urban_images, finetune=tuple(args.finetune),
+                                      finetune_steps=args.finetune_steps, finetune_lr=args.finetune_lr,
+                                      replay=args.replay, nms=args.nms, score_threshold=args.score_threshold,
+                                      detector=str(args.detector))
+    except SpecError as e:
+        raise _flag(e) from None
     detector = load_detector(args.detector)
-    if not isinstance(detector, PersonDetector) and args.finetune and any(args.finetune):
-        raise SpecError("--detector", "fine-tuning needs a PyTorch checkpoint, not an ONNX export")
-    data = args.out / "data"
-    s = args.seed
-    urban = _load(generate_set(data / f"urban_s{s}_n{args.urban_images}", "urban", args.urban_images,
-                               10_000 + s, args.workers))
-    results: dict[str, Any] = {"domain": args.domain, "seed": s, "detector": str(args.detector),
-                               "fingerprint": detector.fingerprint, "nms": args.nms,
-                               "score_threshold": args.score_threshold, "replay": args.replay,
-                               "finetune_steps": args.finetune_steps, "finetune_lr": args.finetune_lr, "rows": []}
 
-    def evaluate(name: str, det: Any, k: int) -> None:
-        row = {"model": name, "finetune_images": k, "urban": score(det, urban, args.nms, args.score_threshold)}
-        if args.domain == "field":
-            row["human_only"] = score(det, with_people, args.nms, args.score_threshold)
-            row["human_negative"] = score(det, field, args.nms, args.score_threshold)
-        results["rows"].append(row)
-        print(f"[evaluate] {name}: " + ", ".join(f"{key} AP0.5 {row[key]['ap50']:.1f}" for key in
-                                                ("urban", "human_only", "human_negative") if key in row), flush=True)
+    def make_set(name: str, family: str, n: int, seed: int, **overrides: Any) -> Path:
+        out = args.out / "data" / name
+        print(f"[evaluate] {family} set: {n} images, seed {seed} -> {out}", flush=True)
+        return generate_test_set(out, family, n, seed, workers=args.workers, **overrides)
 
-    field = with_people = pool = replay = []
-    if args.domain == "field":
-        field = _load(generate_set(data / f"field_s{s}_n{args.n_images}", "field", args.n_images, 20_000 + s,
-                                   args.workers))
-        with_people = [it for it in field if len(it["boxes"])]
-        if not any((~it["ignore"]).any() for it in with_people):
-            raise SpecError("--n-images", f"the {len(field)} field images hold no visible person; use more images")
-        ks = sorted({k for k in args.finetune if k > 0})
-        if ks:
-            pool = _load(generate_set(data / f"field_pool_s{s}_n{max(ks)}", "field", max(ks), 30_000 + s,
-                                      args.workers, empty_fraction=0.5))
-            if args.replay:
-                replay = _load(generate_set(data / f"urban_replay_s{s}_n{args.replay}", "urban", args.replay,
-                                            40_000 + s, args.workers, humans=(1, 40), occlusion=0.5))
-    evaluate("pretrained", detector, 0)
-    for k in sorted({k for k in args.finetune if k > 0}) if args.domain == "field" else []:
-        from hcgym.perception.detection.training import DetectorTrainConfig, train_detector
-
-        # the k field images, repeated to balance the replayed urban images (half of every epoch)
-        items = pool[:k] * max(1, -(-len(replay) // k)) + replay
-        batch = min(8, len(items))
-        epochs = max(1, -(-args.finetune_steps // max(1, len(items) // batch)))
-        cfg = DetectorTrainConfig(epochs=epochs, batch_size=batch, lr=args.finetune_lr, warmup=10, seed=s, threads=2)
-        print(f"[evaluate] fine-tuning on {k} field images + {len(replay)} replayed urban images "
-              f"({epochs} epochs of {len(items) // batch} steps)", flush=True)
-        tuned = train_detector(items, cfg, model=copy.deepcopy(detector.model), progress=False,
-                               log=lambda *_: None).model
-        evaluate(f"fine-tuned k={k}", PersonDetector(model=tuned, nms=args.nms), k)
-    args.out.mkdir(parents=True, exist_ok=True)
-    atomic_write_bytes(args.out / "results.json", json.dumps(results, indent=1).encode())
-    atomic_write_bytes(args.out / "table.md", domain_table(results).encode())
-    domain_figure(results, args.out / "domain_shift.png")
+    try:
+        results = ev.run(config, detector, make_set)
+    except SpecError as e:
+        raise _flag(e) from None
+    write_report(args.out, results, ev.table_markdown(results), ev.figures(results))
     print(f"[evaluate] wrote {args.out}/results.json, table.md, domain_shift.png", flush=True)
     return 0
-
-
-def domain_table(results: dict[str, Any]) -> str:
-    """Markdown: our rows (AP0.5 and precision per subset) and the seed's Table 12 below."""
-    field = results["domain"] == "field"
-    head = "| model | fine-tuned on | urban AP0.5 |"
-    sep = "|---|---|---|"
-    if field:
-        head += " field human only AP0.5 | field human + negative AP0.5 | precision / recall @ {t} (human only) | precision / recall @ {t} (human + negative) |".format(t=results["score_threshold"])
-        sep += "---|---|---|---|"
-    lines = [f"Person detector `{results['detector']}` ({results['fingerprint']}), NMS `{results['nms']}`, "
-             f"seed {results['seed']}. AP in percent (COCO AP at IoU 0.5, 100 detections per image).", "",
-             head + " ms / image |", sep + "---|"]
-    for r in results["rows"]:
-        replay = f" + {results['replay']} urban (replay)" if results.get("replay") else ""
-        cells = [r["model"], f"{r['finetune_images']} field images{replay}" if r["finetune_images"] else "-",
-                 f"{r['urban']['ap50']:.1f}"]
-        if field:
-            cells += [f"{r['human_only']['ap50']:.1f}", f"{r['human_negative']['ap50']:.1f}",
-                      f"{r['human_only']['precision']:.1f} / {r['human_only']['recall']:.1f}",
-                      f"{r['human_negative']['precision']:.1f} / {r['human_negative']['recall']:.1f}"]
-        cells.append(f"{r['urban']['ms']:.1f}")
-        lines.append("| " + " | ".join(cells) + " |")
-    if field:
-        r0 = results["rows"][0]
-        lines += ["", f"Sets: urban {r0['urban']['images']} images ({r0['urban']['people']} people), field "
-                      f"{r0['human_negative']['images']} images of which {r0['human_only']['images']} hold people "
-                      f"({r0['human_only']['people']} people).", "",
-                  "Seed's Table 12 (Robotti field data, \"precision at 0.5 IoU\", pretrained detectors, no fine-tuning):",
-                  "", "| method | trained on | human only | human + negative |", "|---|---|---|---|"]
-        lines += [f"| {m} | {d} | {a} | {b} |" for m, d, a, b in PAPER_TABLE12]
-    return "\n".join(lines) + "\n"
-
-
-def domain_figure(results: dict[str, Any], path: Path) -> None:
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    keys = [("urban", "urban"), ("human_only", "field: human only"), ("human_negative", "field: human + negative")]
-    keys = [k for k in keys if k[0] in results["rows"][0]]
-    fig, ax = plt.subplots(figsize=(6.4, 3.4), dpi=110)
-    width = 0.8 / len(results["rows"])
-    for j, r in enumerate(results["rows"]):
-        xs = np.arange(len(keys)) + (j - (len(results["rows"]) - 1) / 2) * width
-        vals = [r[k]["ap50"] for k, _ in keys]
-        ax.bar(xs, vals, width, label=r["model"])
-        for x, v in zip(xs, vals):
-            ax.text(x, v + 1, f"{v:.0f}", ha="center", fontsize=7)
-    ax.set_xticks(np.arange(len(keys)), [label for _, label in keys])
-    ax.set_ylabel("AP0.5 (%)")
-    ax.set_ylim(0, 105)
-    ax.set_title("person detector: urban -> field domain shift")
-    ax.legend(fontsize=8)
-    fig.tight_layout()
-    fig.savefig(path)
-    plt.close(fig)
 
 
 # ---------------------------------------------------------------- recordings
@@ -318,32 +181,19 @@ def draw(image: np.ndarray, boxes: np.ndarray, scores: np.ndarray, gt: np.ndarra
 
 def run_detections(args: argparse.Namespace) -> int:
     """AP and precision/recall of a COCO results file against COCO ground truth (target-box rules)."""
-    from hcgym.paths import atomic_write_bytes
-    from hcgym.perception.detection.ground_truth import load_coco_boxes
-    from hcgym.perception.detection.metrics import coco_ap, precision_at
-    from hcgym.perception.nms.candidates import CocoResultsDetector
+    from hcgym.perception.detection.evaluation import score_results_file
+    from hcgym.report import write_files
 
     if args.annotations is None:
         raise SpecError("--annotations", "--detections needs the ground truth (--annotations COCO.json)")
-    if not args.detections.is_file():
-        raise SpecError("--detections", f"not found: {args.detections}")
-    items = load_coco_boxes(args.annotations)
     try:
-        results = CocoResultsDetector(args.detections)
+        summary = score_results_file(args.detections, args.annotations, args.score_threshold)
     except SpecError as e:
-        raise SpecError("--detections", e.problem) from None
-    dets = [results.candidates(None, max_candidates=10 ** 9, pre_nms_iou=None, key=it["id"]) for it in items]
-    if not any(len(b) for b, _ in dets):
-        raise SpecError("--detections", f"no detection in {args.detections} belongs to an image of {args.annotations}")
-    summary = {"detections": str(args.detections), "annotations": str(args.annotations), "images": len(items),
-               "people": int(sum((~it["ignore"]).sum() for it in items)),
-               "detections_matched_to_images": int(sum(len(b) for b, _ in dets)),
-               **coco_ap(items, dets), **precision_at(items, dets, args.score_threshold),
-               "score_threshold": args.score_threshold}
-    atomic_write_bytes(args.out / "summary.json", json.dumps(summary, indent=1).encode())
+        raise (_flag(e) if e.field == "detections" else e) from None
+    write_files(args.out, {"summary.json": json.dumps(summary, indent=1)})
     print(f"[evaluate] {args.detections.name}: AP0.5 {summary['ap50']:.1f}, AP0.5:0.95 {summary['ap']:.1f}, "
           f"precision/recall @ {args.score_threshold} {summary['precision']:.1f}/{summary['recall']:.1f} "
-          f"on {len(items)} images; wrote {args.out}/summary.json", flush=True)
+          f"on {summary['images']} images; wrote {args.out}/summary.json", flush=True)
     return 0
 
 

@@ -4,14 +4,15 @@ An HPID-like set of 15 avatars (``--seed`` picks them), two series each, pans -9
 15 degree steps; Set 1 = 4 test persons; gallery = pans {-15, 0, 15} x all tilts; queries = the other pans.
 Compares the static recogniser, the synthesized-view agent (Algorithm 1) and oracle moves toward frontal
 (an upper bound), all with MediaPipe detection + dlib 128-d embeddings, plus Algorithm 1 fed the true views
-(a diagnostic: perfect synthesis), and measures the view synthesis (SSIM, dlib distances, ms per view). Writes ``results.json``, ``table.md``, ``accuracy_vs_pan.png`` and
-``synthesis_strip.png`` into ``--out``.
+(a diagnostic: perfect synthesis), and measures the view synthesis (SSIM, dlib distances, ms per view).
+Writes ``results.json``, ``table.md``, ``accuracy_vs_pan.png`` and ``synthesis_strip.png`` into ``--out``.
+The protocol is :mod:`hcgym.agents.evaluation.synth_view`; ``--calibrate`` runs
+:mod:`hcgym.agents.evaluation.synth_view_calibration` instead.
 """
 
 from __future__ import annotations
 
 import argparse
-import json
 from pathlib import Path
 
 from hcgym.scripts import _args
@@ -57,24 +58,13 @@ def register(targets: argparse._SubParsersAction) -> None:
 
 def run_calibration(args: argparse.Namespace) -> int:
     """``--calibrate``: the synthesis bias on the calibration avatars, in the shipped file's format."""
-    from hcgym.agents.synthesized_view_eval import CALIBRATION_AVATARS, calibrate_synth_bias
-    from hcgym.paths import atomic_write_bytes
-    from hcgym.synthesis.multiview import MultiViewSettings, render_multiview_set
+    from hcgym.agents.evaluation import synth_view_calibration as calibration
+    from hcgym.report import write_files
 
-    pans = tuple(sorted(set(args.query_pans) | set(args.database_pans)))
-    grid = tuple(range(min(pans), max(pans) + 1, 15))
-    settings = MultiViewSettings(pans=grid, tilts=tuple(sorted(args.tilts)), size=args.size)
-    print(f"[synth-view] calibrating on avatars {list(CALIBRATION_AVATARS)}", flush=True)
-    data = render_multiview_set(CALIBRATION_AVATARS, settings, progress=True)
-    entry = calibrate_synth_bias(data, database_pans=args.database_pans, progress=True)
-    entry["avatar_seeds"] = list(CALIBRATION_AVATARS)
-    entry["command"] = "hcgym evaluate synth-view --calibrate"
-    table = {"about": "Synthesis bias of the synthesized-view agent per detector+recognizer: the mean of "
-                      "d(synthesised view) - d(real view at the same pose), nearest gallery distances, "
-                      "measured by hcgym.agents.synthesized_view_eval.calibrate_synth_bias on calibration avatars.",
-             "face/mediapipe-full+face/dlib": entry}
-    args.out.mkdir(parents=True, exist_ok=True)
-    atomic_write_bytes(args.out / "synthesized_view_calibration.json", (json.dumps(table, indent=1) + "\n").encode())
+    table = calibration.run(database_pans=args.database_pans, query_pans=args.query_pans, tilts=args.tilts,
+                            size=args.size, progress=True)
+    write_files(args.out, {"synthesized_view_calibration.json": calibration.table_bytes(table)})
+    entry = table[calibration.CALIBRATED_PAIR]
     print(f"[synth-view] distance bias {entry['distance_bias']:+.4f} over {entry['pairs']} pairs "
           f"(turning the face toward the camera {entry['toward']:+.4f}, {entry['pairs_toward']} pairs; away "
           f"{entry['away']:+.4f}, {entry['pairs_away']} pairs); wrote {args.out}/synthesized_view_calibration.json")
@@ -82,10 +72,9 @@ def run_calibration(args: argparse.Namespace) -> int:
 
 
 def run_synth_view(args: argparse.Namespace) -> int:
-    from hcgym.agents.synthesized_view_eval import (SynthViewProtocol, accuracy_figure, run_protocol, strip_figure,
-                                                    table_markdown)
+    from hcgym.agents.evaluation import synth_view, synth_view_report
     from hcgym.errors import SpecError
-    from hcgym.paths import atomic_write_bytes
+    from hcgym.report import write_report
 
     if args.max_moves < 0:
         raise SpecError("--max-moves", f"must be >= 0, got {args.max_moves}")
@@ -94,34 +83,21 @@ def run_synth_view(args: argparse.Namespace) -> int:
     if args.test_persons > args.avatars:
         raise SpecError("--test-persons", f"{args.test_persons} is more than the {args.avatars} avatars")
     try:
-        proto = SynthViewProtocol(seed=args.seed, avatars=args.avatars, test_persons=args.test_persons,
-                                  database_pans=args.database_pans, query_pans=args.query_pans, tilts=args.tilts,
-                                  max_moves=args.max_moves, threshold=args.threshold, size=args.size,
-                                  quality=not args.no_quality, synth_bias=args.synth_bias)
+        proto = synth_view.SynthViewProtocol(seed=args.seed, avatars=args.avatars, test_persons=args.test_persons,
+                                             database_pans=args.database_pans, query_pans=args.query_pans,
+                                             tilts=args.tilts, max_moves=args.max_moves, threshold=args.threshold,
+                                             size=args.size, quality=not args.no_quality, synth_bias=args.synth_bias)
     except SpecError as e:
         raise SpecError("--" + e.field.replace("_", "-"), e.problem) from None
-    results = run_protocol(proto, progress=True)
-    data = results.pop("_data")
-    results.pop("_quality")
-    out: Path = args.out
-    out.mkdir(parents=True, exist_ok=True)
-    atomic_write_bytes(out / "results.json", json.dumps(results, indent=1).encode())
-    atomic_write_bytes(out / "table.md", table_markdown(results).encode())
-    tmp = out / ".accuracy_vs_pan.tmp.png"
-    accuracy_figure(results, tmp)
-    tmp.replace(out / "accuracy_vs_pan.png")
-    tmp = out / ".synthesis_strip.tmp.png"
-    strip_figure(data, tmp, sources=[p for p in (0, 30, 45, 60, 75, 90) if p in data.pans and p - 15 in data.pans],
-                 tilt=0 if 0 in data.tilts else data.tilts[0])
-    if tmp.exists():
-        tmp.replace(out / "synthesis_strip.png")
+    results = synth_view.run(proto, progress=True)
+    write_report(args.out, results, synth_view_report.table_markdown(results), synth_view_report.figures(results))
     if args.save_images is not None:
         from hcgym.synthesis.multiview import write_folder
 
-        write_folder(data, args.save_images)
+        write_folder(results["_data"], args.save_images)
     gain = results["synthesized_view"] - results["static"]
     print(f"[synth-view] static {results['static']:.2f}%, synthesized view {results['synthesized_view']:.2f}% "
           f"({gain:+.2f} points), oracle moves {results['oracle_move']:.2f}%, Algorithm 1 with true views "
           f"{results['algorithm1_true_views']:.2f}% (seed: 58.33% / 91.09%); "
-          f"wrote {out}/results.json, table.md, accuracy_vs_pan.png, synthesis_strip.png")
+          f"wrote {args.out}/results.json, table.md, accuracy_vs_pan.png, synthesis_strip.png")
     return 0

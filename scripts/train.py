@@ -118,32 +118,18 @@ def run_face_embedder(args: argparse.Namespace) -> int:
     gap = float(np.abs(sensor.embed_aligned(chips) - OnnxSensor(onnx).embed_aligned(chips)).max())
     provenance["onnx_max_abs_diff"] = gap
     (args.out / "PROVENANCE.json").write_text(json.dumps(provenance, indent=1))
-    training_curve(result.history, args.out / "training_curve.png")
+    from hcgym.paths import atomic_write_bytes
+    from hcgym.report import training_curve
+
+    atomic_write_bytes(args.out / "training_curve.png", training_curve(result.history, **FACE_CURVE))
     print(f"[train] wrote {ckpt}, {onnx} (ONNX vs PyTorch max |diff| {gap:.2e}); "
           f"validation verification {provenance['metrics']}", flush=True)
     return 0
 
 
-def training_curve(history: list[dict], path: Path) -> None:
-    """Loss and held-out verification accuracy per epoch."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    ep = [h["epoch"] for h in history]
-    fig, ax = plt.subplots(figsize=(5.6, 3.2), dpi=110)
-    ax.plot(ep, [h["loss"] for h in history], "o-", color="tab:blue", label="ArcFace loss")
-    ax.set_xlabel("epoch")
-    ax.set_ylabel("training loss", color="tab:blue")
-    if any("val_verification" in h for h in history):
-        ax2 = ax.twinx()
-        ax2.plot(ep, [h.get("val_verification", float("nan")) for h in history], "s-", color="tab:red")
-        ax2.set_ylabel("held-out verification (%)", color="tab:red")
-    ax.set_title("IRNet training on avatar face crops")
-    fig.tight_layout()
-    fig.savefig(path)
-    plt.close(fig)
+#: :func:`hcgym.report.training_curve` settings of the face embedder's training (loss and held-out accuracy).
+FACE_CURVE = {"title": "IRNet training on avatar face crops", "loss_label": "training loss",
+              "metric": "val_verification", "metric_label": "held-out verification (%)"}
 
 
 def run_active_fr(args: argparse.Namespace) -> int:

@@ -101,34 +101,18 @@ def run(args: argparse.Namespace) -> int:
     provenance["onnx_max_abs_diff"] = gap
     provenance["fingerprint"] = detector.fingerprint
     from hcgym.paths import atomic_write_bytes
+    from hcgym.report import training_curve
 
     atomic_write_bytes(args.out / "PROVENANCE.json", json.dumps(provenance, indent=1).encode())
-    training_curve(result.history, args.out / "training_curve.png")
+    atomic_write_bytes(args.out / "training_curve.png", training_curve(result.history, **CURVE))
     last = result.history[-1] if result.history else {}
     print(f"[train] wrote {ckpt} and {onnx} (ONNX vs PyTorch max |diff| {gap:.2e}); last epoch {last}", flush=True)
     return 0
 
 
-def training_curve(history: list[dict], path: Path) -> None:
-    """Training loss and validation AP0.5 per epoch."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    ep = [h["epoch"] for h in history]
-    fig, ax = plt.subplots(figsize=(5.6, 3.2), dpi=110)
-    ax.plot(ep, [h["loss"] for h in history], "o-", ms=3, color="tab:blue")
-    ax.set_xlabel("epoch")
-    ax.set_ylabel("training loss", color="tab:blue")
-    if any("val_ap50" in h for h in history):
-        ax2 = ax.twinx()
-        ax2.plot(ep, [h.get("val_ap50", float("nan")) for h in history], "s-", ms=3, color="tab:red")
-        ax2.set_ylabel("validation AP0.5 (%)", color="tab:red")
-    ax.set_title("person detector (CenterNet) on generated scenes")
-    fig.tight_layout()
-    fig.savefig(path)
-    plt.close(fig)
+#: :func:`hcgym.report.training_curve` settings of the detector's training (loss and validation AP0.5).
+CURVE = {"title": "person detector (CenterNet) on generated scenes", "loss_label": "training loss",
+         "metric": "val_ap50", "metric_label": "validation AP0.5 (%)", "marker_size": 3}
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -21,6 +21,9 @@ from hcgym.scripts import _args
 
 #: ``--tiny``: a seconds-long configuration for tests
 TINY_MAX_CANDIDATES = 30
+#: :func:`hcgym.report.training_curve` settings (mean loss per image, validation AP0.5 as a fraction)
+CURVE = {"title": "Seq2Seq-NMS training", "title_size": 10, "loss_label": "weighted BCE per image",
+         "metric": "val_ap50", "metric_label": "validation AP0.5 (%)", "metric_scale": 100.0}
 
 
 def register(targets: argparse._SubParsersAction) -> None:
@@ -61,6 +64,7 @@ def run_seq2seq_nms(args: argparse.Namespace) -> int:
     from hcgym.perception.nms.candidates import cached_candidates, coco_file, make_detector
     from hcgym.perception.nms.seq2seq import Seq2SeqConfig, save_model
     from hcgym.perception.nms.training import STATE_FILE, TrainSettings, train_seq2seq
+    from hcgym.report import training_curve
 
     torch.set_num_threads(args.threads)
     t0 = time.time()
@@ -107,7 +111,7 @@ def run_seq2seq_nms(args: argparse.Namespace) -> int:
         provenance["onnx"] = _export(result.model, train, out / "seq2seq_nms.onnx")
     provenance["wall_seconds"] = round(time.time() - t0, 1)
     atomic_write_bytes(out / "PROVENANCE.json", json.dumps(provenance, indent=1).encode())
-    atomic_write_bytes(out / "training_curve.png", training_curve(result.history))
+    atomic_write_bytes(out / "training_curve.png", training_curve(result.history, **CURVE))
     last = result.history[-1] if result.history else {}
     ap = last.get("val_ap50")
     print(f"[train] wrote {ckpt}; final loss {last.get('loss', float('nan')):.4f}, val AP0.5 "
@@ -140,30 +144,3 @@ def _export(model, cset, path: Path) -> dict:
                               "image_wh": wh.numpy()})[0]
         gap = float(np.abs(got - want).max())
     return {"file": path.name, "edge_hw": list(edges.shape[-2:]), "max_abs_diff": gap}
-
-
-def training_curve(history: list[dict]) -> bytes:
-    """PNG: mean loss per image and validation AP0.5 per epoch."""
-    import io
-
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    ep = [h["epoch"] for h in history]
-    fig, ax = plt.subplots(figsize=(5.6, 3.2), dpi=110)
-    ax.plot(ep, [h["loss"] for h in history], "o-", color="tab:blue")
-    ax.set_xlabel("epoch")
-    ax.set_ylabel("weighted BCE per image", color="tab:blue")
-    if any(h.get("val_ap50") is not None for h in history):
-        ax2 = ax.twinx()
-        ax2.plot(ep, [100 * h["val_ap50"] if h.get("val_ap50") is not None else float("nan") for h in history],
-                 "s-", color="tab:red")
-        ax2.set_ylabel("validation AP0.5 (%)", color="tab:red")
-    ax.set_title("Seq2Seq-NMS training", fontsize=10)
-    fig.tight_layout()
-    buf = io.BytesIO()
-    fig.savefig(buf, format="png")
-    plt.close(fig)
-    return buf.getvalue()

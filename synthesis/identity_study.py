@@ -3,7 +3,8 @@
 Protocol: ``n`` random avatars; the gallery is one frontal render of each at
 1 m; each query is a second render of the same avatar under another light,
 from +-10 degrees of yaw, with a mild expression. Embeddings are dlib's 128-d
-ResNet on dlib HOG detections (end to end). Reports rank-1 identification,
+ResNet on dlib HOG detections (end to end), matched by nearest neighbour in a
+:class:`~hcgym.perception.face.gallery.Gallery`. Reports rank-1 identification,
 the genuine and impostor distance distributions and the distance threshold
 at a 1% false-accept rate.
 """
@@ -76,6 +77,7 @@ def run_identity_study(n: int = 20, seed: int = 5000, width: int = 400, height: 
     ``recognizer`` is a registered embedding sensor; embeddings other than dlib's are L2-normalised.
     """
     from hcgym.envs.backends.embedded import EmbeddedBackend
+    from hcgym.perception.face.gallery import Gallery
     from hcgym.synthesis.avatar_spec import AvatarSpec
     from hcgym.synthesis.builder import build_avatar
     from hcgym.synthesis.studio import portrait_pose, studio_world
@@ -108,19 +110,21 @@ def run_identity_study(n: int = 20, seed: int = 5000, width: int = 400, height: 
     ok_q = [q is not None for q in queries]
     detected = (sum(ok_g) + sum(ok_q)) / (2 * n)
     g_idx = [i for i in range(n) if ok_g[i]]
-    G = np.stack([gallery[i] for i in g_idx]) if g_idx else np.zeros((0, 128))
+    enrolled = Gallery(cutoff=float("inf"), recognizer=recognizer)  # identification only: no "unknown"
+    for i in g_idx:
+        enrolled.enroll(str(i), gallery[i])
     correct, genuine, impostor, misses = 0, [], [], []
     for i, q in enumerate(queries):
         if q is None or not g_idx:
             misses.append(i)
             continue
-        d = np.linalg.norm(G - q, axis=1)
-        if g_idx[int(np.argmin(d))] == i:
+        if enrolled.identify(q).label == str(i):
             correct += 1
         else:
             misses.append(i)
+        d = enrolled.distances(q)  # one per enrolled avatar, in the order of g_idx
         for j, gi in enumerate(g_idx):
-            (genuine if gi == i else impostor).append(d[j])
+            (genuine if gi == i else impostor).append(float(d[j]))
     genuine_a, impostor_a = np.asarray(genuine), np.asarray(impostor)
     thr = float(np.quantile(impostor_a, 0.01)) if impostor_a.size else float("nan")
     tar = float((genuine_a < thr).mean()) if genuine_a.size else 0.0

@@ -124,7 +124,7 @@ def test_ppo_agent_acts_like_sb3_predict():
 
 def test_shipped_agents_are_installed_and_recognise_a_held_out_person():
     """The pretrained agents ship as package data; setup 1's approaches from 5 m (static: 0 there)."""
-    from hcgym.agents.evaluation import EVAL_AVATARS, run_episode
+    from hcgym.agents.evaluation.active_fr import EVAL_AVATARS, run_episode
     from hcgym.agents.ppo import shipped_agent
 
     for protocol in ("setup1", "setup2"):

@@ -509,7 +509,7 @@ def test_bad_arguments_name_the_field():
 def test_dataset_mode_over_a_folder_and_the_hpid_layout(tiny_set, tmp_path):
     from PIL import Image
 
-    from hcgym.agents.synthesized_view_eval import run_queries
+    from hcgym.agents.evaluation.synth_view import run_queries
     from hcgym.synthesis.multiview import read_folder, write_folder
 
     root = write_folder(tiny_set, tmp_path / "set")
@@ -571,7 +571,7 @@ def test_protocol_end_to_end_on_a_tiny_configuration(tmp_path, capsys):
 
 
 def test_synthesis_bias_calibration_on_a_tiny_set(tiny_set):
-    from hcgym.agents.synthesized_view_eval import calibrate_synth_bias
+    from hcgym.agents.evaluation.synth_view_calibration import calibrate_synth_bias
 
     res = calibrate_synth_bias(tiny_set, database_pans=(0,), min_pan=15)
     # Sources at |pan| >= 15 with a target 15 degrees away on the grid (-30..30): 2 persons x 2 series x
@@ -584,6 +584,32 @@ def test_synthesis_bias_calibration_on_a_tiny_set(tiny_set):
     w = res["pairs_toward"] / res["pairs"]
     assert res["distance_bias"] == pytest.approx(w * res["toward"] + (1 - w) * res["away"], abs=2e-4)
     assert calibrate_synth_bias(tiny_set, database_pans=(0,), min_pan=15) == res  # deterministic
+
+
+def test_calibrate_command_writes_the_shipped_file_format(tiny_set, tmp_path, monkeypatch, capsys):
+    import hcgym.synthesis.multiview as multiview
+    from hcgym.agents.synthesized_view import CALIBRATION_FILE
+    from hcgym.scripts.cli import main
+
+    asked = {}
+
+    def render(avatars, settings, progress=False):  # the tiny set stands in for the calibration avatars
+        asked.update(avatars=tuple(avatars), pans=settings.pans, tilts=settings.tilts, size=settings.size)
+        return tiny_set
+
+    monkeypatch.setattr(multiview, "render_multiview_set", render)
+    out = tmp_path / "cal"
+    assert main(["evaluate", "synth-view", "--calibrate", "--database-pans", "0", "--query-pans=-30,30",
+                 "--tilts=-15,0", "--size", "192x144", "--out", str(out)]) == 0
+    assert asked == {"avatars": tuple(range(910000, 910006)), "pans": (-30, -15, 0, 15, 30), "tilts": (-15, 0),
+                     "size": (192, 144)}
+    text = (out / "synthesized_view_calibration.json").read_text()
+    table, shipped = json.loads(text), json.loads(CALIBRATION_FILE.read_text())
+    assert text.endswith("}\n") and table["about"] == shipped["about"] and set(table) == set(shipped)
+    entry = table["face/mediapipe-full+face/dlib"]
+    assert set(entry) == set(shipped["face/mediapipe-full+face/dlib"])
+    assert entry["avatar_seeds"] == list(range(910000, 910006)) and entry["database_pans"] == [0]
+    assert entry["pairs"] > 0 and f"over {entry['pairs']} pairs" in capsys.readouterr().out
 
 
 @pytest.mark.parametrize("args, field", [(["--test-persons", "20"], "--test-persons"),
