@@ -36,11 +36,8 @@ from __future__ import annotations
 
 import argparse
 import json
-import time
 from pathlib import Path
 from typing import Any
-
-import numpy as np
 
 from hcgym.errors import SpecError
 from hcgym.scripts import _args
@@ -165,18 +162,12 @@ def _frames(source: Path, every: int):
         raise SpecError("--source", f"no frame could be read from {source}")
 
 
-def draw(image: np.ndarray, boxes: np.ndarray, scores: np.ndarray, gt: np.ndarray | None = None) -> np.ndarray:
-    """Detections (green, with scores) and optional ground truth (white) drawn on a copy of the image."""
-    import cv2
+def __getattr__(name: str):  # ``draw`` (used by ``hcgym demo``) lives with the protocol
+    if name == "draw":
+        from hcgym.perception.detection.evaluation import draw
 
-    out = image.copy()
-    for b in (gt if gt is not None else []):
-        cv2.rectangle(out, (int(b[0]), int(b[1])), (int(b[2]), int(b[3])), (255, 255, 255), 1)
-    for b, s in zip(boxes, scores):
-        cv2.rectangle(out, (int(b[0]), int(b[1])), (int(b[2]), int(b[3])), (40, 220, 40), 2)
-        cv2.putText(out, f"{s:.2f}", (int(b[0]), max(10, int(b[1]) - 3)), cv2.FONT_HERSHEY_SIMPLEX, 0.4,
-                    (40, 220, 40), 1, cv2.LINE_AA)
-    return out
+        return draw
+    raise AttributeError(name)
 
 
 def run_detections(args: argparse.Namespace) -> int:
@@ -203,11 +194,11 @@ def run_source(args: argparse.Namespace) -> int:
 
     import cv2
 
-    from hcgym.paths import atomic_dir, atomic_write_bytes
-    from hcgym.perception import nms as nms_lib
+    from hcgym.paths import atomic_dir
+    from hcgym.perception.detection.evaluation import run_recordings
     from hcgym.perception.detection.ground_truth import load_coco_boxes
-    from hcgym.perception.detection.metrics import coco_ap
     from hcgym.perception.detection.sensor import load_detector
+    from hcgym.report import write_files
 
     gt_by_name: dict[str, dict[str, Any]] | None = None
     if args.annotations is not None:
@@ -217,42 +208,22 @@ def run_source(args: argparse.Namespace) -> int:
     frames = _frames(args.source, args.every)
     frames = itertools.chain([next(frames)], frames)  # a bad source fails here, before anything is replaced
     detector = load_detector(args.detector)
-    method = nms_lib.make(args.nms)
-    records, results, items, dets = [], [], [], []
-    t_total, n = 0.0, 0
     args.out.mkdir(parents=True, exist_ok=True)
     if (args.out / "overlays").exists():
         shutil.rmtree(args.out / "overlays")
     with atomic_dir(args.out / "overlays") as tmp:
-        for name, image in frames:
-            t0 = time.perf_counter()
-            boxes, scores = detector.candidates(image, 100)
-            r = method(boxes, scores, image)
-            t_total += time.perf_counter() - t0
-            n += 1
-            b, s = r.boxes[r.keep], r.scores[r.keep]
-            shown = s >= args.score_threshold
-            gt = gt_by_name.get(name) if gt_by_name is not None else None
-            overlay = draw(image, b[shown], s[shown], None if gt is None else gt["boxes"])
-            cv2.imwrite(str(Path(tmp) / (Path(name).stem + ".jpg")), cv2.cvtColor(overlay, cv2.COLOR_RGB2BGR))
-            records.append({"file_name": name, "detections": int(shown.sum())})
-            image_id = gt["id"] if gt is not None else n
-            results += [{"image_id": image_id, "file_name": name, "category_id": 1, "score": float(sc),
-                         "bbox": [float(x0), float(y0), float(x1 - x0), float(y1 - y0)]}
-                        for (x0, y0, x1, y1), sc in zip(b, s)]
-            if gt is not None:
-                items.append(gt)
-                dets.append((b, s))
-    summary: dict[str, Any] = {"source": str(args.source), "detector": str(args.detector), "nms": args.nms,
-                               "frames": n, "ms_per_frame": round(1000 * t_total / max(n, 1), 2),
-                               "score_threshold": args.score_threshold, "frames_detail": records}
-    if gt_by_name is not None:
-        if not items:
-            raise SpecError("--annotations", f"none of its file names match the images in {args.source}")
-        summary.update(coco_ap(items, dets), annotated_frames=len(items))
-    atomic_write_bytes(args.out / "detections.json", json.dumps(results).encode())
-    atomic_write_bytes(args.out / "summary.json", json.dumps(summary, indent=1).encode())
+        def overlay(name: str, image) -> None:
+            cv2.imwrite(str(Path(tmp) / (Path(name).stem + ".jpg")), cv2.cvtColor(image, cv2.COLOR_RGB2BGR))
+
+        try:
+            results, summary = run_recordings(frames, detector, args.nms, args.score_threshold, gt_by_name, overlay)
+        except SpecError as e:
+            if e.field != "annotations":
+                raise
+            raise SpecError("--annotations", f"{e.problem} in {args.source}") from None
+    summary = {"source": str(args.source), "detector": str(args.detector), "nms": args.nms, **summary}
+    write_files(args.out, {"detections.json": json.dumps(results), "summary.json": json.dumps(summary, indent=1)})
     extra = f"; AP0.5 {summary['ap50']:.1f}, AP0.5:0.95 {summary['ap']:.1f}" if "ap50" in summary else ""
-    print(f"[evaluate] {n} frames, {summary['ms_per_frame']:.1f} ms per frame; wrote {args.out}/overlays, "
-          f"detections.json, summary.json{extra}", flush=True)
+    print(f"[evaluate] {summary['frames']} frames, {summary['ms_per_frame']:.1f} ms per frame; wrote "
+          f"{args.out}/overlays, detections.json, summary.json{extra}", flush=True)
     return 0
