@@ -39,7 +39,7 @@ def main() -> None:
     fresh = Path(tempfile.mkdtemp(prefix="hcgym-bench-"))
     os.environ["HCGYM_CACHE"] = str(fresh)
 
-    from hcgym.envs.backends.embedded import EmbeddedBackend
+    from hcgym.envs.backends import make_backend
     from hcgym.synthesis import AvatarSpec
     from hcgym.synthesis.anny_model import get_template
     from hcgym.synthesis.builder import build_avatar
@@ -65,7 +65,7 @@ def main() -> None:
     cold_ms = 1000 * sorted(cold)[len(cold) // 2]
     cached_ms = 1000 * sorted(cached)[len(cached) // 2]
 
-    with EmbeddedBackend() as sim:
+    with make_backend("embedded") as sim:
         sim.load(load_world("active_face_room"))
         _, pose = sim.camera_pose()
         r400 = _rate(sim, pose, (400, 300), args.frames)

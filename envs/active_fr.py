@@ -24,46 +24,30 @@ identified correctly within the cut-off ``a``, else 0; other actions give 0.
 
 from __future__ import annotations
 
-import math
-from collections import OrderedDict
 from pathlib import Path
 from typing import Any
 
-import gymnasium as gym
 import numpy as np
 from gymnasium import spaces
 
+from hcgym.envs.base import OBS_CAMERA, HcgymEnv, check_size
 from hcgym.errors import SpecError
 
 STAY, FORWARD, BACKWARD, ARC_LEFT, ARC_RIGHT = range(5)
 ACTION_NAMES = ("stay", "forward", "backward", "arc_left", "arc_right")
 #: Avatars the pretrained agents train on; evaluate on others (``avatars=`` / ``--avatars``).
 TRAIN_AVATARS = tuple(range(300_000, 300_008))
+#: Name of the camera the face pipeline sees through (``recognition_size``).
+RECOGNITION_CAMERA = "recognition"
+#: The gallery images' light: another direction, warmer, less ambient than the room's (no pixel-identical jackpot).
+GALLERY_LIGHT = {"direction": (0.5, 0.6, -0.7), "color": (1.0, 0.92, 0.82), "ambient": 0.4}
 
 
-class _LRU(OrderedDict):
-    """A bounded least-recently-used cache."""
-
-    def __init__(self, size: int = 1024) -> None:
-        super().__init__()
-        self.size = size
-
-    def get_or(self, key, make):
-        if key in self:
-            self.move_to_end(key)
-            return self[key]
-        value = make()
-        self[key] = value
-        if len(self) > self.size:
-            self.popitem(last=False)
-        return value
-
-
-class ActiveFaceRecognitionEnv(gym.Env):
+class ActiveFaceRecognitionEnv(HcgymEnv):
     """Gymnasium env of the paper's active face recognition task.
 
     Args:
-        obs_size: observation (width, height); the paper uses 400x300.
+        obs_size: observation (width, height); default :attr:`DEFAULT_OBS_SIZE`, the paper's 400x300.
         frame_stack: number of stacked frames (channels = 3 x frame_stack).
         one_axis: setup 1 (stay/forward/backward, person in front) instead of setup 2.
         arc_step: degrees per arc move; ``move_step``: metres per forward/backward move.
@@ -82,8 +66,11 @@ class ActiveFaceRecognitionEnv(gym.Env):
     """
 
     metadata = {"render_modes": ["rgb_array"], "render_fps": 10}
+    DEFAULT_OBS_SIZE = (400, 300)
+    backend_requires = ("lighting",)  # the gallery images are taken under another light
+    transient = ("_detector", "_recognizer", "_gallery", "_store", "_lattice", "_galleries", "_gallery_vectors")
 
-    def __init__(self, obs_size: tuple[int, int] = (400, 300), frame_stack: int = 1, one_axis: bool = False,
+    def __init__(self, obs_size: tuple[int, int] | None = None, frame_stack: int = 1, one_axis: bool = False,
                  arc_step: float = 10.0, move_step: float = 0.1, start_distance: tuple[float, float] = (1.0, 20.0),
                  max_distance: float = 20.5, min_distance: float = 0.5, max_steps: int = 1000,
                  avatars: tuple[int, ...] = TRAIN_AVATARS, recognizer: str = "face/hcgym-irnet",
@@ -91,28 +78,23 @@ class ActiveFaceRecognitionEnv(gym.Env):
                  recognition_size: tuple[int, int] = (400, 300), cache_size: int = 20000,
                  backend: str = "embedded", render_mode: str | None = None, lattice_dir: str | None = None,
                  headings: tuple[int, ...] | None = None) -> None:
-        w, h = (int(v) for v in obs_size)
-        if w < 8 or h < 8:
-            raise SpecError("obs_size", f"expected (width, height) of at least 8 pixels, got {obs_size!r}")
+        super().__init__(obs_size, 60.0, backend, detector, recognizer, cutoff, cache_size, render_mode)
         if frame_stack < 1:
             raise SpecError("frame_stack", f"must be >= 1, got {frame_stack!r}")
         if len(avatars) < 5:
             raise SpecError("avatars", f"need at least 5 avatar seeds (1 person + 4 gallery identities), got {len(avatars)}")
-        if render_mode not in (None, "rgb_array"):
-            raise SpecError("render_mode", f"unknown render mode {render_mode!r} (allowed: rgb_array)")
         if not 0 < min_distance < start_distance[0] <= start_distance[1] <= max_distance:
             raise SpecError("start_distance", "need 0 < min_distance < start_distance[0] <= start_distance[1] "
                                               "<= max_distance")
         if 360.0 % arc_step:
             raise SpecError("arc_step", f"must divide 360, got {arc_step!r}")
-        self.obs_size, self.frame_stack, self.one_axis = (w, h), int(frame_stack), bool(one_axis)
+        w, h = self.obs_size
+        self.frame_stack, self.one_axis = int(frame_stack), bool(one_axis)
         self.arc_step, self.move_step = float(arc_step), float(move_step)
         self.start_distance, self.max_steps = (float(start_distance[0]), float(start_distance[1])), int(max_steps)
         self.min_distance, self.max_distance = float(min_distance), float(max_distance)
         self.avatars = tuple(int(a) for a in avatars)
-        self.recognizer_id, self.detector_id, self._cutoff = recognizer, detector, cutoff
-        self.recognition_size = (int(recognition_size[0]), int(recognition_size[1]))
-        self.backend_name, self.render_mode = backend, render_mode
+        self.recognition_size = check_size(recognition_size, "recognition_size")
         self.action_space = spaces.Discrete(3 if self.one_axis else 5)
         self.observation_space = spaces.Box(0, 255, (h, w, 3 * self.frame_stack), np.uint8)
         self.n_radii = int(round((self.max_distance - self.min_distance) / self.move_step)) + 1
@@ -124,94 +106,62 @@ class ActiveFaceRecognitionEnv(gym.Env):
         if self.lattice_dir is not None and not Path(self.lattice_dir).is_dir():
             raise SpecError("lattice_dir", f"not a directory: {self.lattice_dir}")
         self._lattice = None
-        self._cache_size = int(cache_size)
-        self._sim = None  # created on the first reset (no simulator in __init__)
-        self._frames = _LRU(self._cache_size)
-        self._results = _LRU(self._cache_size)
         self._galleries: dict[tuple[int, ...], Any] = {}
         self._gallery_vectors: dict[int, np.ndarray] = {}
 
-    # ------------------------------------------------------------ set-up
-    def _setup(self) -> None:
-        from dataclasses import replace
-
-        import hcgym.perception as hp
-        from hcgym.envs.backends import make_backend
-        from hcgym.perception.face.models import recognizer_cutoff
+    # ------------------------------------------------------------ world and set-up
+    def make_world(self):
+        """The shipped room with the avatar pool at its centre (one shown at a time) and a bodiless drone whose
+        cameras are the observation (``obs_size``) and what the face pipeline sees (``recognition_size``)."""
         from hcgym.synthesis.avatar_spec import AvatarSpec
         from hcgym.worlds import load_world
-        from hcgym.worlds.spec import CameraSpec, Human, Robot
+        from hcgym.worlds.spec import Human, Robot
+        from hcgym.worlds.studio import populate
 
-        # The shipped room, with the avatar pool at its centre (one shown at a time) and a bodiless camera.
-        base = load_world("active_face_room")
-        world = replace(
-            base, name="active_face_recognition",
-            humans=tuple(Human(f"a{s}", AvatarSpec.random(s), (0.0, 0.0, 0.0)) for s in self.avatars),
-            robots=(Robot("drone", body="none", cameras=(CameraSpec("front", *self.obs_size, 60.0, near=0.05),)),),
-        )
+        cameras = (self.camera_spec(OBS_CAMERA), self.camera_spec(RECOGNITION_CAMERA, self.recognition_size))
+        return populate(load_world("active_face_room"),
+                        humans=[Human(f"a{s}", AvatarSpec.random(s), (0.0, 0.0, 0.0)) for s in self.avatars],
+                        robots=[Robot("drone", body="none", cameras=cameras)], name="active_face_recognition")
+
+    def _setup(self) -> None:
         from hcgym.envs.lattice import LatticeStore
 
+        self.sim  # noqa: B018 - create and load the simulator
         self._store = LatticeStore(self.lattice_dir) if self.lattice_dir else None
-        self._sim = make_backend(self.backend_name)
-        self._sim.load(world)
-        self._detector = hp.make(self.detector_id)
-        self._recognizer = hp.make(self.recognizer_id)
-        if self._cutoff is None:
-            self.cutoff, self._normalize = recognizer_cutoff(self.recognizer_id)
-        else:
-            self.cutoff, self._normalize = float(self._cutoff), self.recognizer_id != "face/dlib"
+        self._galleries, self._gallery_vectors = {}, {}
 
-    # ------------------------------------------------------------ geometry
-    def _pose(self, r_i: int, a_i: int):
-        """Camera pose of lattice cell (radius index, angle index from the face normal)."""
-        from hcgym.envs.backends.base import CameraPose
-        from hcgym.geometry import look_at_angles
+    # ------------------------------------------------------------ the lattice of drone poses
+    def cell_pose(self, r_i: int, a_i: int):
+        """Camera pose of lattice cell (radius index, angle index from the face normal): the drone looks at the
+        person's vertical axis at eye height (:func:`hcgym.camera.orbit_pose`)."""
+        from hcgym.camera import orbit_pose
 
-        h = self._sim.humans[self._person]
-        eyes = (h.avatar.face_points["left_eye"] + h.avatar.face_points["right_eye"]) / 2
-        target = np.array([0.0, 0.0, eyes[2]])
+        h = self.sim.humans[self._person]
         r = self.min_distance + r_i * self.move_step
-        ang = math.radians(self._heading + a_i * self.arc_step)
-        eye = target + np.array([r * math.cos(ang), r * math.sin(ang), 0.0])
-        yaw, pitch = look_at_angles(eye, target)
-        return CameraPose.from_angles(eye, yaw, pitch)
+        return orbit_pose(h.avatar.eye_axis_point, a_i * self.arc_step, 0.0, r, facing=self._heading)
 
     def _key(self, r_i: int, a_i: int) -> tuple:
         return (self.avatars[self._person], self._heading_i, r_i, a_i % self.n_angles)
 
-    def _frame(self, r_i: int, a_i: int, size: tuple[int, int]):
-        from hcgym.types import CameraIntrinsics
+    def render_cell(self, r_i: int, a_i: int, camera: str = OBS_CAMERA) -> np.ndarray:
+        """The (H, W, 3) RGB view of ``camera`` at a lattice cell of the current episode (not cached)."""
+        return self.sim.render(camera, pose=self.cell_pose(r_i, a_i), ground_truth=False).rgb
 
-        intr = CameraIntrinsics.from_hfov(size[0], size[1], 60.0, 0.05, 60.0)
-        return self._sim.render(pose=self._pose(r_i, a_i), intrinsics=intr, ground_truth=False)
-
-    def _render_observation(self, r_i: int, a_i: int) -> np.ndarray:
-        return self._frame(r_i, a_i, self.obs_size).rgb
+    def cell_embedding(self, r_i: int, a_i: int) -> np.ndarray | None:
+        """The face pipeline's embedding of the face nearest the centre of the recognition view at a lattice cell
+        (``None`` when no face is found; not cached)."""
+        frame = self.sim.render(RECOGNITION_CAMERA, pose=self.cell_pose(r_i, a_i), ground_truth=False)
+        return self.pipeline.embed(frame, keypoints=False)[0]
 
     def _observation_frame(self, r_i: int, a_i: int) -> np.ndarray:
         if self._lattice is not None:
             return self._lattice.observation(r_i, a_i % self.n_angles)
-        return self._frames.get_or((*self._key(r_i, a_i), self.obs_size),
-                                   lambda: self._render_observation(r_i, a_i))
-
-    def _compute_embedding(self, r_i: int, a_i: int) -> np.ndarray | None:
-        """Embedding of the face nearest the image centre at a lattice cell (None when no face is found)."""
-        from hcgym.types import Detections
-
-        frame = self._frame(r_i, a_i, self.recognition_size)
-        det = self._detector(frame)
-        if not len(det):
-            return None
-        centre = np.array([frame.rgb.shape[1] / 2, frame.rgb.shape[0] / 2])
-        mid = (det.boxes[:, :2] + det.boxes[:, 2:]) / 2
-        k = int(np.argmin(np.linalg.norm(mid - centre, axis=1)))
-        emb = self._recognizer(frame, Detections(det.boxes[k:k + 1], det.scores[k:k + 1]))
-        return np.array(emb.vectors[0]) if len(emb) else None
+        return self._frames.get_or((*self._key(r_i, a_i), self.obs_size), lambda: self.render_cell(r_i, a_i))
 
     def _embedding(self, r_i: int, a_i: int) -> np.ndarray | None:
         if self._lattice is not None and self._lattice.has_embedding(r_i):
             return self._lattice.embedding(r_i, a_i % self.n_angles)
-        return self._results.get_or((*self._key(r_i, a_i), "emb"), lambda: self._compute_embedding(r_i, a_i))
+        return self._results.get_or((*self._key(r_i, a_i), "emb"), lambda: self.cell_embedding(r_i, a_i))
 
     def _recognise(self, r_i: int, a_i: int) -> tuple[float, str | None, float]:
         """(confidence, predicted label, distance) of the face pipeline at a lattice cell, with this episode's gallery.
@@ -224,56 +174,48 @@ class ActiveFaceRecognitionEnv(gym.Env):
         who = self._gallery.identify(emb)
         return float(who.confidence), who.label, float(who.distance)
 
+    # ------------------------------------------------------------ the gallery
     def _build_gallery(self, members: tuple[int, ...]):
-        """Five identities, one frontal 1 m image each, under a different light (no pixel-identical jackpot)."""
+        """Five identities, one frontal image each, under :data:`GALLERY_LIGHT`."""
         if members not in self._galleries:
-            from hcgym.perception.face.gallery import Gallery
-
-            gallery = Gallery(self.cutoff, self.recognizer_id, self._normalize)
+            gallery = self.new_gallery()
             for idx in members:
-                gallery.enroll(str(self.avatars[idx]), self._gallery_vector(idx)[None])
+                gallery.enroll(str(self.avatars[idx]), self.gallery_vector(idx)[None])
             self._galleries[members] = gallery
         return self._galleries[members]
 
-    def _gallery_vector(self, idx: int) -> np.ndarray:
+    def gallery_vector(self, idx: int) -> np.ndarray:
         """Embedding of avatar ``idx``'s gallery image (computed once per avatar)."""
         if idx in self._gallery_vectors:
             return self._gallery_vectors[idx]
-        from hcgym.envs.backends.base import CameraPose
-        from hcgym.geometry import look_at_angles
-        from hcgym.types import CameraIntrinsics
+        from hcgym.camera import look_at
 
-        sim = self._sim
+        sim = self.sim
         saved = (sim.light, sim.ambient)
-        sim.set_lighting(direction=(0.5, 0.6, -0.7), color=(1.0, 0.92, 0.82), ambient=0.4)
-        intr = CameraIntrinsics.from_hfov(*self.recognition_size, 60.0, 0.05, 60.0)
+        sim.set_lighting(**GALLERY_LIGHT)
         h = sim.humans[idx]
         sim.show_only(h.name)
         sim.set_human_pose(h.name, position=(0.0, 0.0), heading=-90.0)
-        eyes = (h.avatar.face_points["left_eye"] + h.avatar.face_points["right_eye"]) / 2
-        target = np.array([0.0, -eyes[1], eyes[2]])  # the avatar faces -y: eyes at (0, -y_eyes_local)
-        eye = target + np.array([0.0, -1.0, 0.0])
-        frame = sim.render(pose=CameraPose.from_angles(eye, *look_at_angles(eye, target)), intrinsics=intr,
+        eyes = h.avatar.eye_midpoint
+        # The shipped gallery's camera: 1 m in front of (0, -eye_y, eye_z), which is about 0.77 m from the eyes
+        # (the point is the eyes mirrored behind the vertical axis); kept so the calibrated results hold.
+        target = np.array([0.0, -eyes[1], eyes[2]])
+        frame = sim.render(RECOGNITION_CAMERA, pose=look_at(target + np.array([0.0, -1.0, 0.0]), target),
                            ground_truth=False)
         sim.set_lighting(direction=saved[0].direction, color=saved[0].color, ambient=saved[1])
-        det = self._detector(frame)
-        emb = self._recognizer(frame, det) if len(det) else None
-        if emb is None or not len(emb):
+        vec = self.pipeline.embed(frame)[0]
+        if vec is None:
             raise RuntimeError(f"no face found in the gallery image of avatar {self.avatars[idx]}")
-        self._gallery_vectors[idx] = np.array(emb.vectors[0])
-        return self._gallery_vectors[idx]
+        self._gallery_vectors[idx] = vec
+        return vec
 
-    # ------------------------------------------------------------ gym API
-    def reset(self, *, seed: int | None = None, options: dict | None = None):
-        super().reset(seed=seed)
-        if self._sim is None:
-            self._setup()
-        options = dict(options or {})
+    # ------------------------------------------------------------ episodes
+    def _reset_task(self, options: dict[str, Any]):
         rng = self.np_random
         self._person = int(options.get("person", rng.integers(len(self.avatars))))
         others = [i for i in range(len(self.avatars)) if i != self._person]
         distractors = sorted(int(i) for i in rng.choice(others, 4, replace=False))
-        self._gallery = self._build_gallery(tuple(sorted([self._person, *distractors])))
+        self._members = tuple(sorted([self._person, *distractors]))
         if "heading_index" in options:
             self._heading_i = int(options["heading_index"]) % self.n_angles
         elif self.headings is not None:
@@ -281,11 +223,7 @@ class ActiveFaceRecognitionEnv(gym.Env):
         else:
             self._heading_i = int(rng.integers(self.n_angles))
         self._heading = self._heading_i * self.arc_step
-        person = self._sim.humans[self._person]
-        self._sim.show_only(person.name)
-        self._sim.set_human_pose(person.name, position=(0.0, 0.0), heading=self._heading)
-        self._lattice = (self._store.get(self, self.avatars[self._person], self._heading_i)
-                         if self._store is not None else None)
+        self._place_person()
         if "distance" in options:
             dist = float(options["distance"])
         else:
@@ -303,10 +241,19 @@ class ActiveFaceRecognitionEnv(gym.Env):
         self._stack = [first] * self.frame_stack
         return self._obs(), self._info()
 
-    def step(self, action):
-        if not self.action_space.contains(action):
-            raise SpecError("action", f"{action!r} is not in {self.action_space}")
-        action = int(action)
+    def _place_person(self) -> None:
+        """Build the episode's gallery, then show the person at the centre facing ``_heading``."""
+        self._gallery = self._build_gallery(self._members)
+        person = self.sim.humans[self._person]
+        self.sim.show_only(person.name)
+        self.sim.set_human_pose(person.name, position=(0.0, 0.0), heading=self._heading)
+        self._lattice = (self._store.get(self, self.avatars[self._person], self._heading_i)
+                         if self._store is not None else None)
+
+    def _restore_episode(self) -> None:
+        self._place_person()
+
+    def _step_task(self, action: int):
         reward = 0.0
         if action == STAY:
             self._last = self._recognise(self._r, self._a)
@@ -327,20 +274,25 @@ class ActiveFaceRecognitionEnv(gym.Env):
         truncated = self._t >= self.max_steps
         return self._obs(), float(reward), False, truncated, self._info()
 
-    def render(self):
-        if self.render_mode == "rgb_array":
-            return self._stack[-1].copy()
-        return None
+    def _current_image(self) -> np.ndarray:
+        return self._stack[-1]
 
-    def render_frame(self, size: tuple[int, int] = (400, 300)) -> np.ndarray:
-        """The current view at ``size`` (for videos; independent of ``obs_size``)."""
-        return self._frames.get_or((*self._key(self._r, self._a), tuple(size)),
-                                   lambda: self._frame(self._r, self._a, tuple(size)).rgb)
+    def render_frame(self, size: tuple[int, int] | None = None) -> np.ndarray:
+        """The current view at ``size`` (default: ``recognition_size``; for videos, independent of ``obs_size``).
 
-    def close(self) -> None:
-        if self._sim is not None:
-            self._sim.close()
-            self._sim = None
+        Sizes other than ``obs_size`` and ``recognition_size`` need a backend that renders any camera model.
+        """
+        size = self.recognition_size if size is None else check_size(size, "size")
+        camera = {self.obs_size: OBS_CAMERA, self.recognition_size: RECOGNITION_CAMERA}.get(size)
+        if camera is not None:
+            return self._frames.get_or((*self._key(self._r, self._a), size),
+                                       lambda: self.render_cell(self._r, self._a, camera))
+        from hcgym.envs.backends import check_backend
+
+        check_backend(self.backend_name, ("intrinsics",))
+        intr = self.camera_spec("video", size).intrinsics()
+        return self._frames.get_or((*self._key(self._r, self._a), size), lambda: self.sim.render(
+            OBS_CAMERA, pose=self.cell_pose(self._r, self._a), intrinsics=intr, ground_truth=False).rgb)
 
     # ------------------------------------------------------------ helpers
     def _obs(self) -> np.ndarray:
@@ -351,19 +303,6 @@ class ActiveFaceRecognitionEnv(gym.Env):
         return {"distance": self.min_distance + self._r * self.move_step, "angle": angle,
                 "confidence": self._last[0], "identity": self._last[1],
                 "person": str(self.avatars[self._person]), "step": self._t}
-
-    def __getstate__(self) -> dict[str, Any]:
-        """Pickle the configuration only; the simulator and caches are rebuilt on the next reset."""
-        state = self.__dict__.copy()
-        for k in ("_sim", "_detector", "_recognizer", "_gallery", "_store"):
-            state.pop(k, None)
-        state["_sim"] = None
-        state["_frames"] = _LRU(self._cache_size)
-        state["_results"] = _LRU(self._cache_size)
-        state["_galleries"] = {}
-        state["_gallery_vectors"] = {}
-        state["_lattice"] = None
-        return state
 
 
 class ActiveFaceRecognitionOneAxisEnv(ActiveFaceRecognitionEnv):

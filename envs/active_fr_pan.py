@@ -25,14 +25,13 @@ outside the database split), unless ``reset(options={"person", "series", "pan", 
 
 from __future__ import annotations
 
-from collections import OrderedDict
 from pathlib import Path
 from typing import Any
 
-import gymnasium as gym
 import numpy as np
 from gymnasium import spaces
 
+from hcgym.envs.base import HcgymEnv
 from hcgym.errors import SpecError
 
 RECOGNISE, PAN_MINUS, PAN_PLUS, TILT_MINUS, TILT_PLUS = range(5)
@@ -51,7 +50,7 @@ def move_action(move: tuple[float, float]) -> int:
     raise SpecError("move", f"expected a move along one axis, got {move!r}")
 
 
-class ActiveFaceRecognitionPanEnv(gym.Env):
+class ActiveFaceRecognitionPanEnv(HcgymEnv):
     """Gymnasium env of active face recognition by pan/tilt moves around a head.
 
     Args:
@@ -66,21 +65,23 @@ class ActiveFaceRecognitionPanEnv(gym.Env):
             (default: the recognizer's calibrated one).
         max_steps: episode length (``truncated`` after it); ``move_cost``: reward subtracted per move.
         cache_size: images kept (LRU; simulation mode).
+        backend: simulator backend of the simulation mode (``"embedded"`` or ``"webots"``).
         render_mode: ``"rgb_array"`` returns the current image.
     """
 
     metadata = {"render_modes": ["rgb_array"], "render_fps": 4}
+    DEFAULT_OBS_SIZE = (384, 288)  #: :class:`~hcgym.synthesis.multiview.MultiViewSettings`' HPID image size.
+    backend_requires = ("lighting",)  # each series has its own light
+    transient = ("recognizer",)
 
     def __init__(self, avatars: tuple[int, ...] = DEFAULT_AVATARS, dataset: str | Path | Any = None,
                  persons: tuple[int, ...] | None = None, settings: Any = None, step: int = 15,
                  database_pans: tuple[int, ...] = (-15, 0, 15), start_pans: tuple[int, ...] | None = None,
                  detector: str = "face/mediapipe-full", recognizer: str = "face/dlib", cutoff: float | None = None,
-                 max_steps: int = 10, move_cost: float = 0.0, cache_size: int = 4096,
+                 max_steps: int = 10, move_cost: float = 0.0, cache_size: int = 4096, backend: str = "embedded",
                  render_mode: str | None = None) -> None:
         from hcgym.synthesis.multiview import MultiViewSet, MultiViewSettings, read_folder
 
-        if render_mode not in (None, "rgb_array"):
-            raise SpecError("render_mode", f"unknown render mode {render_mode!r} (allowed: rgb_array)")
         if max_steps < 1:
             raise SpecError("max_steps", f"must be >= 1, got {max_steps!r}")
         self._data: MultiViewSet | None = None
@@ -88,18 +89,19 @@ class ActiveFaceRecognitionPanEnv(gym.Env):
             self._data = dataset if isinstance(dataset, MultiViewSet) else read_folder(dataset)
             pans, tilts = self._data.pans, self._data.tilts
             labels = list(self._data.persons)
-            w, h = self._data.images.shape[5], self._data.images.shape[4]
+            size, hfov = (self._data.images.shape[5], self._data.images.shape[4]), 60.0
             self.n_series = self._data.n_series
         else:
-            settings = settings or MultiViewSettings()
+            settings = settings or MultiViewSettings(size=self.DEFAULT_OBS_SIZE)
             if not isinstance(settings, MultiViewSettings):
                 raise SpecError("settings", "expected a hcgym.synthesis.multiview.MultiViewSettings")
             if len(avatars) < 2:
                 raise SpecError("avatars", f"need at least 2 avatar seeds, got {len(avatars)}")
             pans, tilts = settings.pans, settings.tilts
             labels = [f"avatar{int(s)}" for s in avatars]
-            w, h = settings.size
+            size, hfov = settings.size, settings.hfov
             self.n_series = 2
+        super().__init__(size, hfov, backend, detector, recognizer, cutoff, cache_size, render_mode)
         self.settings, self.avatars = settings, tuple(int(a) for a in avatars)
         self.pans, self.tilts = tuple(sorted(pans)), tuple(sorted(tilts))
         self.step_deg = int(step)
@@ -117,15 +119,11 @@ class ActiveFaceRecognitionPanEnv(gym.Env):
         self.start_pans = default_start if start_pans is None else tuple(int(p) for p in start_pans)
         if not self.start_pans or any(p not in self.pans for p in self.start_pans):
             raise SpecError("start_pans", f"expected pans on the grid {list(self.pans)}, got {start_pans!r}")
-        self.detector_id, self.recognizer_id, self._cutoff = detector, recognizer, cutoff
         self.max_steps, self.move_cost = int(max_steps), float(move_cost)
-        self.render_mode = render_mode
+        w, h = self.obs_size
         self.action_space = spaces.Discrete(5)
         self.observation_space = spaces.Box(0, 255, (h, w, 3), np.uint8)
-        self._cache_size = int(cache_size)
-        self._sim = None  # simulation, pipeline and gallery are created on the first reset
-        self.recognizer = None
-        self._images: OrderedDict = OrderedDict()
+        self.recognizer = None  # the pipeline and gallery are built on the first reset
 
     def _check_grid(self) -> None:
         for name, grid in (("pans", self.pans), ("tilts", self.tilts)):
@@ -136,48 +134,46 @@ class ActiveFaceRecognitionPanEnv(gym.Env):
         if self.step_deg <= 0:
             raise SpecError("step", f"must be > 0, got {self.step_deg}")
 
-    # ------------------------------------------------------------ set-up
+    # ------------------------------------------------------------ world and set-up
+    def make_world(self):
+        """The multi-view backdrop holding both series of every person (simulation mode); ``None`` with a dataset."""
+        if self._data is not None:
+            return None
+        from hcgym.synthesis.builder import build_avatar
+        from hcgym.synthesis.multiview import multiview_world, series_specs
+
+        specs = [s for i, a in enumerate(self.avatars) for s in series_specs(a, i)]
+        for s in specs:
+            build_avatar(s)
+        return multiview_world(specs, self.settings)
+
     def _setup(self) -> None:
-        from hcgym.perception.face.gallery import Gallery
-        from hcgym.perception.face.pipeline import FacePipeline, FaceRecognizer
+        from hcgym.perception.face.pipeline import FaceRecognizer
 
-        if self._data is None:
-            from hcgym.envs.backends.embedded import EmbeddedBackend
-            from hcgym.synthesis.builder import build_avatar
-            from hcgym.synthesis.multiview import backdrop_world, series_specs
-
-            specs = [s for i, a in enumerate(self.avatars) for s in series_specs(a, i)]
-            for s in specs:
-                build_avatar(s)
-            self._sim = EmbeddedBackend()
-            self._sim.load(backdrop_world(specs, self.settings))
-        pipeline = FacePipeline(self.detector_id, self.recognizer_id)
-        cutoff, normalize = self._cutoff_and_normalize()
-        gallery = Gallery(cutoff, self.recognizer_id, normalize)
+        gallery = self.new_gallery()
         for p in self.persons:
             vecs = []
             for s in range(self.n_series):
                 for pan in self.database_pans:
                     for tilt in self.tilts:
                         if self._has(p, s, pan, tilt):
-                            v, _ = pipeline.embed(self._image(p, s, pan, tilt))
+                            v, _ = self.pipeline.embed(self._image(p, s, pan, tilt))
                             if v is not None:
                                 vecs.append(v)
             if not vecs:
                 raise SpecError("database_pans", f"no face found in any database image of {self.labels[p]!r}")
             gallery.enroll(self.labels[p], np.stack(vecs))
-        self.recognizer = FaceRecognizer(pipeline, gallery)
+        self.recognizer = FaceRecognizer(self.pipeline, gallery)
 
-    def _cutoff_and_normalize(self) -> tuple[float, bool]:
-        from hcgym.perception.face.models import recognizer_cutoff
+    @property
+    def pipeline(self):
+        """The face pipeline (embeddings cached by image content: an agent and the env asking about the same
+        image pay once)."""
+        if self._pipeline is None:
+            from hcgym.perception.face.pipeline import FacePipeline
 
-        if self._cutoff is None:
-            return recognizer_cutoff(self.recognizer_id)
-        return float(self._cutoff), self.recognizer_id != "face/dlib"
-
-    def gallery_cutoff(self) -> float:
-        """The gallery cut-off ``a`` (the ``cutoff`` argument, else the recognizer's calibrated one)."""
-        return self._cutoff_and_normalize()[0]
+            self._pipeline = FacePipeline(self.detector_id, self.recognizer_id)
+        return self._pipeline
 
     def _has(self, person: int, series: int, pan: int, tilt: int) -> bool:
         if self._data is None:
@@ -188,24 +184,13 @@ class ActiveFaceRecognitionPanEnv(gym.Env):
     def _image(self, person: int, series: int, pan: int, tilt: int) -> np.ndarray:
         if self._data is not None:
             return self._data.image(person, series, pan, tilt)
-        key = (person, series, pan, tilt)
-        if key in self._images:
-            self._images.move_to_end(key)
-            return self._images[key]
         from hcgym.synthesis.multiview import render_views
 
-        img = render_views(self._sim, 2 * person + series, series, self.settings, [pan], [tilt])[0, 0]
-        self._images[key] = img
-        if len(self._images) > self._cache_size:
-            self._images.popitem(last=False)
-        return img
+        return self._frames.get_or((person, series, pan, tilt), lambda: render_views(
+            self.sim, 2 * person + series, series, self.settings, [pan], [tilt])[0, 0])
 
     # ------------------------------------------------------------ gym API
-    def reset(self, *, seed: int | None = None, options: dict | None = None):
-        super().reset(seed=seed)
-        if self.recognizer is None:
-            self._setup()
-        options = dict(options or {})
+    def _reset_task(self, options: dict[str, Any]):
         rng = self.np_random
         person = int(options.get("person", self.persons[int(rng.integers(len(self.persons)))]))
         if person not in self.persons:
@@ -227,10 +212,7 @@ class ActiveFaceRecognitionPanEnv(gym.Env):
         self._last: dict[str, Any] = {}
         return self._obs(), self._info()
 
-    def step(self, action):
-        if not self.action_space.contains(action):
-            raise SpecError("action", f"{action!r} is not in {self.action_space}")
-        action = int(action)
+    def _step_task(self, action: int):
         reward, terminated = 0.0, False
         if action == RECOGNISE:
             rec = self.recognizer.recognise(self._obs())
@@ -251,17 +233,6 @@ class ActiveFaceRecognitionPanEnv(gym.Env):
         truncated = not terminated and self._t >= self.max_steps
         return self._obs(), float(reward), terminated, truncated, self._info()
 
-    def render(self):
-        if self.render_mode == "rgb_array":
-            return self._obs()
-        return None
-
-    def close(self) -> None:
-        if self._sim is not None:
-            self._sim.close()
-            self._sim = None
-        self.recognizer = None
-
     def view_at(self, pan: float, tilt: float = 0.0) -> np.ndarray | None:
         """The real image after a move of (pan, tilt) degrees from the current pose, without moving (``None`` off
         the grid). Privileged: for diagnostics such as feeding Algorithm 1 the true views in place of
@@ -272,18 +243,13 @@ class ActiveFaceRecognitionPanEnv(gym.Env):
         return self._image(self._person, self._series, p, t).copy()
 
     # ------------------------------------------------------------ helpers
+    def _current_image(self) -> np.ndarray:
+        return self._image(self._person, self._series, self._pan, self._tilt)
+
     def _obs(self) -> np.ndarray:
-        return self._image(self._person, self._series, self._pan, self._tilt).copy()
+        return self._current_image().copy()
 
     def _info(self) -> dict[str, Any]:
         return {"pan": self._pan, "tilt": self._tilt, "start_pan": self._start[0], "start_tilt": self._start[1],
                 "person": self.labels[self._person], "series": self._series + 1, "step": self._t,
                 "moves": self._moves, **self._last}
-
-    def __getstate__(self) -> dict[str, Any]:
-        """Pickle the configuration (and a dataset's images); the simulator and recogniser are rebuilt on reset."""
-        state = self.__dict__.copy()
-        state["_sim"] = None
-        state["recognizer"] = None
-        state["_images"] = OrderedDict()
-        return state

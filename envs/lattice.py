@@ -111,13 +111,15 @@ class LatticeStore:
 def build_lattice(root: str | Path, env_kwargs: dict[str, Any], person: int, heading_index: int,
                   recognition_range: float = 6.0, one_axis: bool | None = None) -> Path:
     """Compute and write one lattice (atomically; a finished lattice is kept as is). Returns its directory."""
-    from hcgym.envs.active_fr import ActiveFaceRecognitionEnv
+    import gymnasium as gym
+
+    import hcgym.envs  # noqa: F401 - registers the ids
     from hcgym.paths import atomic_dir
 
     kwargs = dict(env_kwargs)
     if one_axis is not None:
         kwargs["one_axis"] = one_axis
-    env = ActiveFaceRecognitionEnv(**kwargs)
+    env = gym.make("hcgym/ActiveFaceRecognition-v0", **kwargs).unwrapped
     config = lattice_config(env, env.avatars[person], heading_index)
     final = Path(root) / lattice_key(config)
     if (final / "meta.json").is_file():
@@ -131,9 +133,9 @@ def build_lattice(root: str | Path, env_kwargs: dict[str, Any], person: int, hea
     embeddings = None
     for a_i in range(n_angles):
         for r_i in range(env.n_radii):
-            obs[a_i, r_i] = env._render_observation(r_i, a_i)
+            obs[a_i, r_i] = env.render_cell(r_i, a_i)
         for r_i in range(n_rec):
-            emb = env._compute_embedding(r_i, a_i)
+            emb = env.cell_embedding(r_i, a_i)
             if emb is None:
                 continue
             if embeddings is None:

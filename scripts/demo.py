@@ -55,7 +55,7 @@ def detect_people(rgb, out: Path) -> Path:
 
 
 def run(args: argparse.Namespace) -> int:
-    from hcgym.envs.backends.embedded import EmbeddedBackend
+    from hcgym.envs.backends import make_backend
     from hcgym.synthesis.studio import contact_sheet
     from hcgym.scripts.render import write_frame
     from hcgym.synthesis import AvatarSpec
@@ -68,7 +68,7 @@ def run(args: argparse.Namespace) -> int:
     for name in shipped_worlds():
         world = load_world(name)
         print(f"[demo] rendering {name} ({len(world.humans)} humans) ...", flush=True)
-        with EmbeddedBackend() as sim:
+        with make_backend("embedded") as sim:
             sim.load(world, seed=args.seed)
             frame = sim.render()
         write_frame(frame, out / name)

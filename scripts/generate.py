@@ -28,6 +28,8 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--workers", type=int, default=1, help="worker processes (local) or CPUs (local Ray)")
     p.add_argument("--engine", default="local", help="local (process pool, default) or ray")
     p.add_argument("--ray-address", default=None, help="address of an existing Ray cluster (--engine ray)")
+    p.add_argument("--backend", default="embedded",
+                   help="simulator backend: embedded (default) or webots (faces and multiview modes only)")
     p.add_argument("--backgrounds", type=Path, default=None,
                    help="folder of photos (jpg/png, optional <photo>.json sidecars) to blend people onto")
     p.add_argument("--size", type=_args.size, default=(640, 480), help="image size WxH (default 640x480)")
@@ -80,7 +82,8 @@ def config_from_args(args: argparse.Namespace):
                           size=tuple(args.size), shard_size=args.shard_size, image_format=args.image_format,
                           backgrounds=args.backgrounds, scene=scene,
                           faces=FaceSettings(per_identity=args.per_identity, size=args.face_size),
-                          workers=args.workers, engine=args.engine, ray_address=args.ray_address)
+                          workers=args.workers, engine=args.engine, ray_address=args.ray_address,
+                          backend=args.backend)
 
 
 def parse_distortion(text: str) -> tuple[float, float]:

@@ -22,19 +22,20 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--camera", default=None, help="camera name (robot/camera or camera); default: the first")
     p.add_argument("--pose", type=_args.floats(5, "--pose x,y,z,yaw,pitch"), default=None,
                    help="override the camera pose: x,y,z (m), yaw,pitch (degrees)")
+    p.add_argument("--backend", default="embedded", help="simulator backend: embedded (default) or webots")
     p.set_defaults(func=run)
 
 
 def run(args: argparse.Namespace) -> int:
-    from hcgym.envs.backends.embedded import EmbeddedBackend
+    from hcgym.envs.backends import make_backend
     from hcgym.worlds import load_world
 
     world = load_world(args.world)
-    with EmbeddedBackend() as sim:
+    with make_backend(args.backend) as sim:
         sim.load(world, seed=args.seed)
         pose = None
         if args.pose is not None:
-            from hcgym.envs.backends.base import CameraPose
+            from hcgym.camera import CameraPose
 
             x, y, z, yaw, pitch = args.pose
             pose = CameraPose.from_angles((x, y, z), yaw, pitch)

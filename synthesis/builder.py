@@ -51,6 +51,12 @@ TEXTURE_SIZE = 2048
 FACE_BOX_POINTS = ("brow_mid", "chin", "cheek_left", "cheek_right")
 
 
+#: Metres from the eye midpoint down to :attr:`Avatar.face_centre`.
+FACE_CENTRE_BELOW_EYES = 0.03
+#: Metres from the eye midpoint back (along the face's forward axis) to :attr:`Avatar.head_centre`.
+HEAD_CENTRE_BEHIND_EYES = 0.08
+
+
 @dataclass
 class Avatar:
     """A built avatar on disk. Geometry is in the avatar frame (metres, z up, facing -y).
@@ -93,6 +99,33 @@ class Avatar:
     @property
     def face_box_points_3d(self) -> np.ndarray:
         return np.stack([self.face_points[n] for n in FACE_BOX_POINTS])
+
+    # Named head points (avatar frame, metres): what face cameras aim at (see :func:`hcgym.camera.orbit_pose`).
+    @property
+    def eye_midpoint(self) -> np.ndarray:
+        """(3,) midpoint of the two eyes."""
+        return (self.face_points["left_eye"] + self.face_points["right_eye"]) / 2
+
+    @property
+    def face_centre(self) -> np.ndarray:
+        """(3,) :data:`FACE_CENTRE_BELOW_EYES` below the eye midpoint: where portraits and face crops aim."""
+        return self.eye_midpoint + np.array([0.0, 0.0, -FACE_CENTRE_BELOW_EYES])
+
+    @property
+    def head_centre(self) -> np.ndarray:
+        """(3,) :data:`HEAD_CENTRE_BEHIND_EYES` behind the eye midpoint: the centre of multi-view camera spheres."""
+        return self.eye_midpoint + np.array([0.0, HEAD_CENTRE_BEHIND_EYES, 0.0])
+
+    @property
+    def body_centre(self) -> np.ndarray:
+        """(3,) the point on the avatar's vertical axis at half its height (full-body portraits aim here)."""
+        return np.array([0.0, 0.0, self.height / 2])
+
+    @property
+    def eye_axis_point(self) -> np.ndarray:
+        """(3,) the point on the avatar's vertical axis (x = y = 0) at eye height: turning the avatar about its
+        feet keeps it fixed, so cameras around a person who turns in place aim here."""
+        return np.array([0.0, 0.0, self.eye_midpoint[2]])
 
     @staticmethod
     def placement(position: tuple[float, float, float], heading_deg: float) -> np.ndarray:

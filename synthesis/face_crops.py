@@ -24,9 +24,13 @@ from typing import Callable, Iterable
 
 import numpy as np
 
+from hcgym.camera import orbit_pose
 from hcgym.paths import atomic_write_bytes
 from hcgym.synthesis.avatar_spec import AvatarSpec
+from hcgym.worlds.spec import CameraSpec
 
+#: The camera face crops are rendered with (the face is about 110 pixels wide at 1 m).
+CROP_CAMERA = CameraSpec("crop", 160, 160, 20.0, near=0.05, far=20.0)
 #: Expressions drawn for the non-neutral variants of an identity.
 VARIANT_EXPRESSIONS = ("happy", "sad", "surprise", "angry", "fear", "disgust")
 
@@ -60,17 +64,6 @@ def identity_variants(seed: int, settings: CropSettings, rng: np.random.Generato
     return out
 
 
-def _face_camera(avatar, yaw: float, pitch: float, distance: float):
-    from hcgym.envs.backends.base import CameraPose
-    from hcgym.geometry import look_at_angles
-
-    eyes = (avatar.face_points["left_eye"] + avatar.face_points["right_eye"]) / 2
-    target = eyes + np.array([0.0, 0.0, -0.03])
-    a = math.radians(yaw - 90.0)
-    p = math.radians(pitch)
-    eye = target + distance * np.array([math.cos(p) * math.cos(a), math.cos(p) * math.sin(a), math.sin(p)])
-    y, pt = look_at_angles(eye, target)
-    return CameraPose.from_angles(eye, y, pt)
 
 
 def aligned_chip(frame, human: int, size: int) -> np.ndarray | None:
@@ -101,10 +94,7 @@ def render_identity(sim, spec_count: int, n: int, settings: CropSettings, rng: n
     """
     import cv2
 
-    from hcgym.types import CameraIntrinsics
-
     chips, yaws, pitches, scales, variants, extra = [], [], [], [], [], []
-    intr = CameraIntrinsics.from_hfov(160, 160, 20.0, 0.05, 20.0)
     while len(chips) < n:
         k = int(variant_sampler(len(chips)) if variant_sampler else rng.integers(spec_count))
         sim.show_only(sim.humans[k].name)
@@ -117,7 +107,7 @@ def render_identity(sim, spec_count: int, n: int, settings: CropSettings, rng: n
         warm = rng.uniform(-0.12, 0.12)
         sim.set_lighting(direction=d, color=(1.0, 1.0 - abs(warm) * 0.5 + warm * 0.3, 1.0 - warm),
                          ambient=float(rng.uniform(*settings.light_ambient)))
-        frame = sim.render(pose=_face_camera(sim.humans[k].avatar, yaw, pitch, 1.0), intrinsics=intr)
+        frame = sim.render(CROP_CAMERA.name, pose=orbit_pose(sim.humans[k].avatar.face_centre, yaw, pitch, 1.0))
         if settings.background:
             empty = frame.segmentation == 0
             bg = rng.uniform(30, 225, 3)
@@ -147,18 +137,19 @@ def render_identity(sim, spec_count: int, n: int, settings: CropSettings, rng: n
     return (*result, np.stack(extra)) if frame_hook is not None else result
 
 
-def _studio_for(specs: list[AvatarSpec]):
-    from hcgym.envs.backends.embedded import EmbeddedBackend
-    from hcgym.synthesis.studio import studio_world
+def _studio_for(specs: list[AvatarSpec], backend: str = "embedded"):
+    from hcgym.envs.backends import make_backend
+    from hcgym.worlds.studio import studio_world
 
-    sim = EmbeddedBackend()
-    sim.load(studio_world(specs, 160, 160, 20.0))
+    sim = make_backend(backend, ("lighting",))
+    sim.load(studio_world(specs, cameras=(CROP_CAMERA,)))
     return sim
 
 
 def render_shard(identity_seeds: list[int], labels: list[int], per_identity: int, settings: CropSettings,
-                 seed: int) -> dict[str, np.ndarray]:
-    """Chips of several identities (one process). Deterministic in ``seed`` and the identity seeds."""
+                 seed: int, backend: str = "embedded") -> dict[str, np.ndarray]:
+    """Chips of several identities (one process, one ``backend``). Deterministic in ``seed`` and the identity
+    seeds."""
     from hcgym.synthesis.builder import build_avatar
 
     out: dict[str, list] = {"chips": [], "labels": [], "yaw": [], "pitch": [], "scale": []}
@@ -167,7 +158,7 @@ def render_shard(identity_seeds: list[int], labels: list[int], per_identity: int
         specs = identity_variants(ident, settings, rng)
         for s in specs:
             build_avatar(s)
-        sim = _studio_for(specs)
+        sim = _studio_for(specs, backend)
         try:
             chips, yaw, pitch, scale, _ = render_identity(sim, len(specs), per_identity, settings, rng)
         finally:

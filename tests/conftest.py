@@ -6,10 +6,14 @@ Everything here runs on the embedded (PyBullet TinyRenderer) backend on CPU.
 from __future__ import annotations
 
 import json
+import sys
 from pathlib import Path
 
 import numpy as np
 import pytest
+
+# Test support code (``tests/support``: the VRML reader, the fake Webots controller) imports as ``support``.
+sys.path.insert(0, str(Path(__file__).parent))
 
 #: Seeds of the 20 random avatars used by the face and ground-truth tests.
 STUDIO_SEEDS = tuple(range(7000, 7020))
@@ -32,11 +36,11 @@ def _sb3_logdir(tmp_path_factory):
 @pytest.fixture(scope="session")
 def studio():
     """An embedded backend holding 20 random avatars in a plain studio (show one with ``show_only``)."""
-    from hcgym.envs.backends.embedded import EmbeddedBackend
+    from hcgym.envs.backends import make_backend
     from hcgym.synthesis import AvatarSpec
-    from hcgym.synthesis.studio import studio_world
+    from hcgym.worlds.studio import studio_world
 
-    sim = EmbeddedBackend()
+    sim = make_backend("embedded")
     sim.load(studio_world([AvatarSpec.random(s) for s in STUDIO_SEEDS]))
     yield sim
     sim.close()
@@ -56,10 +60,10 @@ def studio_portraits(studio):
 
 @pytest.fixture(scope="session")
 def crowd():
-    from hcgym.envs.backends.embedded import EmbeddedBackend
+    from hcgym.envs.backends import make_backend
     from hcgym.worlds import load_world
 
-    sim = EmbeddedBackend()
+    sim = make_backend("embedded")
     sim.load(load_world("crowd_street"), seed=0)
     yield sim
     sim.close()

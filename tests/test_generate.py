@@ -371,17 +371,54 @@ def test_multiview_mode_grid(tmp_path):
 
     out = tmp_path / "mv"
     generate(config(out, mode="multiview", n=1, size=(96, 72)), progress=False)
-    files = sorted(p.name for p in (out / "multiview" / "Person01").iterdir())
-    assert len(files) == 13 * 5
-    assert "person01100-30-90.jpg" in files and "person01132+0+0.jpg" in files
+    series = sorted(p.name for p in (out / "multiview" / "Person01").iterdir())
+    assert series == ["1", "2"]
+    files = sorted(str(p.relative_to(out / "multiview")) for p in (out / "multiview").rglob("*.jpg"))
+    assert len(files) == 2 * 13 * 5
+    assert "Person01/1/-90/+30.jpg" in files and "Person01/2/0/0.jpg" in files
     index = json.loads((out / "multiview" / "index.json").read_text())
-    assert len(index["images"]) == 65 and index["persons"][0]["person"] == "Person01"
+    assert index["format"] == "hcgym-multiview-1"
+    assert len(index["images"]) == 130 and index["persons"][0]["person"] == "Person01"
     for im in index["images"]:
-        assert (out / im["file"]).is_file()
-        if abs(im["pan"]) <= 75:
-            assert abs(im["face_yaw"] - im["pan"]) < 2.0, im
+        assert (out / "multiview" / im["file"]).is_file()
+        if abs(im["pan"]) <= 75:  # pan follows the face-yaw convention of the ground truth (the sphere's
+            assert abs(im["face_yaw"] - im["pan"]) < 6.0, im  # centre is behind the eyes: a few degrees apart)
     frontal = next(im for im in index["images"] if im["pan"] == 0 and im["tilt"] == 0)
     assert frontal["face_box"] is not None
+    # tilt > 0 puts the camera above the head (the README's convention)
+    def camera_height(tilt):
+        im = next(i for i in index["images"] if i["pan"] == 0 and i["tilt"] == tilt and i["series"] == 1)
+        w2c = np.asarray(im["world_to_camera"])
+        return float((-w2c[:3, :3].T @ w2c[:3, 3])[2])
+    assert camera_height(-30) < camera_height(0) < camera_height(30)
+    assert camera_height(30) - camera_height(0) == pytest.approx(1.2 * np.sin(np.radians(30)), abs=1e-3)
+
+
+def test_generated_multiview_set_runs_in_the_pan_env(tmp_path):
+    """``hcgym generate --mode multiview`` writes what ``ActiveFaceRecognitionPan-v0(dataset=...)`` reads."""
+    import gymnasium as gym
+
+    import hcgym.envs  # noqa: F401
+    from hcgym.synthesis.dataset import MultiviewSettings, generate
+    from hcgym.synthesis.multiview import read_folder
+
+    out = tmp_path / "mv"
+    mv = MultiviewSettings(pans=(-30, -15, 0, 15, 30), tilts=(-15, 0, 15), distance=1.0)
+    generate(config(out, mode="multiview", n=2, size=(192, 144), multiview=mv, image_format="png"), progress=False)
+    data = read_folder(out)
+    assert data.persons == ["Person01", "Person02"] and data.n_series == 2
+    assert data.pans == mv.pans and data.tilts == mv.tilts and data.present.all()
+    assert np.isfinite(data.boxes).all()  # face boxes come from index.json
+    env = gym.make("hcgym/ActiveFaceRecognitionPan-v0", dataset=str(out))
+    obs, info = env.reset(seed=0)
+    assert obs.shape == (144, 192, 3) and info["pan"] in (-30, 30)
+    done, steps = False, 0
+    while not done:
+        action = 2 if info["pan"] < 0 else 1 if info["pan"] > 0 else 0  # move towards frontal, then recognise
+        obs, reward, terminated, truncated, info = env.step(action)
+        done, steps = terminated or truncated, steps + 1
+    assert steps == 3 and info["pan"] == 0 and reward == 1.0
+    env.close()
 
 
 # ================================================================ pieces

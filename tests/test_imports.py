@@ -69,8 +69,6 @@ KNOWN_VIOLATIONS: set[str] = {
     "cycle: hcgym.agents.evaluation.synth_view, hcgym.agents.evaluation.synth_view_report",
     # perception/nms/evaluation.py uses nms/training.py's training_targets; training.py uses evaluation's coco_ap.
     "cycle: hcgym.perception.nms.evaluation, hcgym.perception.nms.training",
-    # synthesis/dataset/faces.py imports shards.py (ShardJob); shards.py's render_shard imports faces back.
-    "cycle: hcgym.synthesis.dataset.faces, hcgym.synthesis.dataset.shards",
     # detection uses nms (sensor.py: nms.make and classical.pre_nms; metrics.py: nms.base.iou_matrix;
     # evaluation.py) while nms's study modules use detection (candidates.py: person_boxes, load_detector,
     # load_coco_boxes; evaluation.py: detection.metrics.coco_ap).

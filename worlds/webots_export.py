@@ -70,6 +70,18 @@ def robot_def(name: str) -> str:
     return "ROBOT_" + _ident(name).upper()
 
 
+def light_def(index: int) -> str:
+    """DEF name of the world's light ``index`` (the backend changes ``LIGHT_0`` at run time)."""
+    return f"LIGHT_{index}"
+
+
+def light_field_values(light, ambient: float, n_lights: int) -> dict[str, Any]:
+    """The DirectionalLight fields of ``light`` (a :class:`~hcgym.worlds.spec.Light`) with the world's ambient
+    level shared between its ``n_lights`` lights."""
+    return {"ambientIntensity": float(ambient) / max(1, n_lights), "color": tuple(float(c) for c in light.color),
+            "direction": tuple(float(d) for d in light.direction), "intensity": float(light.intensity)}
+
+
 def proto_name(avatar_key: str) -> str:
     """PROTO (and file) name of the avatar with build key ``avatar_key``."""
     return "HcgymAvatar_" + _ident(avatar_key)
@@ -218,10 +230,9 @@ def _solid(name: str, translation: Sequence[float], yaw: float, children: list[N
 # ----------------------------------------------------------------------- the world
 def _environment(world: WorldSpec) -> list[Node]:
     nodes = [Node("Background", [("skyColor", [tuple(world.background)]), ("luminosity", 1.0)])]
-    for light in world.lights:
-        nodes.append(Node("DirectionalLight", [
-            ("ambientIntensity", world.ambient / len(world.lights)), ("color", tuple(light.color)),
-            ("direction", tuple(light.direction)), ("intensity", float(light.intensity)), ("castShadows", True)]))
+    for i, light in enumerate(world.lights):
+        values = light_field_values(light, world.ambient, len(world.lights))
+        nodes.append(Node("DirectionalLight", [*values.items(), ("castShadows", True)], light_def(i)))
     room = world.room
     sx, sy = room.size
     nodes.append(_solid("hcgym_floor", (0.0, 0.0, -0.005), 0.0,

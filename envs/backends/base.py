@@ -17,8 +17,9 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from hcgym.camera import CameraPose
 from hcgym.errors import SpecError
-from hcgym.geometry import camera_rotation, rot_z
+from hcgym.geometry import rot_z
 from hcgym.synthesis.builder import Avatar, build_avatar
 from hcgym.types import CameraIntrinsics, Frame
 from hcgym.worlds.spec import CameraSpec, Robot, WorldSpec
@@ -47,22 +48,21 @@ class RobotState:
     yaw: float
 
 
-@dataclass(frozen=True)
-class CameraPose:
-    """A camera in the world: position (metres) and camera-to-world rotation (OpenCV axes)."""
-
-    position: np.ndarray
-    rotation: np.ndarray
-
-    @classmethod
-    def from_angles(cls, position, yaw: float, pitch: float) -> "CameraPose":
-        return cls(np.asarray(position, dtype=np.float64), camera_rotation(yaw, pitch))
+#: What a backend may or may not do beyond loading a world, moving bodies and rendering its named cameras
+#: from any pose; a backend lists what it can do in :attr:`SimBackend.capabilities`.
+CAPABILITIES = {
+    "intrinsics": "render with a camera model other than the world's cameras (render(intrinsics=...))",
+    "lighting": "change the light at run time (set_lighting)",
+    "add_human": "add people to a loaded world (add_human)",
+}
 
 
 class SimBackend(ABC):
     """Abstract simulator backend. Use as a context manager or call :meth:`close`."""
 
     name = "abstract"
+    #: The :data:`CAPABILITIES` this backend offers.
+    capabilities: frozenset[str] = frozenset()
 
     def __init__(self) -> None:
         self.world: WorldSpec | None = None

@@ -30,6 +30,7 @@ class EmbeddedBackend(SimBackend):
     """
 
     name = "embedded"
+    capabilities = frozenset({"intrinsics", "lighting", "add_human"})
 
     def __init__(self, renderer: str = "tiny", shadows: bool = False) -> None:
         super().__init__()

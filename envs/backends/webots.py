@@ -40,8 +40,8 @@ from hcgym.errors import DependencyNotInstalled, HcgymError, SpecError
 from hcgym.types import CameraIntrinsics, Frame
 from hcgym.worlds.spec import CameraSpec, WorldSpec
 from hcgym.worlds.webots_export import (
-    COLOR_LEVEL_STEP, camera_mount_rotation, human_def, human_field_values, proto_name, robot_def,
-    robot_field_values, rotation_field,
+    COLOR_LEVEL_STEP, camera_mount_rotation, human_def, human_field_values, light_def, light_field_values,
+    proto_name, robot_def, robot_field_values, rotation_field,
 )
 
 __all__ = ["WebotsBackend", "bgra_to_rgb", "range_to_depth", "segmentation_ids", "robot_pose_for_camera",
@@ -180,6 +180,9 @@ class WebotsBackend(SimBackend):
     """
 
     name = "webots"
+    #: Lighting is set through the exported ``DEF LIGHT_0`` DirectionalLight; cameras are the world's devices
+    #: (no ``intrinsics``) and the world's people are fixed by the exported file (no ``add_human``).
+    capabilities = frozenset({"lighting"})
 
     def __init__(self, robot: str | None = None) -> None:
         super().__init__()
@@ -191,6 +194,7 @@ class WebotsBackend(SimBackend):
         self._robot_fields: dict[str, _Pose] = {}
         self._devices: dict[str, _CameraDevices] = {}
         self._active: CameraSpec | None = None
+        self._light: Any = None
 
     # ---------------------------------------------------------------- hooks
     def _load(self, world: WorldSpec) -> None:
@@ -224,6 +228,9 @@ class WebotsBackend(SimBackend):
                 missing.append(robot_def(r.name))
                 continue
             self._robot_fields[r.name] = _Pose(node.getField("translation"), node.getField("rotation"))
+        self._light = sup.getFromDef(light_def(0)) if world.lights else None
+        if world.lights and self._light is None:
+            missing.append(light_def(0))
         if missing:
             raise SpecError("webots", f"DEF {', '.join(missing)} not found in the open Webots world; open the .wbt "
                                       f"written by `hcgym export-webots` for world {world.name!r}")
@@ -283,8 +290,14 @@ class WebotsBackend(SimBackend):
         return super().render(camera, pose, ground_truth=ground_truth)
 
     def _set_lighting(self) -> None:
-        raise SpecError("lighting", "changing the light at run time is not implemented for the Webots backend; "
-                                    "edit the DirectionalLight of the exported world instead")
+        """Write ``self.light`` and ``self.ambient`` into the world's first DirectionalLight (``DEF LIGHT_0``)."""
+        if self._light is None:
+            raise SpecError("lighting", f"world {self._world().name!r} has no light to change")
+        values = light_field_values(self.light, self.ambient, len(self._world().lights))
+        self._light.getField("direction").setSFVec3f(values["direction"])
+        self._light.getField("color").setSFColor(values["color"])
+        self._light.getField("intensity").setSFFloat(values["intensity"])
+        self._light.getField("ambientIntensity").setSFFloat(values["ambientIntensity"])
 
     def _render(self, intrinsics: CameraIntrinsics, pose: CameraPose) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         cam = self._active

@@ -51,10 +51,15 @@ class FacePipeline:
         h.update(image.tobytes())
         return h.digest()
 
-    def embed(self, image: np.ndarray) -> tuple[np.ndarray | None, np.ndarray | None]:
-        """(embedding (D,), box (4,)) of the face nearest the centre, or (None, None) when none is found."""
+    def embed(self, image, keypoints: bool = True) -> tuple[np.ndarray | None, np.ndarray | None]:
+        """(embedding (D,), box (4,)) of the face nearest the centre of an RGB image or
+        :class:`~hcgym.types.Frame`, or (None, None) when none is found.
+
+        With ``keypoints=False`` the recognizer aligns the face itself instead of using the detector's five
+        points (how the active face recognition envs were calibrated).
+        """
         img = as_image(image)
-        key = self._key(img)
+        key = self._key(img) + (b"" if keypoints else b"/own-landmarks")
         if key in self._cache:
             self._cache.move_to_end(key)
             return self._cache[key]
@@ -64,7 +69,7 @@ class FacePipeline:
         if len(det):
             centre = np.array([img.shape[1] / 2, img.shape[0] / 2])
             k = int(np.argmin(np.linalg.norm((det.boxes[:, :2] + det.boxes[:, 2:]) / 2 - centre, axis=1)))
-            kp = None if det.keypoints is None else det.keypoints[k:k + 1]
+            kp = None if det.keypoints is None or not keypoints else det.keypoints[k:k + 1]
             emb = self.recognizer(img, Detections(det.boxes[k:k + 1], det.scores[k:k + 1], kp))
             if len(emb):
                 out = (np.asarray(emb.vectors[0], dtype=np.float64), np.asarray(det.boxes[k], dtype=np.float64))

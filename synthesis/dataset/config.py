@@ -20,6 +20,9 @@ ENGINES = ("local", "ray")
 FORMATS = ("jpg", "png")
 #: Items per shard by mode (images, identities, persons).
 DEFAULT_SHARD_SIZE = {"scene": 50, "faces": 8, "multiview": 4}
+#: Backend capabilities each mode needs: scene images add people to a loaded world and sample a camera model per
+#: image; face crops and multi-view grids change the light.
+BACKEND_NEEDS = {"scene": ("add_human", "intrinsics"), "faces": ("lighting",), "multiview": ("lighting",)}
 SPLITS = ("train", "val", "test")
 TEXTURE_SIZES = (256, 512, 1024, 2048)
 
@@ -76,12 +79,21 @@ class FaceSettings:
 
 @dataclass(frozen=True)
 class MultiviewSettings:
-    """``multiview`` mode: a grid of head poses per person (degrees), seen from ``distance`` metres."""
+    """``multiview`` mode: a grid of camera pans/tilts per person (degrees, the convention of
+    :func:`hcgym.camera.orbit_pose`), seen from ``distance`` metres (see :mod:`hcgym.synthesis.multiview`)."""
 
     pans: tuple[int, ...] = tuple(range(-90, 91, 15))
     tilts: tuple[int, ...] = (-30, -15, 0, 15, 30)
     distance: float = 1.2
     hfov: float = 30.0
+    series: int = 2  #: 1: neutral under series 1's light; 2: also a mild expression under series 2's light.
+
+    def settings(self, size: tuple[int, int]):
+        """The :class:`~hcgym.synthesis.multiview.MultiViewSettings` of images of ``size`` (width, height)."""
+        from hcgym.synthesis.multiview import MultiViewSettings
+
+        return MultiViewSettings(tuple(self.pans), tuple(self.tilts), tuple(size), float(self.hfov),
+                                 float(self.distance))
 
 
 @dataclass(frozen=True)
@@ -101,6 +113,8 @@ class GenerateConfig:
         workers: processes (local pool) or Ray CPUs (local Ray).
         engine: ``local`` (process pool) or ``ray``.
         ray_address: address of an existing Ray cluster (``engine="ray"``); a local Ray when ``None``.
+        backend: simulator backend (``embedded`` or ``webots``); a backend that cannot serve the mode
+            (:data:`BACKEND_NEEDS`) is refused by :meth:`check`.
     """
 
     out: Path
@@ -118,6 +132,7 @@ class GenerateConfig:
     workers: int = 1
     engine: str = "local"
     ray_address: str | None = None
+    backend: str = "embedded"
 
     @property
     def items_per_shard(self) -> int:
@@ -134,6 +149,12 @@ class GenerateConfig:
         _choice(self.mode, "--mode", MODES)
         _choice(self.engine, "--engine", ENGINES)
         _choice(self.image_format, "--format", FORMATS)
+        from hcgym.envs.backends import check_backend
+
+        try:
+            check_backend(self.backend, BACKEND_NEEDS[self.mode])
+        except SpecError as e:
+            raise SpecError("--backend", f"{e.problem} (--mode {self.mode})") from None
         w, h = self.size
         _int(w, "--size (width)", 16, 4096)
         _int(h, "--size (height)", 16, 4096)
@@ -172,11 +193,15 @@ class GenerateConfig:
         m = self.multiview
         if not m.pans or not m.tilts or any(abs(a) > 90 for a in (*m.pans, *m.tilts)):
             raise SpecError("multiview", "pans and tilts must be non-empty lists of angles in [-90, 90]")
+        if m.series not in (1, 2):
+            raise SpecError("multiview", f"series must be 1 or 2, got {m.series!r}")
 
     def dataset_key(self, world_key: str | None, backgrounds_key: str | None) -> dict[str, Any]:
         """JSON-able description of everything that defines the output bytes."""
         key: dict[str, Any] = {"mode": self.mode, "n": self.n, "seed": self.seed, "size": list(self.size),
                                "shard_size": self.items_per_shard}
+        if self.backend != "embedded":
+            key["backend"] = self.backend
         if self.mode == "scene":
             key.update(image_format=self.image_format, world=None if self.backgrounds else self.world,
                        world_sha256=world_key,

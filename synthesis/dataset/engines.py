@@ -1,6 +1,6 @@
 """Where shards run: in this process, in a local process pool, or as Ray tasks.
 
-Every engine runs the same function, :func:`~hcgym.synthesis.dataset.shards.render_shard`,
+Every engine runs the same function, :func:`render_shard`,
 on the same :class:`~hcgym.synthesis.dataset.shards.ShardJob` objects and hands each
 result to ``on_result`` in this process as soon as it arrives (in any order: the output
 never depends on it). Workers never write into the output folder, so a Ray cluster
@@ -14,9 +14,25 @@ import os
 from typing import Callable, Iterable
 
 from hcgym.errors import DependencyNotInstalled
-from hcgym.synthesis.dataset.shards import ShardJob, ShardResult, render_shard
+from hcgym.synthesis.dataset.shards import ShardJob, ShardResult
 
 OnResult = Callable[[ShardResult], None]
+
+
+def render_shard(job: ShardJob) -> ShardResult:
+    """Render one shard in the current process (the function every engine runs)."""
+    mode = job.config.mode
+    if mode == "scene":
+        from hcgym.synthesis.dataset.scene import render_scene_shard
+
+        return render_scene_shard(job)
+    if mode == "faces":
+        from hcgym.synthesis.dataset.faces import render_faces_shard
+
+        return render_faces_shard(job)
+    from hcgym.synthesis.dataset.multiview import render_multiview_shard
+
+    return render_multiview_shard(job)
 
 
 def run_inline(jobs: Iterable[ShardJob], on_result: OnResult) -> None:

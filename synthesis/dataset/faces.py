@@ -43,7 +43,8 @@ def render_faces_shard(job: ShardJob) -> ShardResult:
     labels = list(range(job.start, job.start + job.count))
     seeds = [identity_seed(cfg.seed, j) for j in labels]
     t0 = time.perf_counter()
-    arrays = render_shard(seeds, labels, cfg.faces.per_identity, CropSettings(size=cfg.faces.size), cfg.seed)
+    arrays = render_shard(seeds, labels, cfg.faces.per_identity, CropSettings(size=cfg.faces.size), cfg.seed,
+                          backend=cfg.backend)
     t1 = time.perf_counter()
     files, images = [], []
     count: dict[int, int] = {}

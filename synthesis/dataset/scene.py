@@ -13,14 +13,14 @@ from __future__ import annotations
 import io
 import json
 import time
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 
 from hcgym.geometry import RadialDistortion
 from hcgym.synthesis.dataset import sampling
-from hcgym.synthesis.dataset.config import SPLITS, GenerateConfig, SceneSettings, split_fractions
+from hcgym.synthesis.dataset.config import BACKEND_NEEDS, SPLITS, GenerateConfig, SceneSettings, split_fractions
 from hcgym.synthesis.dataset.lens import LensWarp
 from hcgym.synthesis.dataset.shards import ShardJob, ShardResult
 
@@ -39,21 +39,21 @@ class SceneStage:
     """A loaded world for rendering many images. ``world`` is a :class:`~hcgym.worlds.WorldSpec`
     (its humans and robot bodies are dropped), or ``None`` for the empty backdrop used with photos."""
 
-    def __init__(self, world, seed: int, texture_size: int = 1024) -> None:
-        from hcgym.envs.backends.embedded import EmbeddedBackend
-        from hcgym.worlds.spec import CameraSpec, Robot, WorldSpec
+    def __init__(self, world, seed: int, texture_size: int = 1024, backend: str = "embedded") -> None:
+        from hcgym.envs.backends import make_backend
+        from hcgym.worlds.spec import CameraSpec, Robot
+        from hcgym.worlds.studio import photo_backdrop_world, populate
 
         camera = Robot(name="dataset", body="none", cameras=(CameraSpec("camera"),))
         if world is None:  # a tiny floor under the camera: outside it nothing is hit (segmentation 0)
-            world = WorldSpec.from_dict({"name": "backdrop", "room": {"size": [0.5, 0.5], "walls": False},
-                                         "background": [0.0, 0.0, 0.0]}, "backdrop")
+            world = photo_backdrop_world()
             self.ground = sampling.Ground()
         else:
             self.ground = sampling.ground_of_world(world)
-        self.world = replace(world, humans=(), robots=(camera,))
+        self.world = populate(world, humans=(), robots=(camera,))
         self.seed = seed
         self.texture_size = texture_size
-        self.sim = EmbeddedBackend()
+        self.sim = make_backend(backend, BACKEND_NEEDS["scene"])
         self.sim.load(self.world, seed=0)
         self._loaded: dict[tuple[int, int], _Loaded] = {}
         self._photos: dict[str, np.ndarray] = {}
@@ -115,10 +115,11 @@ _STAGES: dict[Any, SceneStage] = {}
 def _stage(job: ShardJob) -> SceneStage:
     cfg = job.config
     world = "backdrop" if job.backgrounds else (job.world_key, job.world.source)
-    key = (cfg.seed, world, cfg.scene.texture_size)
+    key = (cfg.seed, world, cfg.scene.texture_size, cfg.backend)
     if key not in _STAGES:
         _STAGES.clear()
-        _STAGES[key] = SceneStage(None if job.backgrounds else job.world, cfg.seed, cfg.scene.texture_size)
+        _STAGES[key] = SceneStage(None if job.backgrounds else job.world, cfg.seed, cfg.scene.texture_size,
+                                  cfg.backend)
     return _STAGES[key]
 
 
@@ -159,7 +160,7 @@ def render_image(stage: SceneStage, job: ShardJob, index: int,
     Returns the file name, the encoded image, its record (``split``, COCO ``image`` and
     ``annotations``) and the specs of the avatars it shows.
     """
-    from hcgym.envs.backends.base import CameraPose
+    from hcgym.camera import CameraPose
     from hcgym.envs.backends.truth import frame_truth
     from hcgym.synthesis.dataset import blend
     from hcgym.synthesis.dataset.coco import ANN_PER_IMAGE, person_annotation

@@ -56,22 +56,6 @@ class ShardResult:
     timings: dict[str, float] = field(default_factory=dict)
 
 
-def render_shard(job: ShardJob) -> ShardResult:
-    """Render one shard in the current process (the function every engine runs)."""
-    mode = job.config.mode
-    if mode == "scene":
-        from hcgym.synthesis.dataset.scene import render_scene_shard
-
-        return render_scene_shard(job)
-    if mode == "faces":
-        from hcgym.synthesis.dataset.faces import render_faces_shard
-
-        return render_faces_shard(job)
-    from hcgym.synthesis.dataset.multiview import render_multiview_shard
-
-    return render_multiview_shard(job)
-
-
 def shard_path(index: int) -> str:
     return f"shards/shard_{index:05d}.json"
 

@@ -1,0 +1,1 @@
+"""Test support code: the VRML reader and the fake Webots ``controller`` module."""
