@@ -1,14 +1,20 @@
 # hcgym: two commands for a fresh machine.
 #   make demo   create .venv, install everything, run `hcgym demo` (writes out/demo/)
 #   make test   install if needed, run the test suite against a non-editable install
+# Development:
+#   make test-fast    the suite without tests marked slow (the inner loop)
+#   make lint         ruff, with the project's configuration in pyproject.toml
+#   make constraints  rewrite constraints.txt from the venv (after a dependency change)
 PYTHON ?= python3
 VENV   ?= .venv
 PY     := $(VENV)/bin/python
 PIP    := $(PY) -m pip --disable-pip-version-check
 STAMP  := $(VENV)/.hcgym-deps
 PYTEST_ARGS ?=
+# Every install takes the exact versions CI tested.
+CONSTRAINTS := constraints.txt
 
-.PHONY: demo test install deps clean
+.PHONY: demo test test-fast lint install deps constraints clean
 
 demo: install
 	$(VENV)/bin/hcgym demo --out out/demo
@@ -16,13 +22,19 @@ demo: install
 test: install
 	$(PY) -m pytest $(PYTEST_ARGS)
 
-# Dependencies: reinstalled when pyproject.toml changes. torch first, pinned to the CPU wheel.
-$(STAMP): pyproject.toml
+test-fast: install
+	$(PY) -m pytest -m "not slow" $(PYTEST_ARGS)
+
+lint: deps
+	$(VENV)/bin/ruff check .
+
+# Dependencies: reinstalled when pyproject.toml or constraints.txt changes. torch first, pinned to the CPU wheel.
+$(STAMP): pyproject.toml $(CONSTRAINTS)
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PIP) install -q --upgrade pip setuptools wheel
-	$(PIP) install -q torch==2.13.0
-	$(PIP) install -q ".[test]"
-	$(PIP) install -q --no-deps "$$($(PY) -c 'import tomllib; print(tomllib.load(open("pyproject.toml", "rb"))["project"]["optional-dependencies"]["insightface"][0])')"
+	$(PIP) install -q -c $(CONSTRAINTS) torch==2.13.0
+	$(PIP) install -q -c $(CONSTRAINTS) ".[test]"
+	$(PIP) install -q -c $(CONSTRAINTS) --no-deps "$$($(PY) -c 'import tomllib; print(tomllib.load(open("pyproject.toml", "rb"))["project"]["optional-dependencies"]["insightface"][0])')"
 	touch $(STAMP)
 
 deps: $(STAMP)
@@ -31,6 +43,11 @@ deps: $(STAMP)
 install: $(STAMP)
 	rm -rf build
 	$(PIP) install -q --no-deps --no-build-isolation --force-reinstall .
+
+constraints: deps
+	{ sed -n '1,2p' $(CONSTRAINTS); $(PIP) list --format=freeze --exclude-editable \
+	  | grep -v -E '^(hcgym|pip|setuptools|wheel)==' | sed -E 's/^torch==([0-9.]+)\+cpu$$/torch==\1/' \
+	  | sort -f; } > $(CONSTRAINTS).tmp && mv $(CONSTRAINTS).tmp $(CONSTRAINTS)
 
 clean:
 	rm -rf build *.egg-info out .pytest_cache

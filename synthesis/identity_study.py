@@ -76,11 +76,13 @@ def run_identity_study(n: int = 20, seed: int = 5000, width: int = 400, height: 
 
     ``recognizer`` is a registered embedding sensor; embeddings other than dlib's are L2-normalised.
     """
-    from hcgym.envs.backends.embedded import EmbeddedBackend
+    from hcgym.envs.backends import make_backend
     from hcgym.perception.face.gallery import Gallery
     from hcgym.synthesis.avatar_spec import AvatarSpec
     from hcgym.synthesis.builder import build_avatar
-    from hcgym.synthesis.studio import portrait_pose, studio_world
+    from hcgym.synthesis.studio import portrait_pose
+    from hcgym.worlds.spec import CameraSpec
+    from hcgym.worlds.studio import studio_world
 
     rng = np.random.default_rng(seed)
     gallery_specs = [AvatarSpec.random(seed + i) for i in range(n)]
@@ -97,13 +99,13 @@ def run_identity_study(n: int = 20, seed: int = 5000, width: int = 400, height: 
     for i in it:
         build_avatar(gallery_specs[i])
         build_avatar(query_specs[i])
-    with EmbeddedBackend() as sim:
-        sim.load(studio_world(gallery_specs, width, height))
+    with make_backend("embedded") as sim:
+        sim.load(studio_world(gallery_specs, cameras=(CameraSpec("cam", width, height),)))
         poses = [portrait_pose(h.avatar, 1.0) for h in sim.humans]
         gallery = _embed_rendered(sim, sim.humans, poses, width, height, recognizer)
-    with EmbeddedBackend() as sim:  # other light: from the other side, warmer, less ambient
-        sim.load(studio_world(query_specs, width, height, light=(0.5, 0.5, -0.7), light_color=(1.0, 0.9, 0.78),
-                              ambient=0.38))
+    with make_backend("embedded") as sim:  # other light: from the other side, warmer, less ambient
+        sim.load(studio_world(query_specs, cameras=(CameraSpec("cam", width, height),), light=(0.5, 0.5, -0.7),
+                              light_color=(1.0, 0.9, 0.78), ambient=0.38))
         poses = [portrait_pose(h.avatar, 1.0, yaws[i]) for i, h in enumerate(sim.humans)]
         queries = _embed_rendered(sim, sim.humans, poses, width, height, recognizer)
     ok_g = [g is not None for g in gallery]
