@@ -30,11 +30,18 @@ class RuleBasedAgent(Agent):
       improves; after ``patience`` readings without a new best (or when the face is lost), step
       back to where the best confidence was read and stay there.
 
-    The detector runs on the observation, so use observations large enough for it (the paper's
-    400x300). ``yaw_threshold`` is the nose offset, in eye distances, that triggers an arc.
+    The detector runs on the observation, so the agent asks for observations large enough for it
+    (:meth:`observation_size`, the paper's 400x300). ``yaw_threshold`` is the nose offset, in eye
+    distances, that triggers an arc.
     """
 
     name = "rule"
+    #: (width, height) of the observations the agent needs: its face detector must see the face.
+    OBS_SIZE = (400, 300)
+
+    def observation_size(self) -> tuple[int, int]:
+        """(width, height) of the observations to give this agent."""
+        return self.OBS_SIZE
 
     def __init__(self, detector: str = "face/mediapipe-full", one_axis: bool = False,
                  yaw_threshold: float = 0.25, patience: int = 4) -> None:

@@ -47,7 +47,9 @@ class ActiveFaceRecognitionEnv(HcgymEnv):
     """Gymnasium env of the paper's active face recognition task.
 
     Args:
-        obs_size: observation (width, height); default :attr:`DEFAULT_OBS_SIZE`, the paper's 400x300.
+        obs_size: observation (width, height); default :attr:`DEFAULT_OBS_SIZE` (84x84, the input of the paper's
+            PPO network and of the shipped agents; agents that need more pixels, such as the rule-based one, ask
+            for their own size, e.g. the paper's 400x300).
         frame_stack: number of stacked frames (channels = 3 x frame_stack).
         one_axis: setup 1 (stay/forward/backward, person in front) instead of setup 2.
         arc_step: degrees per arc move; ``move_step``: metres per forward/backward move.
@@ -66,7 +68,7 @@ class ActiveFaceRecognitionEnv(HcgymEnv):
     """
 
     metadata = {"render_modes": ["rgb_array"], "render_fps": 10}
-    DEFAULT_OBS_SIZE = (400, 300)
+    DEFAULT_OBS_SIZE = (84, 84)
     backend_requires = ("lighting",)  # the gallery images are taken under another light
     transient = ("_detector", "_recognizer", "_gallery", "_store", "_lattice", "_galleries", "_gallery_vectors")
 

@@ -36,7 +36,8 @@ def register(sub: argparse._SubParsersAction) -> None:
     a = targets.add_parser("active-fr", help="PPO with the paper's network on the active face recognition env")
     a.add_argument("--steps", type=_args.positive_int, default=1_000_000, help="total environment steps")
     a.add_argument("--envs", type=_args.positive_int, default=8, help="parallel environments (SubprocVecEnv)")
-    a.add_argument("--obs-size", type=_args.size, default=(84, 84), help="observation WxH, e.g. 84x84")
+    a.add_argument("--obs-size", type=_args.size, default=None,
+                   help="observation WxH (default: the env's, 84x84)")
     a.add_argument("--setup", type=int, choices=(1, 2), default=2, help="1: one axis, 2: five actions")
     a.add_argument("--episode-steps", type=_args.positive_int, default=1000, help="steps per training episode")
     a.add_argument("--seed", type=_args.seed, default=0)
@@ -160,7 +161,10 @@ def run_active_fr(args: argparse.Namespace) -> int:
     if args.resume:  # an SB3 zip is a pickle: refused before any lattice is built unless trusted
         trusted_checkpoint(args.out / "checkpoints" / "last.zip", args.trust_checkpoint, "--resume")
     lattice_s = 0.0
-    env_kwargs = {"obs_size": args.obs_size, "max_steps": args.episode_steps, "headings": tuple(args.headings),
+    from hcgym.envs.active_fr import ActiveFaceRecognitionEnv
+
+    obs_size = tuple(args.obs_size or ActiveFaceRecognitionEnv.DEFAULT_OBS_SIZE)
+    env_kwargs = {"obs_size": obs_size, "max_steps": args.episode_steps, "headings": tuple(args.headings),
                   "start_distance": (lo, hi), "max_distance": args.max_distance}
     if not args.no_lattice:
         from hcgym.envs.active_fr import TRAIN_AVATARS

@@ -48,8 +48,6 @@ AGENTS = ("ppo", "rule", "static")
 AGENT_NAMES = {"static": "Static", "rule": "Rule-based", "ppo": "PPO"}
 #: Held-out avatars: the first ``n`` are the evaluated people, all of them form the gallery pool.
 EVAL_AVATARS = tuple(range(400_000, 400_008))
-#: Observation size of agents that do not name one (the env's default, the paper's 400x300).
-DEFAULT_OBS_SIZE = (400, 300)
 #: Start cell of the recorded episode per protocol (distance m, angle deg).
 GIF_START = {"setup1": (5.0, 0.0), "setup2": (3.0, 120.0)}
 
@@ -184,10 +182,11 @@ def run(config: ActiveFrConfig, progress: bool = True) -> dict[str, Any]:
     results, episodes = [], {}
     for name in config.agents:
         agent = make_agent(name, config.protocol, config.checkpoint, config.sample, config.trust_checkpoint)
-        obs_size = agent.observation_size() if hasattr(agent, "observation_size") else DEFAULT_OBS_SIZE
+        # the agent's own observation size (PPO: its checkpoint's; rule-based: 400x300), else the env's default
+        size = {"obs_size": agent.observation_size()} if hasattr(agent, "observation_size") else {}
 
         def make_env():
-            return gym.make(env_id, obs_size=obs_size, avatars=avatars, max_steps=config.steps)
+            return gym.make(env_id, **size, avatars=avatars, max_steps=config.steps)
 
         result = evaluate(config.protocol, make_env, agent, list(range(config.persons)), config.steps,
                           progress=progress, cells=config.cells)
