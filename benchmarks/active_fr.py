@@ -27,7 +27,7 @@ def _steps_per_s(obs_size, cache: bool, steps: int, n_envs: int = 1) -> float:
     actions = rng.integers(0, 5, (steps, n_envs))
     if n_envs == 1:
         env = gym.make("hcgym/ActiveFaceRecognition-v0", **kwargs)
-        for rep in range(2 if cache else 1):  # the first pass fills the caches
+        for _ in range(2 if cache else 1):  # the first pass fills the caches
             env.reset(seed=0)
             t0 = time.perf_counter()
             for a in actions[:, 0]:
@@ -37,7 +37,7 @@ def _steps_per_s(obs_size, cache: bool, steps: int, n_envs: int = 1) -> float:
         return steps / dt
     vec = make_vec_env("hcgym.envs:hcgym/ActiveFaceRecognition-v0", n_envs=n_envs, seed=0,
                        vec_env_cls=SubprocVecEnv, env_kwargs=kwargs)
-    for rep in range(2 if cache else 1):
+    for _ in range(2 if cache else 1):
         vec.seed(0)
         vec.reset()
         t0 = time.perf_counter()

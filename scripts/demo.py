@@ -56,10 +56,10 @@ def detect_people(rgb, out: Path) -> Path:
 
 def run(args: argparse.Namespace) -> int:
     from hcgym.envs.backends import make_backend
-    from hcgym.synthesis.studio import contact_sheet
     from hcgym.scripts.render import write_frame
     from hcgym.synthesis import AvatarSpec
     from hcgym.synthesis.builder import build_avatar
+    from hcgym.synthesis.studio import contact_sheet
     from hcgym.worlds import load_world, shipped_worlds
 
     out: Path = args.out

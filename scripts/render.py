@@ -10,6 +10,7 @@ import numpy as np
 
 from hcgym.scripts import _args
 
+
 def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("render", help="render a world camera: rgb.png, depth.npy, segmentation.png, ground_truth.json",
                        description="Render one camera of a world (a YAML file or a shipped world name). Writes "

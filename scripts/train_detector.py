@@ -55,7 +55,7 @@ def run(args: argparse.Namespace) -> int:
 
     from hcgym.perception.base import OnnxSensor
     from hcgym.perception.detection.centernet import CenterNet, CenterNetConfig
-    from hcgym.perception.detection.sensor import PersonDetector, load_model, save_checkpoint, _shipped
+    from hcgym.perception.detection.sensor import PersonDetector, _shipped, load_model, save_checkpoint
     from hcgym.perception.detection.training import DetectorTrainConfig, load_split, train_detector
 
     t0 = time.time()

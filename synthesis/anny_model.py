@@ -83,8 +83,8 @@ class Template:
 
 @functools.lru_cache(maxsize=1)
 def get_template() -> Template:
-    import torch
     import anny
+    import torch
 
     model = get_model()
     with torch.no_grad():
@@ -115,7 +115,6 @@ def _face_points(verts: np.ndarray, kp_weights: np.ndarray, lip_mask: np.ndarray
     kp = kp_weights @ verts
     nose, leye, reye = kp[0], kp[1], kp[2]
     eye_z = (leye[2] + reye[2]) / 2
-    half = abs(leye[0] - reye[0]) / 2
     # Only the front surface of the head: in front of the ears and above the neck.
     ear_y = (kp[3][1] + kp[4][1]) / 2
     front = (verts[:, 1] < ear_y - 0.02) & (verts[:, 2] > eye_z - 0.16) & (verts[:, 2] < eye_z + 0.12) \

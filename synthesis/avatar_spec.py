@@ -20,7 +20,7 @@ from hcgym.errors import SpecError
 from hcgym.synthesis.expressions import EXPRESSIONS, expression_actions
 from hcgym.synthesis.labels import BODY_LOCAL_CHANGES, BONES, FACE_LOCAL_CHANGES, FACIAL_ACTIONS, PHENOTYPES
 from hcgym.synthesis.poses import POSES
-from hcgym.validate import Fields, check_number, check_vector, parse_color
+from hcgym.validate import Fields, check_number, check_vector
 
 HAIR_STYLES = ("bald", "buzz", "short", "medium", "long")
 SHIRT_PATTERNS = ("plain", "stripes", "checks", "two_tone")

@@ -154,7 +154,7 @@ def make_pairs(data: dict[str, np.ndarray], kind: str, n_pairs: int = 6000, seed
     """(n_pairs, 3) int array of (index a, index b, same) with half same and half different pairs."""
     rng = np.random.default_rng(seed)
     labels, group, gender = data["labels"], data["group"], data["gender"]
-    by_label: dict[int, np.ndarray] = {int(l): np.flatnonzero(labels == l) for l in np.unique(labels)}
+    by_label: dict[int, np.ndarray] = {int(lab): np.flatnonzero(labels == lab) for lab in np.unique(labels)}
     ids = np.array(sorted(by_label))
     half = n_pairs // 2
     same, diff = set(), set()

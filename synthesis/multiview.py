@@ -25,7 +25,6 @@ Top layer of :mod:`hcgym.synthesis`: it drives a simulator backend directly.
 
 from __future__ import annotations
 
-import math
 import re
 from dataclasses import dataclass, field
 from pathlib import Path

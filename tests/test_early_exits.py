@@ -9,8 +9,18 @@ import pytest
 import torch
 
 from hcgym.errors import SpecError
-from hcgym.perception.face.early_exits import (METHODS, AdaptiveFaceEmbedder, BoFHead, ExitHeads, ExitModel, LRHead,
-                                               ProposedHead, RawHead, fit_exit_heads, kmeans)
+from hcgym.perception.face.early_exits import (
+    METHODS,
+    AdaptiveFaceEmbedder,
+    BoFHead,
+    ExitHeads,
+    ExitModel,
+    LRHead,
+    ProposedHead,
+    RawHead,
+    fit_exit_heads,
+    kmeans,
+)
 from hcgym.perception.face.irnet import chips_to_input, count_flops, random_irnet
 
 TINY = {"units": (1, 2, 2, 1), "widths": (8, 16, 24, 32), "expansions": (1, 2, 2, 2)}

@@ -11,8 +11,14 @@ import hcgym.perception as hp
 from hcgym.errors import SpecError
 from hcgym.perception.face.mediapipe_models import tile_origins
 from hcgym.perception.face.pipeline import FacePipeline
-from hcgym.perception.face.real_photos import (GROUP_FACE_CENTRES, PORTRAIT_FACE_CENTRE, group_photo,
-                                               portrait_photo, run_detector, score)
+from hcgym.perception.face.real_photos import (
+    GROUP_FACE_CENTRES,
+    PORTRAIT_FACE_CENTRE,
+    group_photo,
+    portrait_photo,
+    run_detector,
+    score,
+)
 
 DEFAULT = inspect.signature(FacePipeline).parameters["detector"].default
 

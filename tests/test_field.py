@@ -108,8 +108,8 @@ def test_lens_warp_moves_a_pixel_where_the_formula_puts_it():
 
 
 def test_zero_distortion_is_the_pinhole_camera(tmp_path):
-    from hcgym.scripts.generate import config_from_args
     from hcgym.scripts.cli import build_parser
+    from hcgym.scripts.generate import config_from_args
     from hcgym.synthesis.dataset.config import SceneSettings
     from hcgym.synthesis.dataset.lens import LensWarp
     from hcgym.synthesis.dataset.scene import lens_of

@@ -10,8 +10,17 @@ import pytest
 import torch
 
 from hcgym.errors import SpecError
-from hcgym.perception.face.irnet import (ArcFaceLoss, HcgymFaceEmbedder, IRNet, choose_exits, count_flops,
-                                         flops_per_block, load_checkpoint, random_irnet, save_checkpoint)
+from hcgym.perception.face.irnet import (
+    ArcFaceLoss,
+    HcgymFaceEmbedder,
+    IRNet,
+    choose_exits,
+    count_flops,
+    flops_per_block,
+    load_checkpoint,
+    random_irnet,
+    save_checkpoint,
+)
 from hcgym.types import Detections, Embeddings
 
 TINY = {"units": (1, 2, 2, 1), "widths": (8, 16, 24, 32), "expansions": (1, 2, 2, 2)}

@@ -108,7 +108,7 @@ def test_cli_writes_results_table_and_figures(evaluated):
     assert (res["split"], res["seed"], res["n_images"], res["caps"]) == ("sparse", 1000, 2, [10, 30])
     assert res["detector"]["simulated"] and res["detector"]["name"] == "simulated"
     assert list(res["methods"]) == [*nms.list_methods(), "seq2seq_nomask"]
-    for name, row in res["methods"].items():
+    for row in res["methods"].values():
         assert set(row["by_cap"]) == {"10", "30"}
         for r in row["by_cap"].values():
             assert 0 <= r["ap"] <= r["ap50"] <= 1 and r["ms"] > 0 and r["kept"] <= 30

@@ -19,8 +19,7 @@ from hcgym.perception import nms  # noqa: E402
 from hcgym.perception.nms.candidates import CandidateSet, extract_candidates, make_detector  # noqa: E402
 from hcgym.perception.nms.seq2seq import load_model  # noqa: E402
 from hcgym.perception.nms.simulate import DetectorSimulator, adjacent_pairs, paired_iou  # noqa: E402
-from hcgym.perception.nms.training import (TrainSettings, lr_factor, mean_loss, train_seq2seq,  # noqa: E402
-                                           training_targets)
+from hcgym.perception.nms.training import TrainSettings, lr_factor, mean_loss, train_seq2seq, training_targets  # noqa: E402
 from hcgym.scripts.cli import main  # noqa: E402
 from hcgym.scripts.train_seq2seq_nms import tiny_config  # noqa: E402
 

@@ -12,10 +12,23 @@ torch = pytest.importorskip("torch")
 from hcgym.errors import SpecError  # noqa: E402
 from hcgym.perception import nms  # noqa: E402
 from hcgym.perception.nms.roi_align import roi_align, roi_align_reference  # noqa: E402
-from hcgym.perception.nms.seq2seq import (MaskedMultiHeadAttention, Seq2SeqConfig, Seq2SeqNMS,  # noqa: E402
-                                          Seq2SeqNMSNet, attention_mask, cell_statistics, class_weights, edge_map,
-                                          export_onnx, fmod_descriptors, geometric_features, load_model,
-                                          match_labels, pairwise_iou, save_model, weighted_bce)
+from hcgym.perception.nms.seq2seq import (  # noqa: E402
+    MaskedMultiHeadAttention,
+    Seq2SeqConfig,
+    Seq2SeqNMS,
+    Seq2SeqNMSNet,
+    attention_mask,
+    cell_statistics,
+    class_weights,
+    edge_map,
+    export_onnx,
+    fmod_descriptors,
+    geometric_features,
+    load_model,
+    match_labels,
+    save_model,
+    weighted_bce,
+)
 
 # --------------------------------------------------------------------------------------------
 # ROIAlign

@@ -16,8 +16,16 @@ import numpy as np
 import pytest
 
 import hcgym.envs  # noqa: F401 - registers the ids
-from hcgym.agents.synthesized_view import (OracleMoveAgent, RecogniseAgent, SynthBias, SynthesizedViewAgent, Trace,
-                                           candidate_moves, run_decisions, synthesized_view_decisions)
+from hcgym.agents.synthesized_view import (
+    OracleMoveAgent,
+    RecogniseAgent,
+    SynthBias,
+    SynthesizedViewAgent,
+    Trace,
+    candidate_moves,
+    run_decisions,
+    synthesized_view_decisions,
+)
 from hcgym.errors import SpecError
 
 ENV_ID = "hcgym/ActiveFaceRecognitionPan-v0"

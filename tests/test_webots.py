@@ -13,23 +13,21 @@ import math
 import re
 import sys
 import types
-from dataclasses import dataclass, field, replace
+from dataclasses import replace
 from pathlib import Path
-from typing import Any
 
 import numpy as np
 import pytest
 
-from support.vrml import HEADER, Parser, read_proto, read_wbt, rotation_of, tokenize
-from support.webots_fakes import fake_controller, pattern
-
 from hcgym.camera import CameraPose
+from hcgym.envs.backends import webots as wb
 from hcgym.errors import DependencyNotInstalled, SpecError
 from hcgym.geometry import camera_rotation, rot_z
 from hcgym.synthesis.builder import Avatar, build_avatar
 from hcgym.worlds import WorldSpec, load_world
 from hcgym.worlds import webots_export as wx
-from hcgym.envs.backends import webots as wb
+from support.vrml import Parser, read_proto, read_wbt, rotation_of, tokenize
+from support.webots_fakes import fake_controller
 
 WORLDS = ("active_face_room", "crowd_street")
 BASE_NODES = {"WorldInfo", "Viewpoint", "Background", "DirectionalLight", "Solid", "Shape", "PBRAppearance", "Box",

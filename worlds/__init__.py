@@ -5,7 +5,16 @@
 """
 
 from hcgym.worlds.spec import (
-    CameraSpec, Human, Light, Prop, Robot, Room, Surface, WorldSpec, load_world, shipped_worlds,
+    CameraSpec,
+    Human,
+    Light,
+    Prop,
+    Robot,
+    Room,
+    Surface,
+    WorldSpec,
+    load_world,
+    shipped_worlds,
 )
 
 __all__ = ["CameraSpec", "Human", "Light", "Prop", "Robot", "Room", "Surface", "WorldSpec", "load_world",

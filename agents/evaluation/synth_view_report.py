@@ -12,8 +12,7 @@ from typing import Any
 
 import numpy as np
 
-from hcgym.agents.evaluation.synth_view import (CONSTANT_BIAS, DIAGNOSTICS, METHODS, SEED_TABLE8, TRUE_VIEWS,
-                                                UNCORRECTED)
+from hcgym.agents.evaluation.synth_view import CONSTANT_BIAS, DIAGNOSTICS, METHODS, SEED_TABLE8, TRUE_VIEWS, UNCORRECTED
 from hcgym.report import markdown_table
 
 #: Source pans of the strip figure (those whose view 15 degrees toward frontal exists are drawn).

@@ -40,8 +40,16 @@ from hcgym.errors import DependencyNotInstalled, HcgymError, SpecError
 from hcgym.types import CameraIntrinsics, Frame
 from hcgym.worlds.spec import CameraSpec, WorldSpec
 from hcgym.worlds.webots_export import (
-    COLOR_LEVEL_STEP, camera_mount_rotation, human_def, human_field_values, light_def, light_field_values,
-    proto_name, robot_def, robot_field_values, rotation_field,
+    COLOR_LEVEL_STEP,
+    camera_mount_rotation,
+    human_def,
+    human_field_values,
+    light_def,
+    light_field_values,
+    proto_name,
+    robot_def,
+    robot_field_values,
+    rotation_field,
 )
 
 __all__ = ["WebotsBackend", "bgra_to_rgb", "range_to_depth", "segmentation_ids", "robot_pose_for_camera",

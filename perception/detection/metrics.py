@@ -29,7 +29,7 @@ def coco_ap(items: list[dict[str, Any]], detections: list[tuple[np.ndarray, np.n
     images, anns, dets = [], [], []
     for k, (it, (boxes, scores)) in enumerate(zip(items, detections)):
         images.append({"id": k + 1, "width": it["width"], "height": it["height"]})
-        for g, (b, ig) in enumerate(zip(it["boxes"], it["ignore"])):
+        for b, ig in zip(it["boxes"], it["ignore"]):
             w, h = float(b[2] - b[0]), float(b[3] - b[1])
             anns.append({"id": len(anns) + 1, "image_id": k + 1, "category_id": 1, "bbox": [float(b[0]), float(b[1]), w, h],
                          "area": w * h, "iscrowd": int(ig)})

@@ -29,8 +29,19 @@ from __future__ import annotations
 
 from hcgym.perception.face.adaptive_embedder import AdaptiveEmbedding, AdaptiveFaceEmbedder
 from hcgym.perception.face.exit_fitting import HEADS_FORMAT, ExitHeads, ExitModel, fit_exit_heads
-from hcgym.perception.face.exit_heads import (HEAD_TYPES, METHODS, BoFHead, ExitHead, LRHead, ProposedHead, RawHead,
-                                             gap, kmeans, ridge_solve, sq_dists)
+from hcgym.perception.face.exit_heads import (
+                                             HEAD_TYPES,
+                                             METHODS,
+                                             BoFHead,
+                                             ExitHead,
+                                             LRHead,
+                                             ProposedHead,
+                                             RawHead,
+                                             gap,
+                                             kmeans,
+                                             ridge_solve,
+                                             sq_dists,
+)
 
 __all__ = [
     "METHODS", "HEADS_FORMAT", "HEAD_TYPES", "gap", "sq_dists", "kmeans", "ridge_solve", "ExitHead", "RawHead",

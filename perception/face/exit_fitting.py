@@ -173,7 +173,7 @@ def _fit_exit_heads(model: IRNet, chips: np.ndarray, exits: Sequence[int] | None
     dim = targets.shape[1]
     common = {"ridge": ridge, "max_samples": None, "max_vectors": max_vectors, "kmeans_iters": kmeans_iters, "seed": seed}
     heads: dict[str, list[ExitHead]] = {m: [] for m in methods}
-    for i, feats in enumerate(maps):
+    for feats in maps:
         c = feats.shape[1]
         if "raw" in heads:
             heads["raw"].append(RawHead(c, dim).fit(feats))

@@ -20,7 +20,11 @@ import torch
 
 from hcgym.perception.face.gallery import kfold_verification
 from hcgym.perception.face.irnet import (
-    DEFAULT_UNITS, ArcFaceLoss, IRNet, chips_to_input, save_checkpoint,
+    DEFAULT_UNITS,
+    ArcFaceLoss,
+    IRNet,
+    chips_to_input,
+    save_checkpoint,
 )
 
 
@@ -80,7 +84,7 @@ def embed_chips(model: IRNet, chips: np.ndarray, batch: int = 256) -> np.ndarray
 def verification_pairs(labels: np.ndarray, n_pairs: int, seed: int) -> np.ndarray:
     """(n, 3) random (a, b, same) pairs, half same identity."""
     rng = np.random.default_rng(seed)
-    by = {int(l): np.flatnonzero(labels == l) for l in np.unique(labels)}
+    by = {int(lab): np.flatnonzero(labels == lab) for lab in np.unique(labels)}
     ids = [k for k, v in by.items() if len(v) >= 2]
     rows = []
     for i in range(n_pairs):
@@ -193,8 +197,9 @@ def train_embedder(chips: np.ndarray, labels: np.ndarray, cfg: TrainConfig = Tra
         history.append(rec)
         log(json.dumps({k: round(v, 3) if isinstance(v, float) else v for k, v in rec.items()}))
         if out is not None:
-            from hcgym.paths import atomic_write_bytes
             import io
+
+            from hcgym.paths import atomic_write_bytes
 
             out.mkdir(parents=True, exist_ok=True)
             save_checkpoint(model, out / "last.pt", extra_meta={"history": history, "train_config": asdict(cfg)})

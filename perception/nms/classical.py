@@ -12,8 +12,7 @@ from __future__ import annotations
 import numpy as np
 
 from hcgym.errors import SpecError
-from hcgym.perception.nms.base import (NmsMethod, NmsResult, centre_distance_ratio, iou_matrix, score_order,
-                                       sort_keep)
+from hcgym.perception.nms.base import NmsMethod, NmsResult, centre_distance_ratio, iou_matrix, score_order, sort_keep
 
 
 def _check_unit(value: float, field: str) -> float:

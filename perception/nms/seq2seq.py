@@ -45,11 +45,22 @@ import torch
 
 from hcgym.errors import SpecError
 from hcgym.perception.nms.base import NmsMethod, NmsResult, score_order, sort_keep, validate
-from hcgym.perception.nms.seq2seq_features import (N_GEOMETRY, cell_statistics, edge_map, fmod_descriptors,
-                                                   geometric_features, pairwise_iou)
+from hcgym.perception.nms.seq2seq_features import (
+    N_GEOMETRY,
+    cell_statistics,
+    edge_map,
+    fmod_descriptors,
+    geometric_features,
+    pairwise_iou,
+)
 from hcgym.perception.nms.seq2seq_loss import class_weights, match_labels, weighted_bce
-from hcgym.perception.nms.seq2seq_net import (JointProcessingModule, MaskedMultiHeadAttention, Seq2SeqConfig,
-                                              Seq2SeqNMSNet, attention_mask)
+from hcgym.perception.nms.seq2seq_net import (
+    JointProcessingModule,
+    MaskedMultiHeadAttention,
+    Seq2SeqConfig,
+    Seq2SeqNMSNet,
+    attention_mask,
+)
 
 __all__ = [
     "MODELS_DIR", "N_GEOMETRY", "SHIPPED", "SHIPPED_NOMASK", "JointProcessingModule", "MaskedMultiHeadAttention",

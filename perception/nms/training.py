@@ -43,8 +43,14 @@ import torch
 
 from hcgym.errors import SpecError
 from hcgym.perception.nms.candidates import CandidateSet
-from hcgym.perception.nms.seq2seq import (Seq2SeqConfig, Seq2SeqNMSNet, class_weights, edge_map, match_labels,
-                                          weighted_bce)
+from hcgym.perception.nms.seq2seq import (
+    Seq2SeqConfig,
+    Seq2SeqNMSNet,
+    class_weights,
+    edge_map,
+    match_labels,
+    weighted_bce,
+)
 
 STATE_FILE = "train_state.pt"
 

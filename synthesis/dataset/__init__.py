@@ -13,7 +13,13 @@ Gymnasium envs). Entry point: :func:`generate` with a :class:`GenerateConfig`.
 """
 
 from hcgym.synthesis.dataset.config import (
-    ENGINES, FORMATS, MODES, FaceSettings, GenerateConfig, MultiviewSettings, SceneSettings,
+    ENGINES,
+    FORMATS,
+    MODES,
+    FaceSettings,
+    GenerateConfig,
+    MultiviewSettings,
+    SceneSettings,
 )
 
 __all__ = ["ENGINES", "FORMATS", "MODES", "FaceSettings", "GenerateConfig", "MultiviewSettings", "SceneSettings",

@@ -89,7 +89,7 @@ def finalize_faces(out: Path, records: list[dict[str, Any]], config: GenerateCon
     rows = ["a,b,same"]
     if half > 0:
         data = {"labels": labels, "group": np.zeros(len(labels), np.int8),
-                "gender": np.array([gender_of[int(l)] for l in labels], np.int8)}
+                "gender": np.array([gender_of[int(lab)] for lab in labels], np.int8)}
         for a, b, same in make_pairs(data, "lfw_like", 2 * half, seed=config.seed):
             rows.append(f"{images[a]['file']},{images[b]['file']},{int(same)}")
     atomic_write_bytes(out / "pairs.csv", ("\n".join(rows) + "\n").encode())
