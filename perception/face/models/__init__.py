@@ -26,7 +26,11 @@ def hcgym_embedder(checkpoint: str | Path | None = None):
 
 
 def recognizer_cutoff(recognizer: str) -> tuple[float, bool]:
-    """(cut-off ``a``, whether embeddings are L2-normalised first) calibrated for a recognizer on avatars."""
+    """(cut-off ``a``, whether embeddings are L2-normalised first) calibrated for a recognizer on avatars.
+
+    Read from ``cutoffs.json``, written by ``hcgym calibrate face-cutoffs``
+    (:mod:`hcgym.perception.face.calibration`; ``PROVENANCE_cutoffs.json`` beside it).
+    """
     import json
 
     table = json.loads((HERE / "cutoffs.json").read_text())
