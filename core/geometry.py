@@ -185,3 +185,26 @@ def box_iou(a: np.ndarray, b: np.ndarray) -> float:
     inter = ix * iy
     union = (a[2] - a[0]) * (a[3] - a[1]) + (b[2] - b[0]) * (b[3] - b[1]) - inter
     return float(inter / union) if union > 0 else 0.0
+
+
+def iou_matrix(boxes: np.ndarray) -> np.ndarray:
+    """``(N, N)`` IoU, ``inter / (area_i + area_j - inter)``; 0 where the union is 0 (two empty boxes).
+
+    In-place steps keep the number of ``N x N`` temporaries small (at N = 400 each is 1.3 MB, and
+    fresh large allocations cost page faults that dominate the run time).
+    """
+    x0, y0, x1, y1 = (np.ascontiguousarray(boxes[:, k]) for k in range(4))
+    area = (x1 - x0) * (y1 - y0)
+    iw = np.minimum(x1[:, None], x1[None, :])
+    iw -= np.maximum(x0[:, None], x0[None, :])
+    np.maximum(iw, 0.0, out=iw)
+    ih = np.minimum(y1[:, None], y1[None, :])
+    ih -= np.maximum(y0[:, None], y0[None, :])
+    np.maximum(ih, 0.0, out=ih)
+    inter = iw
+    inter *= ih
+    union = np.add(area[:, None], area[None, :], out=ih)
+    union -= inter
+    out = np.zeros_like(inter)
+    np.divide(inter, union, out=out, where=union > 0)
+    return out

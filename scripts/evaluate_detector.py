@@ -196,8 +196,8 @@ def run_source(args: argparse.Namespace) -> int:
 
     from hcgym.paths import atomic_dir
     from hcgym.perception.detection.evaluation import run_recordings
-    from hcgym.perception.detection.ground_truth import load_coco_boxes
     from hcgym.perception.detection.sensor import load_detector
+    from hcgym.perception.scoring import load_coco_boxes
     from hcgym.report import write_files
 
     gt_by_name: dict[str, dict[str, Any]] | None = None

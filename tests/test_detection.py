@@ -108,7 +108,7 @@ def test_bad_inputs_name_the_problem():
 
 # ---------------------------------------------------------------- metrics
 def test_coco_ap_and_precision_on_hand_built_cases():
-    from hcgym.perception.detection.metrics import coco_ap, precision_at
+    from hcgym.perception.scoring import coco_ap, precision_at
 
     items = [{"width": 100, "height": 100, "boxes": np.array([[10, 10, 30, 60], [50, 10, 70, 60], [80, 5, 95, 40]],
                                                              np.float32), "ignore": np.array([False, False, True])}]
@@ -207,9 +207,9 @@ def test_bad_cli_input_gives_one_line_and_writes_nothing(argv, field, tmp_path, 
 
 def test_shipped_detector_finds_people_in_held_out_scenes(tmp_path):
     """The committed model on freshly generated scenes (a seed and identities it never saw)."""
-    from hcgym.perception.detection.metrics import coco_ap
     from hcgym.perception.detection.sensor import MODELS_DIR, load_detector
     from hcgym.perception.detection.training import detect_all, load_split
+    from hcgym.perception.scoring import coco_ap
 
     prov = json.loads((MODELS_DIR / "PROVENANCE_person_centernet.json").read_text())
     det = load_detector()
@@ -227,7 +227,7 @@ def test_shipped_detector_finds_people_in_held_out_scenes(tmp_path):
 
 def test_any_coco_results_file_is_evaluated_as_detections_and_as_nms_candidates(crowd_set, tmp_path, capsys):
     """Ground truth written back as detections scores AP 100; the same file feeds the NMS evaluation."""
-    from hcgym.perception.detection.ground_truth import load_coco_boxes
+    from hcgym.perception.scoring import load_coco_boxes
 
     gt = crowd_set / "annotations" / "train.json"
     results = []

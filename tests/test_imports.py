@@ -67,12 +67,6 @@ SYNTHESIS_BOTTOM = (
 KNOWN_VIOLATIONS: set[str] = {
     # agents/evaluation/synth_view.py imports synth_view_report (in a function), which imports synth_view's constants.
     "cycle: hcgym.agents.evaluation.synth_view, hcgym.agents.evaluation.synth_view_report",
-    # perception/nms/evaluation.py uses nms/training.py's training_targets; training.py uses evaluation's coco_ap.
-    "cycle: hcgym.perception.nms.evaluation, hcgym.perception.nms.training",
-    # detection uses nms (sensor.py: nms.make and classical.pre_nms; metrics.py: nms.base.iou_matrix;
-    # evaluation.py) while nms's study modules use detection (candidates.py: person_boxes, load_detector,
-    # load_coco_boxes; evaluation.py: detection.metrics.coco_ap).
-    "package cycle: hcgym.perception.detection, hcgym.perception.nms",
 }
 
 

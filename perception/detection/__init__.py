@@ -16,8 +16,8 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from hcgym.perception.detection.ground_truth import load_coco_boxes, person_boxes
 from hcgym.perception.registry import make, register
+from hcgym.perception.scoring import load_coco_boxes, person_boxes
 
 __all__ = ["DETECTOR", "PersonDetector", "load_coco_boxes", "load_detector", "person_boxes", "register_all"]
 

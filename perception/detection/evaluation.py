@@ -88,8 +88,8 @@ class DomainShiftConfig:
 
 def score(detector: Any, items: list[dict[str, Any]], nms_name: str, threshold: float) -> dict[str, Any]:
     """AP0.5, AP0.5:0.95, precision/recall at ``threshold`` and ms per image of a detector on items."""
-    from hcgym.perception.detection.metrics import coco_ap, precision_at
     from hcgym.perception.detection.training import detect_all
+    from hcgym.perception.scoring import coco_ap, precision_at
 
     t0 = time.perf_counter()
     dets = detect_all(detector, items, nms_name)
@@ -230,9 +230,8 @@ def figures(results: dict[str, Any]) -> dict[str, bytes]:
 def score_results_file(detections: Path, annotations: Path, threshold: float) -> dict[str, Any]:
     """AP and precision/recall at ``threshold`` of a COCO results file (``image_id``, ``bbox``, ``score``) of any
     detector against COCO ground truth, with the target-box rules of :func:`load_coco_boxes`."""
-    from hcgym.perception.detection.ground_truth import load_coco_boxes
-    from hcgym.perception.detection.metrics import coco_ap, precision_at
     from hcgym.perception.nms.candidates import CocoResultsDetector
+    from hcgym.perception.scoring import coco_ap, load_coco_boxes, precision_at
 
     if not Path(detections).is_file():
         raise SpecError("detections", f"not found: {detections}")
@@ -276,7 +275,7 @@ def run_recordings(frames: Iterable[tuple[str, np.ndarray]], detector: Any, nms:
     ``score_threshold``) and ground truth drawn.
     """
     from hcgym.perception import nms as nms_lib
-    from hcgym.perception.detection.metrics import coco_ap
+    from hcgym.perception.scoring import coco_ap
 
     method = nms_lib.make(nms)
     records, results, items, dets = [], [], [], []

@@ -19,7 +19,7 @@ from typing import Any, Callable
 import numpy as np
 
 from hcgym.errors import SpecError
-from hcgym.perception.detection.ground_truth import load_coco_boxes
+from hcgym.perception.scoring import load_coco_boxes
 
 
 @dataclass(frozen=True)
@@ -248,8 +248,8 @@ def detect_all(detector: Any, items: list[dict[str, Any]], nms: str = "greedy_0.
 def evaluate_ap(model_or_detector: Any, items: list[dict[str, Any]], nms: str = "greedy_0.5",
                 max_candidates: int = 100) -> dict[str, float]:
     """AP of a model or detector on items, with ``nms`` on its raw candidates."""
-    from hcgym.perception.detection.metrics import coco_ap
     from hcgym.perception.detection.sensor import PersonDetector
+    from hcgym.perception.scoring import coco_ap
 
     det = model_or_detector
     if not hasattr(det, "candidates"):

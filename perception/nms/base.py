@@ -15,6 +15,7 @@ from typing import Any
 import numpy as np
 
 from hcgym.errors import SpecError
+from hcgym.geometry import iou_matrix  # noqa: F401 - the pairwise IoU every method uses
 
 
 @dataclass(frozen=True)
@@ -87,29 +88,6 @@ def validate(boxes: Any, scores: Any) -> tuple[np.ndarray, np.ndarray]:
 def score_order(scores: np.ndarray) -> np.ndarray:
     """Processing order: decreasing score, ties by lower index."""
     return np.argsort(-scores, kind="stable")
-
-
-def iou_matrix(boxes: np.ndarray) -> np.ndarray:
-    """``(N, N)`` IoU, ``inter / (area_i + area_j - inter)``; 0 where the union is 0 (two empty boxes).
-
-    In-place steps keep the number of ``N x N`` temporaries small (at N = 400 each is 1.3 MB, and
-    fresh large allocations cost page faults that dominate the run time).
-    """
-    x0, y0, x1, y1 = (np.ascontiguousarray(boxes[:, k]) for k in range(4))
-    area = (x1 - x0) * (y1 - y0)
-    iw = np.minimum(x1[:, None], x1[None, :])
-    iw -= np.maximum(x0[:, None], x0[None, :])
-    np.maximum(iw, 0.0, out=iw)
-    ih = np.minimum(y1[:, None], y1[None, :])
-    ih -= np.maximum(y0[:, None], y0[None, :])
-    np.maximum(ih, 0.0, out=ih)
-    inter = iw
-    inter *= ih
-    union = np.add(area[:, None], area[None, :], out=ih)
-    union -= inter
-    out = np.zeros_like(inter)
-    np.divide(inter, union, out=out, where=union > 0)
-    return out
 
 
 def centre_distance_ratio(boxes: np.ndarray) -> np.ndarray:

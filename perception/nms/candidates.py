@@ -38,6 +38,9 @@ from hcgym.errors import SpecError
 FORMAT = "hcgym-nms-candidates/1"
 _ARRAYS = ("boxes", "scores", "offsets", "gt_boxes", "gt_ignore", "gt_offsets", "image_ids", "widths", "heights")
 
+#: Registry id of the person detector whose candidates the NMS studies use.
+PERSON_DETECTOR = "person/centernet"
+
 
 @dataclass(frozen=True)
 class ImageCandidates:
@@ -224,7 +227,7 @@ def image_path(coco_path: Path, file_name: str) -> Path:
 def visibility(coco_path: Path, images: list[dict[str, Any]]) -> list[np.ndarray]:
     """Per image, ``(G,)`` visibility ``1 - occlusion`` of each target box of :func:`load_coco_boxes`
     (the occluded share of a person's in-image keypoints; 1 where the file has no ``occlusion``)."""
-    from hcgym.perception.detection import person_boxes
+    from hcgym.perception.scoring import person_boxes
 
     anns: dict[int, list[dict[str, Any]]] = {}
     for a in json.loads(coco_path.read_text()).get("annotations", []):
@@ -280,23 +283,24 @@ class CocoResultsDetector:
 def make_detector(spec: str | Path | None) -> Any:
     """``"simulated"``: the ground-truth-driven simulator; ``"shipped"`` or ``None``: the shipped
     detector; a ``.json`` file: a COCO results file (:class:`CocoResultsDetector`); anything else: a
-    detector file for :func:`hcgym.perception.detection.load_detector`."""
+    detector file (a ``.pt`` checkpoint or an ONNX export of ``person/centernet``), made through the sensor
+    registry (the NMS study never imports the detector's package)."""
     if str(spec) == "simulated":
         from hcgym.perception.nms.simulate import DetectorSimulator
 
         return DetectorSimulator()
-    try:
-        from hcgym.perception.detection import load_detector
-    except ImportError:
-        raise SpecError("--detector", "the person detector (hcgym.perception.detection.load_detector) is not "
-                                      "built yet; use --detector simulated") from None
+    from hcgym.perception.base import OnnxSensor
+    from hcgym.perception.registry import make
+
     if spec is None or str(spec) == "shipped":
-        return load_detector(None)
+        return make(PERSON_DETECTOR)
     if Path(spec).suffix == ".json" and Path(spec).is_file():
         return CocoResultsDetector(spec)
     if not Path(spec).is_file():
         raise SpecError("--detector", f"expected shipped, simulated or a detector file; no such file: {spec}")
-    return load_detector(Path(spec))
+    if Path(spec).suffix == ".onnx":
+        return OnnxSensor(spec, sensor=PERSON_DETECTOR)
+    return make(PERSON_DETECTOR, checkpoint=Path(spec))
 
 
 def extract_candidates(dataset: str | Path, detector: Any, max_candidates: int = 400, pre_nms_iou: float = 0.8,
@@ -306,7 +310,7 @@ def extract_candidates(dataset: str | Path, detector: Any, max_candidates: int =
     Detectors with ``uses_ground_truth = True`` (the simulator) also get ``gt_boxes``, ``visibility``
     and ``key`` (the COCO image id, so that each image's draw is independent of the others).
     """
-    from hcgym.perception.detection import load_coco_boxes
+    from hcgym.perception.scoring import load_coco_boxes
 
     if isinstance(max_candidates, bool) or not isinstance(max_candidates, int) or max_candidates < 1:
         raise SpecError("max_candidates", f"expected a positive integer, got {max_candidates!r}")

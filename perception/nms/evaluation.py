@@ -37,6 +37,7 @@ import numpy as np
 from hcgym.errors import SpecError
 from hcgym.perception.nms.base import NmsMethod
 from hcgym.perception.nms.candidates import CandidateSet, ImageCandidates
+from hcgym.perception.nms.metrics import coco_ap
 
 Detections = tuple[np.ndarray, np.ndarray]  # boxes (K, 4) xyxy, scores (K,)
 #: The Seq2Seq-NMS ablation trained without the attention mask (``hcgym train seq2seq-nms --no-mask``).
@@ -73,21 +74,6 @@ class NmsEvalConfig:
 
 
 # ------------------------------------------------------------------ AP
-
-
-def coco_ap(images: Sequence[ImageCandidates], detections: Sequence[Detections], max_dets: int) -> dict[str, float]:
-    """``{"ap50", "ap"}`` (fractions) of ``detections[i]`` on image ``images[i]`` (see the module docstring);
-    :func:`hcgym.perception.detection.metrics.coco_ap` on the candidate set's ground truth.
-
-    NaN when no image has a non-ignored person.
-    """
-    from hcgym.perception.detection.metrics import coco_ap as coco_ap_percent
-
-    if len(detections) != len(images):
-        raise SpecError("detections", f"expected one entry per image ({len(images)}), got {len(detections)}")
-    items = [{"width": im.width, "height": im.height, "boxes": im.gt_boxes, "ignore": im.gt_ignore} for im in images]
-    r = coco_ap_percent(items, detections, max_dets)
-    return {"ap50": r["ap50"] / 100.0, "ap": r["ap"] / 100.0}
 
 
 # ------------------------------------------------------------------ the methods

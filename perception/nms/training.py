@@ -213,7 +213,7 @@ def mean_loss(model: Seq2SeqNMSNet, examples: list[Example], w0: float, w1: floa
 
 def validation_ap50(model: Seq2SeqNMSNet, examples: list[Example], cset: CandidateSet, max_dets: int) -> float:
     """AP0.5 (fraction) of the model's rescored candidates (all kept) on a validation set."""
-    from hcgym.perception.nms.evaluation import coco_ap
+    from hcgym.perception.nms.metrics import coco_ap
 
     was = model.training
     model.eval()
