@@ -61,6 +61,7 @@ def test_frame_stack_and_bad_arguments():
         gym.make(IDS[0], obs_size=(4, 4))
 
 
+@pytest.mark.slow
 def test_sb3_ppo_cnn_policy_learns_in_the_env():
     from stable_baselines3 import PPO
 
@@ -91,6 +92,7 @@ def test_webots_refuses_video_sizes_it_cannot_render(monkeypatch, tmp_path):
     env.close()
 
 
+@pytest.mark.slow
 def test_precomputed_lattice_gives_identical_episodes_and_is_used(tmp_path):
     """The on-disk lattice is a cache: the same observations, rewards and infos as rendering on line."""
     from hcgym.envs.lattice import Lattice, build_lattice

@@ -33,6 +33,7 @@ def test_static_agent_always_stays_and_rule_agent_turns_to_a_side_face():
     env.close()
 
 
+@pytest.mark.slow
 def test_rule_agent_approaches_while_confidence_rises():
     env = gym.make("hcgym/ActiveFaceRecognitionOneAxis-v0", avatars=AVATARS, max_steps=80)
     obs, info = env.reset(seed=0, options={"distance": 3.0})
@@ -58,6 +59,7 @@ def test_paper_policy_has_the_paper_network():
     env.close()
 
 
+@pytest.mark.slow
 def test_train_active_fr_command_checkpoints_and_resumes(tmp_path):
     out = tmp_path / "afr"
     args = ["train", "active-fr", "--steps", "32", "--envs", "1", "--obs-size", "48x48", "--episode-steps", "20",

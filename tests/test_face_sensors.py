@@ -27,6 +27,7 @@ def test_detectors_find_rendered_faces(studio_portraits, sid):
         assert _best_iou(frame.humans[i].face_box, out.boxes) >= 0.5
 
 
+@pytest.mark.slow
 def test_dlib_mmod_detector(studio_portraits):
     det = hp.make("face/dlib-mmod", upsample=1)
     for i, frame in studio_portraits[:2]:

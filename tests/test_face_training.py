@@ -60,6 +60,7 @@ def test_pairs_follow_each_protocol():
     assert min(held_out_identities(0, 3)) >= 200_000
 
 
+@pytest.mark.slow
 def test_train_and_evaluate_face_commands_tiny(tmp_path):
     out, data = tmp_path / "model", tmp_path / "data"
     rc = main(["train", "face-embedder", "--tiny", "--identities", "5", "--per-identity", "6", "--epochs", "1",

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import numpy as np
+import pytest
 
 from hcgym.geometry import box_iou
 from hcgym.perception.face import dlib_models, mediapipe_models
@@ -46,6 +47,7 @@ def test_face_box_is_not_trivially_large(studio_portraits):
         assert 35 < x1 - x0 < 90 and 40 < y1 - y0 < 100
 
 
+@pytest.mark.slow
 def test_rank1_identification_of_20_avatars_is_at_least_95_percent():
     from hcgym.synthesis.identity_study import run_identity_study
 

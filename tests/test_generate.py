@@ -205,6 +205,7 @@ def test_two_workers_give_the_same_bytes(reference, tmp_path):
     assert_same_tree(reference, tmp_path / "two")
 
 
+@pytest.mark.slow
 def test_ray_engine_gives_the_same_dataset(reference, tmp_path):
     from hcgym.synthesis.dataset import generate
 
@@ -394,6 +395,7 @@ def test_multiview_mode_grid(tmp_path):
     assert camera_height(30) - camera_height(0) == pytest.approx(1.2 * np.sin(np.radians(30)), abs=1e-3)
 
 
+@pytest.mark.slow
 def test_generated_multiview_set_runs_in_the_pan_env(tmp_path):
     """``hcgym generate --mode multiview`` writes what ``ActiveFaceRecognitionPan-v0(dataset=...)`` reads."""
     import gymnasium as gym

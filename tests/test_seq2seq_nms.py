@@ -261,6 +261,7 @@ def one_thread():
     torch.set_num_threads(threads)
 
 
+@pytest.mark.slow
 def test_overfits_duplicates(one_thread):
     torch.manual_seed(0)
     rng = np.random.default_rng(0)
@@ -311,6 +312,7 @@ def test_overfits_duplicates(one_thread):
 # --------------------------------------------------------------------------------------------
 
 
+@pytest.mark.slow
 def test_onnx_parity(tmp_path):
     ort = pytest.importorskip("onnxruntime")
     pytest.importorskip("onnxscript")

@@ -553,6 +553,7 @@ def test_sb3_agent_acts_in_the_env():
 
 
 # ------------------------------------------------------------------ protocol, end to end
+@pytest.mark.slow
 def test_protocol_end_to_end_on_a_tiny_configuration(tmp_path, capsys):
     from hcgym.scripts.cli import main
 
@@ -578,6 +579,7 @@ def test_protocol_end_to_end_on_a_tiny_configuration(tmp_path, capsys):
     assert 0.0 <= res["synthesized_view_constant_bias"] <= 100.0 and "one bias for every view" in table
 
 
+@pytest.mark.slow
 def test_synthesis_bias_calibration_on_a_tiny_set(tiny_set):
     from hcgym.agents.evaluation.synth_view_calibration import calibrate_synth_bias
 
