@@ -44,6 +44,10 @@ def register(targets: argparse._SubParsersAction) -> None:
     s.add_argument("--database-pans", type=_angles, default=(-15, 0, 15), help="gallery pans")
     s.add_argument("--tilts", type=_angles, default=(-30, -15, 0, 15, 30), help="tilts (degrees)")
     s.add_argument("--size", type=_args.size, default=(384, 288), help="image size WxH (HPID: 384x288)")
+    s.add_argument("--dataset", type=Path, default=None,
+                   help="a multi-view folder to run the protocol on instead of rendering Set 1: the output of "
+                        "`hcgym generate --mode multiview`, a write_folder layout or the original HPID files "
+                        "(its grid must hold --database-pans, --query-pans and --tilts)")
     s.add_argument("--no-quality", action="store_true", help="skip the synthesis quality study")
     s.add_argument("--save-images", type=Path, default=None,
                    help="also write the rendered Set 1 as <person>/<series>/<pan>/<tilt>.png under this folder")
@@ -71,6 +75,25 @@ def run_calibration(args: argparse.Namespace) -> int:
     return 0
 
 
+def dataset_for(folder: Path, proto):
+    """The multi-view set in ``folder``, checked against the protocol's grid (errors name the option)."""
+    from hcgym.errors import SpecError
+    from hcgym.synthesis.multiview import read_folder
+
+    try:
+        data = read_folder(folder)
+    except SpecError as e:
+        raise SpecError("--dataset", e.problem) from None
+    for option, angles, grid in (("--database-pans", proto.database_pans, data.pans),
+                                 ("--query-pans", proto.query_pans, data.pans), ("--tilts", proto.tilts, data.tilts)):
+        missing = sorted(set(angles) - set(grid))
+        if missing:
+            raise SpecError(option, f"{missing} not in the grid of {folder} ({list(grid)}); pass angles it holds")
+    if len(data.persons) < 2:
+        raise SpecError("--dataset", f"{folder} holds {len(data.persons)} person(s); the gallery needs at least 2")
+    return data
+
+
 def run_synth_view(args: argparse.Namespace) -> int:
     from hcgym.agents.evaluation import synth_view, synth_view_report
     from hcgym.errors import SpecError
@@ -89,7 +112,8 @@ def run_synth_view(args: argparse.Namespace) -> int:
                                              size=args.size, quality=not args.no_quality, synth_bias=args.synth_bias)
     except SpecError as e:
         raise SpecError("--" + e.field.replace("_", "-"), e.problem) from None
-    results = synth_view.run(proto, progress=True)
+    data = None if args.dataset is None else dataset_for(args.dataset, proto)
+    results = synth_view.run(proto, progress=True, data=data)
     write_report(args.out, results, synth_view_report.table_markdown(results), synth_view_report.figures(results))
     if args.save_images is not None:
         from hcgym.synthesis.multiview import write_folder

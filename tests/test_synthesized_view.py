@@ -541,6 +541,26 @@ def test_dataset_mode_over_a_folder_and_the_hpid_layout(tiny_set, tmp_path):
     env.close()
 
 
+def test_protocol_on_a_dataset_folder(tiny_set, tmp_path, capsys):
+    """``hcgym evaluate synth-view --dataset DIR`` runs on a multi-view folder (the generator's format)."""
+    from hcgym.scripts.cli import main
+    from hcgym.synthesis.multiview import write_folder
+
+    root = write_folder(tiny_set, tmp_path / "set")
+    out = tmp_path / "sv"
+    args = ["evaluate", "synth-view", "--dataset", str(root), "--database-pans", "0", "--tilts=-15,0",
+            "--no-quality", "--out", str(out)]
+    assert main([*args, "--query-pans=-30,30"]) == 0
+    res = json.loads((out / "results.json").read_text())
+    assert res["set"]["folder"] == str(root) and res["set"]["persons"] == tiny_set.persons
+    assert res["queries"] == 2 * 2 * 2 * 2 and 0.0 <= res["synthesized_view"] <= 100.0
+    capsys.readouterr()
+    bad = tmp_path / "bad"
+    assert main([*args[:-1], str(bad), "--query-pans=-45,30"]) == 2
+    err = capsys.readouterr().err
+    assert "--query-pans" in err and "[-45]" in err and not bad.exists()
+
+
 def test_sb3_agent_acts_in_the_env():
     from stable_baselines3 import PPO
 

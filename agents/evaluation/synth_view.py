@@ -229,8 +229,10 @@ def run(proto: SynthViewProtocol = SynthViewProtocol(), progress: bool = True, d
     results["queries"] = len(queries)
     results["units"] = "percent correct (closed-set nearest neighbour over the Set 1 gallery)"
     results["seed_table8"] = SEED_TABLE8
-    results["set"] = {"seed": proto.seed, "avatar_seeds": seeds, "set1_indices": test,
-                      "set1_avatar_seeds": [seeds[i] for i in test], "persons": list(data.persons),
+    rendered = {"seed": proto.seed, "avatar_seeds": seeds, "set1_indices": test,
+                "set1_avatar_seeds": [seeds[i] for i in test]} if "folder" not in data.meta else {
+                "folder": data.meta["folder"]}
+    results["set"] = {**rendered, "persons": list(data.persons),
                       "pans": list(data.pans), "tilts": list(data.tilts), "series": data.n_series,
                       "gallery_images": int(len(env.unwrapped.recognizer.gallery._vectors))}
     results["protocol"] = {k: (list(v) if isinstance(v, tuple) else v) for k, v in asdict(proto).items()}
@@ -265,12 +267,3 @@ def _decisions(rows: list[QueryResult]) -> dict[str, Any]:
 
 def _acc(rows: list[QueryResult]) -> float:
     return round(100.0 * float(np.mean([r.correct for r in rows])), 2) if rows else float("nan")
-
-
-
-def __getattr__(name: str):  # the report module draws with matplotlib: imported when asked for
-    if name in ("table_markdown", "figures"):
-        from hcgym.agents.evaluation import synth_view_report
-
-        return getattr(synth_view_report, name)
-    raise AttributeError(name)
