@@ -87,7 +87,7 @@ def synthesized_view_decisions(image: Any, frc: Callable[[Any], float],
     scores ``-inf``). ``synth_bias`` is added to the FRC of every synthesised view, a number or a callable
     of the synthesised view (e.g. :class:`SynthBias`): a synthesised view is scored as an estimate of the FRC
     of the real view it imagines, and synthesis shifts its FRC by a measurable amount on average (see
-    :func:`hcgym.agents.synthesized_view_eval.calibrate_synth_bias`); 0 compares the raw FRCs.
+    :func:`hcgym.agents.evaluation.synth_view_calibration.calibrate_synth_bias`); 0 compares the raw FRCs.
     """
     if max_moves < 0:
         raise SpecError("max_moves", f"must be >= 0, got {max_moves!r}")

@@ -33,7 +33,7 @@ def detect_people(rgb, out: Path) -> Path:
 
     from hcgym.perception import nms
     from hcgym.perception.detection import load_detector
-    from hcgym.scripts.evaluate_detector import draw
+    from hcgym.perception.detection.evaluation import draw
 
     det = load_detector()
     boxes, scores = det.candidates(rgb, 400)
