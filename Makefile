@@ -31,10 +31,10 @@ lint: deps
 # Dependencies: reinstalled when pyproject.toml or constraints.txt changes. torch first, pinned to the CPU wheel.
 $(STAMP): pyproject.toml $(CONSTRAINTS)
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
-	$(PIP) install -q --upgrade pip setuptools wheel
-	$(PIP) install -q -c $(CONSTRAINTS) torch==2.13.0
-	$(PIP) install -q -c $(CONSTRAINTS) ".[test]"
-	$(PIP) install -q -c $(CONSTRAINTS) --no-deps "$$($(PY) -c 'import tomllib; print(tomllib.load(open("pyproject.toml", "rb"))["project"]["optional-dependencies"]["insightface"][0])')"
+	$(PIP) install -qq --upgrade pip setuptools wheel
+	$(PIP) install -qq -c $(CONSTRAINTS) torch==2.13.0
+	$(PIP) install -qq -c $(CONSTRAINTS) ".[test]"
+	$(PIP) install -qq -c $(CONSTRAINTS) --no-deps "$$($(PY) -c 'import tomllib; print(tomllib.load(open("pyproject.toml", "rb"))["project"]["optional-dependencies"]["insightface"][0])')"
 	touch $(STAMP)
 
 deps: $(STAMP)
@@ -42,7 +42,7 @@ deps: $(STAMP)
 # The package itself, always reinstalled (non-editable) so tests see exactly what users get.
 install: $(STAMP)
 	rm -rf build
-	$(PIP) install -q --no-deps --no-build-isolation --force-reinstall .
+	$(PIP) install -qq --no-deps --no-build-isolation --force-reinstall .
 
 constraints: deps
 	{ sed -n '1,2p' $(CONSTRAINTS); $(PIP) list --format=freeze --exclude-editable \
