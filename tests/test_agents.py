@@ -86,6 +86,7 @@ def test_train_active_fr_command_checkpoints_and_resumes(tmp_path):
     assert np.isfinite(prov["reward_scale"])
 
 
+@pytest.mark.slow
 def test_evaluate_active_fr_writes_results_table_plot_and_gif(tmp_path):
     out = tmp_path / "ev"
     rc = main(["evaluate", "active-fr", "--protocol", "setup1", "--agent", "static", "--steps", "3", "--persons", "1",

@@ -75,6 +75,7 @@ def _rollout(env_id: str, seed: int, actions: list[int]):
     return np.stack(out), rewards
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("env_id", IDS)
 def test_same_seed_same_rollout(env_id):
     env = gym.make(env_id, **_small(env_id))

@@ -189,6 +189,7 @@ def test_field_people_are_small_and_distant(coco):
     assert min(a["bbox"][3] for a in coco["annotations"]) < 30  # small people at 160x120
 
 
+@pytest.mark.slow
 def test_two_workers_give_the_same_bytes_with_the_new_options(field_data, tmp_path):
     from hcgym.synthesis.dataset import generate
 

@@ -198,6 +198,7 @@ def test_report_files(reference):
 
 
 # ================================================================ determinism and resuming
+@pytest.mark.slow
 def test_two_workers_give_the_same_bytes(reference, tmp_path):
     from hcgym.synthesis.dataset import generate
 
@@ -213,6 +214,7 @@ def test_ray_engine_gives_the_same_dataset(reference, tmp_path):
     assert_same_tree(reference, tmp_path / "ray")
 
 
+@pytest.mark.slow
 def test_sigkill_mid_shard_then_resume_equals_an_uninterrupted_run(reference, tmp_path):
     out = tmp_path / "killed"
     cmd = [sys.executable, "-m", "hcgym.scripts.cli", "generate", *SMALL, "--out", str(out)]
