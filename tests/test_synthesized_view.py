@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import json
 import math
-import pickle
 
 import gymnasium as gym
 import numpy as np
@@ -439,14 +438,6 @@ def tiny_set():
     return render_multiview_set((600_000, 600_001), small_env_kwargs()["settings"])
 
 
-def test_check_env_passes():
-    from gymnasium.utils.env_checker import check_env
-
-    env = gym.make(ENV_ID, **small_env_kwargs())
-    check_env(env.unwrapped, skip_render_check=False)
-    env.close()
-
-
 def _rollout(seed, actions, **kw):
     env = gym.make(ENV_ID, **{**small_env_kwargs(), **kw})
     obs, info = env.reset(seed=seed)
@@ -493,16 +484,6 @@ def test_moves_info_recognise_and_determinism():
     env.close()
 
 
-def test_pickle_round_trip_gives_the_same_episode():
-    env = gym.make(ENV_ID, **small_env_kwargs()).unwrapped
-    obs1, _ = env.reset(seed=9)
-    clone = pickle.loads(pickle.dumps(env))
-    obs2, _ = clone.reset(seed=9)
-    assert np.array_equal(obs1, obs2)
-    env.close()
-    clone.close()
-
-
 def test_bad_arguments_name_the_field():
     with pytest.raises(SpecError, match="avatars"):
         gym.make(ENV_ID, avatars=(1,))
@@ -541,6 +522,7 @@ def test_dataset_mode_over_a_folder_and_the_hpid_layout(tiny_set, tmp_path):
     env.close()
 
 
+@pytest.mark.slow
 def test_protocol_on_a_dataset_folder(tiny_set, tmp_path, capsys):
     """``hcgym evaluate synth-view --dataset DIR`` runs on a multi-view folder (the generator's format)."""
     from hcgym.scripts.cli import main
