@@ -28,13 +28,15 @@ test-fast: install
 lint: deps
 	$(VENV)/bin/ruff check .
 
-# Dependencies: reinstalled when pyproject.toml or constraints.txt changes. torch first, pinned to the CPU wheel.
+# Dependencies: reinstalled when pyproject.toml or constraints.txt changes. torch first, pinned to the CPU wheel;
+# insightface last and without its dependencies (it asks for opencv-python, a second cv2 beside mediapipe's
+# opencv-contrib-python); its version is pinned in constraints.txt like everything else.
 $(STAMP): pyproject.toml $(CONSTRAINTS)
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PIP) install -qq --upgrade pip setuptools wheel
 	$(PIP) install -qq -c $(CONSTRAINTS) torch==2.13.0
 	$(PIP) install -qq -c $(CONSTRAINTS) ".[test]"
-	$(PIP) install -qq -c $(CONSTRAINTS) --no-deps "$$($(PY) -c 'import tomllib; print(tomllib.load(open("pyproject.toml", "rb"))["project"]["optional-dependencies"]["insightface"][0])')"
+	$(PIP) install -qq -c $(CONSTRAINTS) --no-deps insightface
 	touch $(STAMP)
 
 deps: $(STAMP)
