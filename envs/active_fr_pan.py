@@ -73,6 +73,7 @@ class ActiveFaceRecognitionPanEnv(HcgymEnv):
     DEFAULT_OBS_SIZE = (384, 288)  #: :class:`~hcgym.synthesis.multiview.MultiViewSettings`' HPID image size.
     backend_requires = ("lighting",)  # each series has its own light
     transient = ("recognizer",)
+    PIPELINE_CACHE = 8192  # an agent and the env asking about the same image pay once
 
     def __init__(self, avatars: tuple[int, ...] = DEFAULT_AVATARS, dataset: str | Path | Any = None,
                  persons: tuple[int, ...] | None = None, settings: Any = None, step: int = 15,
@@ -164,16 +165,6 @@ class ActiveFaceRecognitionPanEnv(HcgymEnv):
                 raise SpecError("database_pans", f"no face found in any database image of {self.labels[p]!r}")
             gallery.enroll(self.labels[p], np.stack(vecs))
         self.recognizer = FaceRecognizer(self.pipeline, gallery)
-
-    @property
-    def pipeline(self):
-        """The face pipeline (embeddings cached by image content: an agent and the env asking about the same
-        image pay once)."""
-        if self._pipeline is None:
-            from hcgym.perception.face.pipeline import FacePipeline
-
-            self._pipeline = FacePipeline(self.detector_id, self.recognizer_id)
-        return self._pipeline
 
     def _has(self, person: int, series: int, pan: int, tilt: int) -> bool:
         if self._data is None:

@@ -87,6 +87,8 @@ class HcgymEnv(gym.Env, ABC):
     backend_requires: tuple[str, ...] = ()
     #: Attributes of the task rebuilt after unpickling (besides the simulator, pipeline and caches).
     transient: tuple[str, ...] = ()
+    #: Embeddings the face pipeline keeps by image content (0: the task caches per state itself).
+    PIPELINE_CACHE: int = 0
 
     def __init__(self, obs_size: tuple[int, int] | None = None, hfov: float = 60.0, backend: str = "embedded",
                  detector: str = "face/mediapipe-full", recognizer: str = "face/dlib", cutoff: float | None = None,
@@ -174,7 +176,7 @@ class HcgymEnv(gym.Env, ABC):
         if self._pipeline is None:
             from hcgym.perception.face.pipeline import FacePipeline
 
-            self._pipeline = FacePipeline(self.detector_id, self.recognizer_id, cache_size=0)
+            self._pipeline = FacePipeline(self.detector_id, self.recognizer_id, cache_size=self.PIPELINE_CACHE)
         return self._pipeline
 
     def cutoff_and_normalize(self) -> tuple[float, bool]:

@@ -165,6 +165,17 @@ def read_sidecar(path: Path, sensor: str | None = None) -> tuple[str, type[Torch
     return sid, cls, config
 
 
+def onnx_session(path: str | Path, threads: int = 1):
+    """An ONNX Runtime CPU session of the model file ``path`` with ``threads`` intra-op threads."""
+    try:
+        import onnxruntime as ort
+    except ImportError:  # pragma: no cover - core dependency
+        raise DependencyNotInstalled("onnxruntime is required: pip install onnxruntime") from None
+    opts = ort.SessionOptions()
+    opts.intra_op_num_threads = int(threads)
+    return ort.InferenceSession(str(path), opts, providers=["CPUExecutionProvider"])
+
+
 class OnnxSensor(Sensor):
     """Runs an exported :class:`TorchSensor` with onnxruntime; same call, same results.
 
@@ -189,13 +200,7 @@ class OnnxSensor(Sensor):
         except Exception as e:  # noqa: BLE001 - a bad config gets one message
             raise SpecError("config", f"{meta_path.name}: the config does not rebuild {sid} "
                                       f"({type(e).__name__}: {e})") from None
-        try:
-            import onnxruntime as ort
-        except ImportError:  # pragma: no cover - core dependency
-            raise DependencyNotInstalled("onnxruntime is required: pip install onnxruntime") from None
-        opts = ort.SessionOptions()
-        opts.intra_op_num_threads = threads
-        self.session = ort.InferenceSession(str(path), opts, providers=["CPUExecutionProvider"])
+        self.session = onnx_session(path, threads)
         self.name = f"{sid}(onnx)"
         self.path = path
         #: Hash of the exported file (16 hex digits): what identifies this model in caches.

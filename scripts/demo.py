@@ -81,13 +81,14 @@ def run(args: argparse.Namespace) -> int:
     sheet = contact_sheet(avatars, [f"seed {s}" for s in seeds], out / "contact_sheet.png")
     agent_dirs = []
     if not args.skip_agents:
-        from hcgym.scripts.evaluate import evaluate_active_fr
+        from hcgym.agents.evaluation.active_fr import ActiveFrConfig
+        from hcgym.scripts.evaluate import publish_active_fr
 
         for protocol, cells in DEMO_CELLS.items():
             print(f"[demo] active face recognition, {protocol}: static, rule-based and PPO agents "
                   f"({len(cells)} start cells, 1 held-out person) ...", flush=True)
-            results = evaluate_active_fr(protocol, ["static", "rule", "ppo"], out / "active_fr" / protocol,
-                                         persons=1, steps=150, cells=cells)
+            config = ActiveFrConfig(protocol=protocol, agents=("static", "rule", "ppo"), persons=1, steps=150, cells=tuple(cells))
+            results = publish_active_fr(config, out / "active_fr" / protocol)
             means = ", ".join(f"{r['agent']} {sum(c['confidence'] for c in r['cells']) / len(cells):.2f}"
                               for r in results)
             print(f"[demo]   mean confidence: {means}", flush=True)

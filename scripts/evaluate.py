@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import argparse
 from pathlib import Path
-from typing import TYPE_CHECKING, Sequence
+from typing import TYPE_CHECKING
 
 from hcgym.scripts import _args
 
@@ -121,21 +121,6 @@ def run_active_fr(args: argparse.Namespace) -> int:
         print(f"[evaluate] {args.protocol} {r['agent']}: mean confidence {active_fr.mean_confidence(r):.3f}")
     print(f"[evaluate] wrote {args.out}/ (results.json, table.md, confidence.png, episode GIFs)")
     return 0
-
-
-def evaluate_active_fr(protocol: str, agents: Sequence[str], out: Path, avatars: tuple[int, ...] | None = None,
-                       persons: int = 4, steps: int = 300, checkpoint: Path | None = None,
-                       cells: Sequence[tuple[float, float]] | None = None, gif_steps: int = 120,
-                       sample: bool = False, trust: bool = False) -> list[dict]:
-    """:func:`publish_active_fr` of the :class:`~hcgym.agents.evaluation.active_fr.ActiveFrConfig` these
-    arguments make (``trust``: its ``trust_checkpoint``); returns the results of each agent."""
-    from hcgym.agents.evaluation.active_fr import EVAL_AVATARS, ActiveFrConfig
-
-    config = ActiveFrConfig(protocol=protocol, agents=tuple(agents), avatars=tuple(avatars or EVAL_AVATARS),
-                            persons=persons, steps=steps, checkpoint=checkpoint, trust_checkpoint=trust,
-                            sample=sample, cells=None if cells is None else tuple(map(tuple, cells)),
-                            gif_steps=gif_steps)
-    return publish_active_fr(config, out)
 
 
 def publish_active_fr(config: ActiveFrConfig, out: Path) -> list[dict]:

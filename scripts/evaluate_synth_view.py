@@ -75,25 +75,6 @@ def run_calibration(args: argparse.Namespace) -> int:
     return 0
 
 
-def dataset_for(folder: Path, proto):
-    """The multi-view set in ``folder``, checked against the protocol's grid (errors name the option)."""
-    from hcgym.errors import SpecError
-    from hcgym.synthesis.multiview import read_folder
-
-    try:
-        data = read_folder(folder)
-    except SpecError as e:
-        raise SpecError("--dataset", e.problem) from None
-    for option, angles, grid in (("--database-pans", proto.database_pans, data.pans),
-                                 ("--query-pans", proto.query_pans, data.pans), ("--tilts", proto.tilts, data.tilts)):
-        missing = sorted(set(angles) - set(grid))
-        if missing:
-            raise SpecError(option, f"{missing} not in the grid of {folder} ({list(grid)}); pass angles it holds")
-    if len(data.persons) < 2:
-        raise SpecError("--dataset", f"{folder} holds {len(data.persons)} person(s); the gallery needs at least 2")
-    return data
-
-
 def run_synth_view(args: argparse.Namespace) -> int:
     from hcgym.agents.evaluation import synth_view, synth_view_report
     from hcgym.errors import SpecError
@@ -112,7 +93,10 @@ def run_synth_view(args: argparse.Namespace) -> int:
                                              size=args.size, quality=not args.no_quality, synth_bias=args.synth_bias)
     except SpecError as e:
         raise SpecError("--" + e.field.replace("_", "-"), e.problem) from None
-    data = None if args.dataset is None else dataset_for(args.dataset, proto)
+    try:
+        data = None if args.dataset is None else synth_view.load_dataset(args.dataset, proto)
+    except SpecError as e:
+        raise SpecError("--" + e.field.replace("_", "-"), e.problem) from None
     results = synth_view.run(proto, progress=True, data=data)
     write_report(args.out, results, synth_view_report.table_markdown(results), synth_view_report.figures(results))
     if args.save_images is not None:

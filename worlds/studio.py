@@ -16,6 +16,7 @@ from __future__ import annotations
 from dataclasses import replace
 from typing import Iterable, Sequence
 
+from hcgym.errors import SpecError
 from hcgym.worlds.spec import CameraSpec, Human, Robot, WorldSpec
 
 __all__ = ["STUDIO_BACKGROUND", "STUDIO_FLOOR", "STUDIO_LIGHT", "studio_world", "photo_backdrop_world", "populate"]
@@ -38,8 +39,6 @@ def studio_world(avatars: Iterable, cameras: Sequence[CameraSpec] = (CameraSpec(
     ``sim.render(camera=..., pose=orbit_pose(...))``.
     """
     if not cameras:
-        from hcgym.errors import SpecError
-
         raise SpecError("cameras", "a studio needs at least one camera")
     data = {
         "name": name, "room": {"size": [12.0, 12.0], "walls": False,

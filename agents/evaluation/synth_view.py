@@ -159,6 +159,22 @@ def timed_synthesizer():
     return synthesize
 
 
+def load_dataset(folder, proto: SynthViewProtocol):
+    """The multi-view set in ``folder`` (:func:`~hcgym.synthesis.multiview.read_folder`) to run ``proto`` on
+    instead of rendering Set 1; its grid must hold the protocol's pans and tilts (errors name the field)."""
+    from hcgym.synthesis.multiview import read_folder
+
+    data = read_folder(folder)
+    for name, angles, grid in (("database_pans", proto.database_pans, data.pans),
+                               ("query_pans", proto.query_pans, data.pans), ("tilts", proto.tilts, data.tilts)):
+        missing = sorted(set(angles) - set(grid))
+        if missing:
+            raise SpecError(name, f"{missing} not in the grid of {folder} ({list(grid)}); pass angles it holds")
+    if len(data.persons) < 2:
+        raise SpecError("dataset", f"{folder} holds {len(data.persons)} person(s); the gallery needs at least 2")
+    return data
+
+
 def run(proto: SynthViewProtocol = SynthViewProtocol(), progress: bool = True, data=None) -> dict[str, Any]:
     """Run the protocol; returns the results (accuracies in percent) and, under ``"_data"``/``"_quality"``,
     the rendered set and quality examples for figures (not JSON)."""

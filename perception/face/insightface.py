@@ -16,8 +16,8 @@ from pathlib import Path
 import numpy as np
 
 from hcgym.errors import DependencyNotInstalled, SpecError
-from hcgym.perception.base import Sensor
-from hcgym.perception.face.recognizers import ArcFaceOnnxRecognizer, insightface_zoo, onnx_session
+from hcgym.perception.base import Sensor, onnx_session
+from hcgym.perception.face.recognizers import ArcFaceOnnxRecognizer, insightface_zoo
 from hcgym.types import Detections, Embeddings
 
 PACK_HINT = ("download an InsightFace model pack such as buffalo_l "

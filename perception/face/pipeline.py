@@ -31,7 +31,8 @@ class FacePipeline:
             faces up to profile views, also on overlapping windows of images larger than 480 pixels, so that it
             holds on real photos; on 400x300 frames it is ``face/mediapipe-full``).
         recognizer: registered embedding sensor id (default ``face/dlib``, the 128-d ResNet of the seed's [41]).
-        cache_size: embeddings kept, keyed by a hash of the image bytes (they never change a result).
+        cache_size: embeddings kept, keyed by a hash of the image bytes (they never change a result; 0 keeps
+            none and hashes nothing).
     """
 
     def __init__(self, detector: str = "face/mediapipe-tiled", recognizer: str = "face/dlib", cache_size: int = 8192) -> None:
@@ -59,7 +60,7 @@ class FacePipeline:
         points (how the active face recognition envs were calibrated).
         """
         img = as_image(image)
-        key = self._key(img) + (b"" if keypoints else b"/own-landmarks")
+        key = self._key(img) + (b"" if keypoints else b"/own-landmarks") if self.cache_size > 0 else None
         if key in self._cache:
             self._cache.move_to_end(key)
             return self._cache[key]
@@ -73,9 +74,10 @@ class FacePipeline:
             emb = self.recognizer(img, Detections(det.boxes[k:k + 1], det.scores[k:k + 1], kp))
             if len(emb):
                 out = (np.asarray(emb.vectors[0], dtype=np.float64), np.asarray(det.boxes[k], dtype=np.float64))
-        self._cache[key] = out
-        if len(self._cache) > self.cache_size:
-            self._cache.popitem(last=False)
+        if key is not None:
+            self._cache[key] = out
+            if len(self._cache) > self.cache_size:
+                self._cache.popitem(last=False)
         return out
 
 

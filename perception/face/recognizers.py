@@ -17,7 +17,7 @@ from pathlib import Path
 import numpy as np
 
 from hcgym.errors import DependencyNotInstalled
-from hcgym.perception.base import Sensor
+from hcgym.perception.base import Sensor, onnx_session
 from hcgym.perception.face import dlib_models
 from hcgym.perception.face.align import INSIGHTFACE_HINT, five_from_dlib68, norm_crop
 from hcgym.types import Detections, Embeddings
@@ -47,15 +47,6 @@ def five_points(image: np.ndarray, detections: Detections | None, upsample: int 
         return detections.boxes, detections.keypoints
     five = [five_from_dlib68(dlib_models.landmarks68(image, b)) for b in detections.boxes]
     return detections.boxes, np.asarray(five, dtype=np.float64).reshape(-1, 5, 2)
-
-
-def onnx_session(path: Path, threads: int = 1):
-    """An onnxruntime CPU session of ``path`` with ``threads`` intra-op threads."""
-    import onnxruntime as ort
-
-    opts = ort.SessionOptions()
-    opts.intra_op_num_threads = int(threads)
-    return ort.InferenceSession(str(path), opts, providers=["CPUExecutionProvider"])
 
 
 def insightface_zoo():

@@ -37,9 +37,8 @@ import numpy as np
 from hcgym.errors import SpecError
 from hcgym.perception.nms.base import NmsMethod
 from hcgym.perception.nms.candidates import CandidateSet, ImageCandidates
-from hcgym.perception.nms.metrics import coco_ap
+from hcgym.perception.nms.metrics import Detections, coco_ap
 
-Detections = tuple[np.ndarray, np.ndarray]  # boxes (K, 4) xyxy, scores (K,)
 #: The Seq2Seq-NMS ablation trained without the attention mask (``hcgym train seq2seq-nms --no-mask``).
 ABLATION = "seq2seq_nomask"
 #: ``make_set(split, seed, n) -> folder``: generate (or reuse) a test set of a crowd density.
