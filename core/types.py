@@ -91,6 +91,7 @@ class HumanTruth:
         face_yaw: degrees between the face's forward direction and the direction to the camera
             (0 = frontal, positive when the camera is on the person's left).
         pixels: number of visible pixels in the segmentation.
+        motion: labels and moving-body truth of a person with a behaviour timeline (``None`` when static).
     """
 
     id: int
@@ -106,6 +107,7 @@ class HumanTruth:
     distance: float
     face_yaw: float
     pixels: int
+    motion: "MotionTruth | None" = None
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-friendly dict (lists of floats, rounded to 0.01 px / 1 mm)."""
@@ -130,6 +132,68 @@ class HumanTruth:
             "distance": round(self.distance, 4),
             "face_yaw": round(self.face_yaw, 2),
             "pixels": self.pixels,
+            **({} if self.motion is None else {"motion": self.motion.to_dict()}),
+        }
+
+
+@dataclass
+class MotionTruth:
+    """Per-frame labels and ground truth of a moving person.
+
+    Image points are ``[u, v, visibility]`` with COCO visibility from the depth test; 3-D points are world
+    coordinates in metres.
+
+    Attributes:
+        action: the whole-body action (``walk``, ``sit_down``, ``idle`` ...); ``action_phase`` its progress in [0, 1].
+        upper_action: the upper-body action layered over it (``wave``, ``phone_call`` ...), or ``None``.
+        expression: the dominant facial expression and its intensity in [0, 1].
+        facial_actions: (52,) ARKit facial action values (order of ``hcgym.synthesis.labels.FACIAL_ACTIONS``).
+        gestures: hand gesture per hand (``{"left": ..., "right": ...}``, ``None`` for a relaxed hand).
+        talking: the mouth is speaking; ``viseme`` the current mouth shape class.
+        skeleton, skeleton_3d: (25, 3) NTU RGB+D joints.
+        hand_keypoints, hand_keypoints_3d: (2, 21, 3) MediaPipe hand points, left hand first.
+        face68, face68_3d: (68, 3) face landmarks in the iBUG/dlib layout.
+        root_velocity: (3,) velocity of the feet origin, m/s.
+        gaze: (3,) unit gaze direction in the world.
+    """
+
+    action: str
+    action_phase: float
+    upper_action: str | None
+    expression: str
+    expression_intensity: float
+    facial_actions: np.ndarray
+    gestures: dict[str, str | None]
+    talking: bool
+    viseme: str | None
+    skeleton: np.ndarray
+    skeleton_3d: np.ndarray
+    hand_keypoints: np.ndarray
+    hand_keypoints_3d: np.ndarray
+    face68: np.ndarray
+    face68_3d: np.ndarray
+    root_velocity: np.ndarray
+    gaze: np.ndarray
+
+    @property
+    def label(self) -> str:
+        """The action a viewer would name: the upper-body action when there is one, else the whole-body one."""
+        return self.upper_action or self.action
+
+    def to_dict(self) -> dict[str, Any]:
+        def pts(a: np.ndarray, nd: int) -> list:
+            return np.round(np.nan_to_num(np.asarray(a, dtype=np.float64), nan=-1.0), nd).tolist()
+
+        return {
+            "action": self.action, "action_phase": round(self.action_phase, 4), "upper_action": self.upper_action,
+            "label": self.label, "expression": self.expression,
+            "expression_intensity": round(self.expression_intensity, 4),
+            "facial_actions": pts(self.facial_actions, 4), "gestures": dict(self.gestures),
+            "talking": self.talking, "viseme": self.viseme,
+            "skeleton": pts(self.skeleton, 2), "skeleton_3d": pts(self.skeleton_3d, 4),
+            "hand_keypoints": pts(self.hand_keypoints, 2), "hand_keypoints_3d": pts(self.hand_keypoints_3d, 4),
+            "face68": pts(self.face68, 2), "face68_3d": pts(self.face68_3d, 4),
+            "root_velocity": pts(self.root_velocity, 4), "gaze": pts(self.gaze, 4),
         }
 
 

@@ -88,6 +88,9 @@ class Human:
     position: tuple[float, float, float]  #: feet position (z = floor height).
     heading: float = 0.0  #: direction the person faces, degrees (0 = +x).
     overrides: dict[str, Any] = field(default_factory=dict)  #: pose/expression given beside the avatar.
+    #: What the person does over time (path, body actions, expression, gesture, talk, gaze and head tracks);
+    #: ``None``: they stand still in their avatar's pose (see :mod:`hcgym.synthesis.motion.timeline`).
+    behaviour: Any = None
 
 
 @dataclass(frozen=True)
@@ -127,6 +130,11 @@ class WorldSpec:
     humans: tuple[Human, ...]
     robots: tuple[Robot, ...]
     source: str | None = None
+
+    @property
+    def animated(self) -> bool:
+        """Whether any human moves over time (has a behaviour timeline)."""
+        return any(h.behaviour is not None and h.behaviour.moves for h in self.humans)
 
     def camera(self, name: str | None = None) -> tuple[Robot, CameraSpec]:
         """(robot, camera) by camera name (``"robot/camera"`` or ``"camera"``); the first camera if ``None``."""
@@ -270,18 +278,23 @@ def _parse_world(data: Any, src: str | None, base: Path) -> WorldSpec:
                 over["expression"] = ef.string("expression", choices=tuple(EXPRESSIONS))
                 over["expression_intensity"] = ef.number("expression_intensity", 1.0, 0.0, 1.0)
                 ef.done()
+            elif isinstance(e, list):
+                pass  # an expression track over time: read with the behaviour below
             elif isinstance(e, str):
                 over["expression"] = hf.string("expression", choices=tuple(EXPRESSIONS))
                 over["expression_intensity"] = 1.0
             else:
-                raise hf.error("expression", f"expected a name or {{expression: name, expression_intensity: x}}, "
-                                             f"got {e!r}")
+                raise hf.error("expression", f"expected a name, {{expression: name, expression_intensity: x}} "
+                                             f"or a list of timed expressions, got {e!r}")
         if over and avatar is not None:
             avatar = avatar.with_(**over)
         pos = hf.vector("position", (2, 3))
         inside(hf, "position", pos)
+        from hcgym.synthesis.motion.timeline import parse_behaviour
+
+        behaviour = parse_behaviour(hf, pos, inside)
         humans.append(Human(name=hf.string("name", f"human{i}"), avatar=avatar, position=_xyz(pos),
-                            heading=hf.number("heading", 0.0, -360.0, 360.0), overrides=over))
+                            heading=hf.number("heading", 0.0, -360.0, 360.0), overrides=over, behaviour=behaviour))
         hf.done()
 
     robots = []

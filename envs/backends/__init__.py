@@ -45,7 +45,20 @@ def check_backend(name: str, requires=()) -> str:
     return name
 
 
-def make_backend(name: str = "embedded", requires=(), **kwargs) -> SimBackend:
-    """Create a backend by name (``"embedded"`` or ``"webots"``) after :func:`check_backend` of ``requires``."""
+def make_backend(name: str = "embedded", requires=(), world=None, **kwargs) -> SimBackend:
+    """Create a backend by name (``"embedded"`` or ``"webots"``) after :func:`check_backend` of ``requires``.
+
+    ``world``: the world it will load, when known: a world whose people move (``world.animated``) gets a
+    renderer that can show moving meshes (the embedded backend's ``animated=True``).
+    """
     check_backend(name, requires)
-    return backend_class(name)(**kwargs)
+    cls = backend_class(name)
+    if world is not None and world.animated and "animated" in _parameters(cls):
+        kwargs.setdefault("animated", True)
+    return cls(**kwargs)
+
+
+def _parameters(cls) -> set[str]:
+    import inspect
+
+    return set(inspect.signature(cls.__init__).parameters)

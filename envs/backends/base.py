@@ -14,6 +14,7 @@ from __future__ import annotations
 
 from abc import ABC, abstractmethod
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 
@@ -34,11 +35,45 @@ class HumanState:
     position: np.ndarray  #: feet position, metres.
     heading: float  #: degrees, 0 = facing +x.
     visible: bool = True  #: hidden humans are not rendered (their ground truth has no pixels).
+    #: The person's behaviour over time (:class:`~hcgym.synthesis.motion.timeline.HumanMotion`); ``None``: static.
+    motion: Any = None
+    #: The current :class:`~hcgym.synthesis.motion.rig.PosedBody` of a moving person (``None`` when static).
+    posed: Any = None
+    #: The current :class:`~hcgym.synthesis.motion.timeline.MotionState` (labels, velocity) of a moving person.
+    state: Any = None
 
     @property
     def transform(self) -> np.ndarray:
         """4x4 avatar-to-world transform."""
         return Avatar.placement(tuple(self.position), self.heading)
+
+    def render_mesh(self) -> tuple[np.ndarray, np.ndarray]:
+        """(S, 3) positions and normals of the mesh to draw, avatar frame, ``avatar.mesh`` vertex order."""
+        if self.posed is None:
+            return self.avatar.mesh["positions"], self.avatar.mesh["normals"]
+        return self.posed.render_arrays()
+
+    # Geometry in the avatar frame, posed when the person moves (what the ground truth projects).
+    @property
+    def keypoints(self) -> np.ndarray:
+        """(17, 3) COCO keypoints."""
+        return self.avatar.keypoints_3d if self.posed is None else self.posed.keypoints
+
+    @property
+    def vertices(self) -> np.ndarray:
+        """(V, 3) mesh vertices."""
+        return self.avatar.mesh["vertices"] if self.posed is None else self.posed.vertices
+
+    def face_points(self, names) -> np.ndarray:
+        """(N, 3) named face points (``left_eye``, ``nose_tip``, ``chin``, ...)."""
+        if self.posed is None:
+            return np.stack([self.avatar.face_points[n] for n in names])
+        from hcgym.synthesis.motion.rig import face_point_ids
+
+        kp = self.posed.keypoints
+        ids = face_point_ids()
+        eyes = {"left_eye": kp[1], "right_eye": kp[2]}
+        return np.stack([eyes[n] if n in eyes else self.posed.vertices[ids[n]] for n in names])
 
 
 @dataclass
@@ -78,9 +113,17 @@ class SimBackend(ABC):
         specs = world.avatars(self.seed)
         self.humans = [HumanState(h.name, build_avatar(s), np.asarray(h.position, dtype=np.float64), h.heading)
                        for h, s in zip(world.humans, specs)]
+        for i, (h, s) in enumerate(zip(world.humans, specs)):
+            if h.behaviour is not None and h.behaviour.moves:
+                from hcgym.synthesis.motion.rig import rig_for
+                from hcgym.synthesis.motion.timeline import HumanMotion
+
+                self.humans[i].motion = HumanMotion(h.behaviour, rig_for(s), h.position, h.heading,
+                                                    seed=1_000_003 * self.seed + i, style_key=s.identity_key())
         self.robots = {r.name: RobotState(r, np.asarray(r.position, dtype=np.float64), r.yaw) for r in world.robots}
         self.light, self.ambient = world.lights[0], world.ambient
         self._load(world)
+        self._animate()
 
     def human(self, name: str) -> HumanState:
         for h in self.humans:
@@ -170,12 +213,39 @@ class SimBackend(ABC):
         self._move_robot(name)
 
     def step(self, dt: float) -> float:
-        """Advance simulation time by ``dt`` seconds; returns the new time."""
+        """Advance simulation time by ``dt`` seconds; people follow their behaviour. Returns the new time."""
         if dt < 0:
             raise ValueError(f"dt must be >= 0, got {dt}")
+        return self.set_time(self.time + dt)
+
+    def set_time(self, t: float) -> float:
+        """Jump to time ``t`` (seconds; not before the current time). A person's state is a function of the
+        time alone, so ``set_time(k / fps)`` gives the same frames whatever rate reached that time."""
+        t = float(t)
+        if not t >= self.time - 1e-12:
+            raise ValueError(f"time runs forward: cannot go from {self.time:g} s back to {t:g} s")
+        dt = max(0.0, t - self.time)
         self._step(dt)
-        self.time += dt
+        self.time = t
+        self._animate()
         return self.time
+
+    @property
+    def has_motion(self) -> bool:
+        """Whether any loaded human moves over time."""
+        return any(h.motion is not None for h in self.humans)
+
+    def _animate(self) -> None:
+        """Pose and place every moving human at ``self.time``."""
+        for i, h in enumerate(self.humans):
+            if h.motion is None:
+                continue
+            st = h.motion.state(self.time)
+            h.state = st
+            h.position, h.heading = st.position, st.heading
+            h.posed = h.motion.rig.pose(st.rotations, st.facial, st.pose.root)
+            self._deform_human(i)
+            self._move_human(i)
 
     def camera_pose(self, camera: str | None = None) -> tuple[CameraSpec, CameraPose]:
         """The camera spec and its current world pose (robot pose composed with the mount)."""
@@ -254,6 +324,10 @@ class SimBackend(ABC):
 
     def _step(self, dt: float) -> None:  # noqa: B027 - optional hook
         """Advance the simulator (static worlds need nothing)."""
+
+    def _deform_human(self, index: int) -> None:
+        """Show ``self.humans[index].render_mesh()``: the person's posed mesh changed."""
+        raise NotImplementedError(f"{type(self).__name__} cannot show moving people")
 
     def _world(self) -> WorldSpec:
         if self.world is None:

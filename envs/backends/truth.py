@@ -17,7 +17,8 @@ import math
 import numpy as np
 
 from hcgym.geometry import RadialDistortion, project
-from hcgym.types import NOT_LABELLED, OCCLUDED, VISIBLE, Frame, HumanTruth
+from hcgym.synthesis.builder import FACE_BOX_POINTS
+from hcgym.types import FACE_LANDMARKS, NOT_LABELLED, OCCLUDED, VISIBLE, Frame, HumanTruth, MotionTruth
 
 #: Depth-test tolerance per COCO keypoint (metres): surface points (face) are tight, joints looser.
 KEYPOINT_TOLERANCE = np.array([0.03, 0.03, 0.03, 0.05, 0.05] + [0.09] * 2 + [0.06] * 2 + [0.05] * 2
@@ -57,20 +58,20 @@ def frame_truth(frame: Frame, humans, lens: RadialDistortion | None = None) -> l
     for i, h in enumerate(humans):
         t = h.transform
         to_world = lambda p: np.asarray(p) @ t[:3, :3].T + t[:3, 3]  # noqa: E731
-        kp3 = to_world(h.avatar.keypoints_3d)
+        kp3 = to_world(h.keypoints)
         kp_uv, kp_z = project(kp3, w2c, k, lens)
         kp_vis = visibility(kp_uv, kp_z, frame.depth, KEYPOINT_TOLERANCE, seg, i + 1)
-        fl3 = to_world(h.avatar.face_landmarks_3d)
+        fl3 = to_world(h.face_points(FACE_LANDMARKS))
         fl_uv, fl_z = project(fl3, w2c, k, lens)
         fl_vis = visibility(fl_uv, fl_z, frame.depth, FACE_TOLERANCE, seg, i + 1)
-        box_uv, box_z = project(to_world(h.avatar.face_box_points_3d), w2c, k, lens)
+        box_uv, box_z = project(to_world(h.face_points(FACE_BOX_POINTS)), w2c, k, lens)
         face_box = None
         pts = np.concatenate([box_uv, fl_uv])
         if np.all(box_z > 0) and np.isfinite(pts).all():
             x0, y0 = pts.min(0)
             x1, y1 = pts.max(0)
             face_box = _face_box(x0, y0, x1, y1)
-        verts = to_world(h.avatar.mesh["vertices"])
+        verts = to_world(h.vertices)
         v_uv, v_z = project(verts, w2c, k, lens)
         front = (v_z > 0) & np.isfinite(v_uv).all(axis=1)
         amodal = None
@@ -84,7 +85,7 @@ def frame_truth(frame: Frame, humans, lens: RadialDistortion | None = None) -> l
             cols = np.flatnonzero(mask.any(axis=0))
             bbox = np.array([cols[0], rows[0], cols[-1] + 1, rows[-1] + 1], dtype=np.float64)
         eyes = (fl3[0] + fl3[1]) / 2
-        face_fwd = t[:3, :3] @ np.array([0.0, -1.0, 0.0])
+        face_fwd = t[:3, :3] @ (np.array([0.0, -1.0, 0.0]) if h.posed is None else _head_forward(h.posed))
         to_cam = cam_pos - eyes
         yaw = math.degrees(math.atan2(np.cross(face_fwd[:2], to_cam[:2]), float(face_fwd[:2] @ to_cam[:2])))
         out.append(HumanTruth(
@@ -92,6 +93,7 @@ def frame_truth(frame: Frame, humans, lens: RadialDistortion | None = None) -> l
             face_box=face_box, keypoints=np.column_stack([kp_uv, kp_vis]), keypoints_3d=kp3,
             face_landmarks=np.column_stack([fl_uv, fl_vis]), face_landmarks_3d=fl3,
             distance=float(np.linalg.norm(to_cam)), face_yaw=yaw, pixels=pixels,
+            motion=None if h.state is None else motion_truth(frame, h, i, lens),
         ))
     return out
 
@@ -110,3 +112,51 @@ def _face_box(x0: float, y0: float, x1: float, y1: float) -> np.ndarray:
     cx, cy = (x0 + x1) / 2, (y0 + y1) / 2 + FACE_BOX_SHIFT * h
     hw, hh = FACE_BOX_SCALE[0] * w / 2, FACE_BOX_SCALE[1] * h / 2
     return np.array([cx - hw, cy - hh, cx + hw, cy + hh], dtype=np.float64)
+
+
+def _head_forward(posed) -> np.ndarray:
+    """The face's forward direction (avatar frame): -y turned with the head bone."""
+    from hcgym.synthesis.motion.rig import BONE_INDEX
+
+    j = BONE_INDEX["head"]
+    turn = posed.bones[j, :3, :3] @ posed.rig.rest_rotations[j].T
+    return turn @ np.array([0.0, -1.0, 0.0])
+
+
+#: Depth-test tolerance (metres) of the NTU skeleton joints, the hand keypoints and the 68 face landmarks.
+SKELETON_TOLERANCE = 0.10
+HAND_TOLERANCE = 0.025
+
+
+def motion_truth(frame: Frame, h, index: int, lens: RadialDistortion | None = None) -> MotionTruth:
+    """Per-frame labels and moving-body ground truth of a person with a behaviour (``h.state`` set)."""
+    from hcgym.synthesis.motion.skeleton import face68, hand_points, ntu_skeleton
+
+    k, w2c = frame.intrinsics.matrix, frame.world_to_camera
+    t = h.transform
+    rot = t[:3, :3]
+
+    def world(p: np.ndarray) -> np.ndarray:
+        return np.asarray(p) @ rot.T + t[:3, 3]
+
+    def image(p3: np.ndarray, tol: float) -> np.ndarray:
+        uv, z = project(p3, w2c, k, lens)
+        return np.column_stack([uv, visibility(uv, z, frame.depth, tol, frame.segmentation, index + 1)])
+
+    st, posed = h.state, h.posed
+    skel = world(ntu_skeleton(posed))
+    hands = np.stack([world(hand_points(posed, side)) for side in ("left", "right")])
+    f68 = world(face68(posed))
+    gaze = rot @ np.asarray(st.labels.get("gaze_avatar", _head_forward(posed)), dtype=np.float64)
+    return MotionTruth(
+        action=st.labels["action"], action_phase=float(st.labels["action_phase"]),
+        upper_action=st.labels.get("upper_action"),
+        expression=st.labels.get("expression", "neutral"), expression_intensity=float(st.labels.get("expression_intensity", 0.0)),
+        facial_actions=np.asarray(st.facial, dtype=np.float64),
+        gestures={"left": st.labels.get("gesture_left"), "right": st.labels.get("gesture_right")},
+        talking=bool(st.labels.get("talking", False)), viseme=st.labels.get("viseme"),
+        skeleton=image(skel, SKELETON_TOLERANCE), skeleton_3d=skel,
+        hand_keypoints=np.stack([image(p, HAND_TOLERANCE) for p in hands]), hand_keypoints_3d=hands,
+        face68=image(f68, FACE_TOLERANCE), face68_3d=f68,
+        root_velocity=np.asarray(st.velocity, dtype=np.float64), gaze=gaze / max(np.linalg.norm(gaze), 1e-12),
+    )

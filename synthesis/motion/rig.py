@@ -319,3 +319,15 @@ def _build_rig_arrays(spec) -> dict[str, np.ndarray]:
     return {"rest_vertices": verts, "rest_normals": vertex_normals(verts, tmpl.faces).astype(np.float32),
             "rest_rotations": poses[:, :3, :3].copy(), "rest_heads": poses[:, :3, 3] - offset,
             "facial_vertices": moved, "facial_basis": basis[:, moved].astype(np.float32)}
+
+
+@functools.lru_cache(maxsize=1)
+def face_point_ids() -> dict[str, int]:
+    """Template vertex of each named face point (``nose_tip``, ``mouth_left``, ``chin``, ...; see
+    :attr:`hcgym.synthesis.anny_model.Template.face_points`), cached beside the rigs."""
+    path = _root() / f"face-points-r{RIG_VERSION}.json"
+    if not path.exists():
+        from hcgym.synthesis.anny_model import get_template
+
+        atomic_write_bytes(path, json.dumps(get_template().face_points, sort_keys=True).encode())
+    return {k: int(v) for k, v in json.loads(path.read_text()).items()}
