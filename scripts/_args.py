@@ -37,6 +37,14 @@ def finite(text: str) -> float:
     return v
 
 
+def positive_float(text: str) -> float:
+    """A strictly positive finite number."""
+    v = finite(text)
+    if v <= 0:
+        raise argparse.ArgumentTypeError(f"expected a positive number, got {text!r}")
+    return v
+
+
 def floats(n: int, name: str):
     """Parser of ``n`` comma-separated numbers."""
 

@@ -1,4 +1,5 @@
-"""``hcgym render WORLD.yaml --seed S --out DIR``: render one camera of a world with its ground truth."""
+"""``hcgym render WORLD.yaml --seed S --out DIR``: render one camera of a world with its ground truth;
+with ``--seconds S --fps F``: a video of the world over time with its ground truth per frame."""
 
 from __future__ import annotations
 
@@ -24,6 +25,12 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--pose", type=_args.floats(5, "--pose x,y,z,yaw,pitch"), default=None,
                    help="override the camera pose: x,y,z (m), yaw,pitch (degrees)")
     p.add_argument("--backend", default="embedded", help="simulator backend: embedded (default) or webots")
+    v = p.add_argument_group("video", "render the world over time: video.mp4, frames.jsonl (ground truth per "
+                                      "frame), render.json and, on request, depth/ and segmentation/ per frame")
+    v.add_argument("--seconds", type=_args.positive_float, default=None, help="seconds of world time to render")
+    v.add_argument("--fps", type=_args.positive_float, default=15.0, help="frames per second (default 15)")
+    v.add_argument("--depth", action="store_true", help="also write depth/NNNNNN.png (16-bit millimetres)")
+    v.add_argument("--segmentation", action="store_true", help="also write segmentation/NNNNNN.png (16-bit ids)")
     p.set_defaults(func=run)
 
 
@@ -32,7 +39,17 @@ def run(args: argparse.Namespace) -> int:
     from hcgym.worlds import load_world
 
     world = load_world(args.world)
-    with make_backend(args.backend) as sim:
+    if args.seconds is not None:
+        if args.pose is not None:
+            raise SystemExit("hcgym render: --pose applies to single frames; a video uses the world's camera")
+        from hcgym.synthesis.dataset.video import render_video
+
+        info = render_video(world, args.out, args.seconds, args.fps, seed=args.seed, camera=args.camera,
+                            backend=args.backend, depth=args.depth, segmentation=args.segmentation)
+        print(f"wrote {args.out}/video.mp4 and frames.jsonl ({info['frames']} frames at {args.fps:g} fps, "
+              f"{info['size'][0]}x{info['size'][1]}, renderer {info['renderer']})")
+        return 0
+    with make_backend(args.backend, world=world) as sim:
         sim.load(world, seed=args.seed)
         pose = None
         if args.pose is not None:

@@ -147,7 +147,9 @@ def motion_truth(frame: Frame, h, index: int, lens: RadialDistortion | None = No
     skel = world(ntu_skeleton(posed))
     hands = np.stack([world(hand_points(posed, side)) for side in ("left", "right")])
     f68 = world(face68(posed))
-    gaze = rot @ np.asarray(st.labels.get("gaze_avatar", _head_forward(posed)), dtype=np.float64)
+    from hcgym.synthesis.motion.face import gaze_direction
+
+    gaze = rot @ gaze_direction(posed, *st.labels.get("eye_angles", (0.0, 0.0)))
     return MotionTruth(
         action=st.labels["action"], action_phase=float(st.labels["action_phase"]),
         upper_action=st.labels.get("upper_action"),

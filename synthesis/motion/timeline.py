@@ -237,6 +237,15 @@ def _items(hf: Fields, key: str) -> list[Any]:
     return raw
 
 
+def _targets(items, keys: tuple[str, ...]) -> list[tuple]:
+    """(time, *angles) targets of timed head/gaze items: each item's angles at its start, back to 0 at its end."""
+    out = []
+    for item in sorted(items, key=lambda i: i["start"]):
+        out.append((item["start"], *(item[k] for k in keys)))
+        out.append((item["start"] + item["duration"], *(0.0 for _ in keys)))
+    return out
+
+
 def _walk_distance(seg: Segment, path_speed: float, tau: float) -> float:
     """Metres a walk segment has covered ``tau`` s after its start (trapezoid speed profile)."""
     v = float(seg.params.get("speed", path_speed))
@@ -305,6 +314,44 @@ class HumanMotion:
         self.upper = [s for s in behaviour.segments if s.action in upper]
         self.path = Path(behaviour.path.waypoints, behaviour.path.loop) if behaviour.path else None
         self._plan()
+        self._face = self._face_tracks()
+
+    def _face_tracks(self) -> list:
+        """The facial tracks of the behaviour (expressions, blinks, talking, gaze, head turns)."""
+        from hcgym.synthesis.motion import face
+
+        b = self.behaviour
+        tracks: list = [face.ExpressionTrack(e["expression"], e["start"], e["onset"], e["apex"], e["offset"],
+                                             e["intensity"]) for e in b.expression]
+        if b.blink > 0:
+            tracks.append(face.blinks(self.seed, b.blink, horizon=max(60.0, b.end + 30.0)))
+        if b.talk:
+            parts = [face.visemes(item["text"], item["start"], item["rate"]) for item in b.talk]
+            tracks.append(face.VisemeTrack(tuple(sorted(seg for p in parts for seg in p.segments)),
+                                           parts[0].smoothing))
+        if b.gaze:
+            tracks.append(face.GazeTrack(_targets(b.gaze, ("yaw", "pitch"))))
+        if b.head:
+            tracks.append(face.HeadTrack(_targets(b.head, ("yaw", "pitch", "roll"))))
+        return tracks
+
+    def hands(self, t: float) -> tuple[dict[str, np.ndarray], dict[str, str | None]]:
+        """Finger deltas of both hands at ``t`` and the gesture each hand shows (``None``: relaxed)."""
+        from hcgym.synthesis.motion.base import envelope
+        from hcgym.synthesis.motion.hands import hand_deltas, relaxed_hand
+
+        deltas, labels = {}, {}
+        for side in ("left", "right"):
+            item = next((g for g in self.behaviour.gesture
+                         if g["hand"] == side and g["start"] <= t < g["start"] + g["duration"]), None)
+            if item is None:
+                deltas.update(relaxed_hand(self.rig, side))
+                labels[side] = None
+                continue
+            amount = envelope(t - item["start"], item["duration"], 0.25, 0.25)
+            deltas.update(hand_deltas(self.rig, item["gesture"], side, amount))
+            labels[side] = item["gesture"] if amount >= 0.5 else None
+        return deltas, labels
 
     # ------------------------------------------------------------------ planning
     def _plan(self) -> None:
@@ -442,7 +489,17 @@ class HumanMotion:
         vel = np.zeros(3)
         vel[:2] = (b - a) / (t + dt - max(0.0, t - dt))
         position = np.array([xy[0], xy[1], self.position0[2]])
+        from hcgym.synthesis.motion.face import apply_deltas, face_state
+
+        fingers, gestures = self.hands(t)
+        for name, d in fingers.items():
+            rotations[BONE_INDEX[name]] = d
+        face = face_state(*self._face, t=t)
+        rotations = apply_deltas(rotations, face.deltas)
         labels = {"action": label, "action_phase": round(float(phase), 4), "upper_action": upper_label,
-                  "speed": round(float(speed), 4)}
-        facial = np.zeros(52)
-        return MotionState(t, position, float(heading_now), vel, pose, facial, rotations, labels)
+                  "speed": round(float(speed), 4), "expression": face.expression,
+                  "expression_intensity": round(float(face.intensity), 4), "talking": bool(face.talking),
+                  "viseme": face.viseme if face.talking else None, "blinking": bool(face.blinking),
+                  "eye_angles": tuple(float(a) for a in face.eye_angles),
+                  "gesture_left": gestures["left"], "gesture_right": gestures["right"]}
+        return MotionState(t, position, float(heading_now), vel, pose, face.facial, rotations, labels)
