@@ -110,7 +110,7 @@ class Rig:
         w[:, 3, 3] = 1.0
         d0 = np.zeros(3) if root is None else np.asarray(root, dtype=np.float64)
         w[0, :3, :3] = u[0].T @ m[0]
-        w[0, :3, 3] = u[0].T @ d0 + self.rest_heads[0] * 0.0
+        w[0, :3, 3] = self.rest_heads[0] + u[0].T @ d0  # identity deltas give the rest pose
         parent = self.template.parents
         for level in self.template.levels[1:]:
             wp = w[parent[level]]

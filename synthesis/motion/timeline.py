@@ -143,7 +143,8 @@ def parse_behaviour(hf: Fields, position: tuple[float, ...], inside) -> Behaviou
             if p.choices is not None:
                 params[key] = sf.string(key, p.default, p.choices)
             else:
-                params[key] = sf.number(key, p.default, p.low, p.high)
+                default = path.speed if key == "speed" and act.locomotion and path is not None else p.default
+                params[key] = sf.number(key, default, p.low, p.high)
         sf.done()
         if act.locomotion and path is None:
             raise SpecError(hf.sub(f"behaviour[{i}].action"), f"{name!r} needs a path: give the human a "
