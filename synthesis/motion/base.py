@@ -28,6 +28,7 @@ from hcgym.synthesis.labels import BONES
 from hcgym.synthesis.motion.rig import BONE_INDEX, Rig
 
 N_BONES = len(BONES)
+_AXES = {"x": (1.0, 0.0, 0.0), "y": (0.0, 1.0, 0.0), "z": (0.0, 0.0, 1.0)}
 
 
 @dataclass(frozen=True)
@@ -166,10 +167,15 @@ def identity_rotations() -> np.ndarray:
 
 def rot(axis, degrees: float) -> np.ndarray:
     """3x3 rotation of ``degrees`` about ``axis`` ("x", "y", "z" or a 3-vector)."""
-    a = {"x": (1.0, 0.0, 0.0), "y": (0.0, 1.0, 0.0), "z": (0.0, 0.0, 1.0)}.get(axis, axis) \
-        if isinstance(axis, str) else axis
-    a = np.asarray(a, dtype=np.float64)
-    return Rotation.from_rotvec(a / np.linalg.norm(a) * math.radians(degrees)).as_matrix()
+    a = _AXES.get(axis, axis) if isinstance(axis, str) else axis
+    x, y, z = np.asarray(a, dtype=np.float64) / math.sqrt(float(np.dot(a, a)))
+    th = math.radians(degrees)
+    c, s = math.cos(th), math.sin(th)
+    t = 1.0 - c
+    # Rodrigues' formula (scipy's Rotation costs ~100 us per call; clips call this dozens of times a frame).
+    return np.array([[t * x * x + c, t * x * y - s * z, t * x * z + s * y],
+                     [t * x * y + s * z, t * y * y + c, t * y * z - s * x],
+                     [t * x * z - s * y, t * y * z + s * x, t * z * z + c]])
 
 
 def set_bones(rotations: np.ndarray, deltas: dict[str, np.ndarray]) -> np.ndarray:
@@ -197,10 +203,37 @@ def deltas_from_accumulated(accumulated: dict[str, np.ndarray], chain: list[str]
 
 def slerp(a: np.ndarray, b: np.ndarray, w: float) -> np.ndarray:
     """Spherical interpolation of (..., 3, 3) rotations: ``a`` at w = 0, ``b`` at w = 1."""
-    ra = Rotation.from_matrix(a.reshape(-1, 3, 3))
-    rb = Rotation.from_matrix(b.reshape(-1, 3, 3))
-    rel = (ra.inv() * rb).as_rotvec() * float(w)
-    return (ra * Rotation.from_rotvec(rel)).as_matrix().reshape(a.shape)
+    w = float(w)
+    if w <= 0.0:
+        return np.array(a, dtype=np.float64, copy=True)
+    if w >= 1.0:
+        return np.array(b, dtype=np.float64, copy=True)
+    ma, mb = np.asarray(a, dtype=np.float64).reshape(-1, 3, 3), np.asarray(b, dtype=np.float64).reshape(-1, 3, 3)
+    rel = np.transpose(ma, (0, 2, 1)) @ mb  # a^T b, then a @ rel^w
+    return (ma @ _matrix_power(rel, w)).reshape(np.shape(a))
+
+
+def _matrix_power(r: np.ndarray, w: float) -> np.ndarray:
+    """(N, 3, 3) rotations raised to the power w (the same axis, w times the angle), vectorised."""
+    cos = np.clip((np.trace(r, axis1=1, axis2=2) - 1.0) / 2.0, -1.0, 1.0)
+    angle = np.arccos(cos)
+    axis = np.stack([r[:, 2, 1] - r[:, 1, 2], r[:, 0, 2] - r[:, 2, 0], r[:, 1, 0] - r[:, 0, 1]], axis=1)
+    small = angle < 1e-6
+    near_pi = angle > math.pi - 1e-4
+    if near_pi.any():  # the antisymmetric part vanishes: take the axis from the symmetric part
+        rv = Rotation.from_matrix(r[near_pi]).as_rotvec()
+        axis[near_pi] = rv
+    norm = np.linalg.norm(axis, axis=1)
+    axis = np.where(small[:, None], np.array([1.0, 0.0, 0.0]), axis / np.maximum(norm, 1e-300)[:, None])
+    th = np.where(small, 0.0, angle) * w
+    c, s = np.cos(th), np.sin(th)
+    t = 1.0 - c
+    x, y, z = axis[:, 0], axis[:, 1], axis[:, 2]
+    out = np.empty_like(r)
+    out[:, 0, 0], out[:, 0, 1], out[:, 0, 2] = t * x * x + c, t * x * y - s * z, t * x * z + s * y
+    out[:, 1, 0], out[:, 1, 1], out[:, 1, 2] = t * x * y + s * z, t * y * y + c, t * y * z - s * x
+    out[:, 2, 0], out[:, 2, 1], out[:, 2, 2] = t * x * z - s * y, t * y * z + s * x, t * z * z + c
+    return out
 
 
 def blend(a: BodyPose, b: BodyPose, w: float) -> BodyPose:
@@ -254,7 +287,7 @@ def two_bone_ik(root: np.ndarray, mid: np.ndarray, end: np.ndarray, target: np.n
     # Bend plane: contains d and the pole direction.
     p = pole - d * (pole @ d)
     if np.linalg.norm(p) < 1e-9:
-        p = np.cross(d, [1.0, 0.0, 0.0])
+        p = cross(d, [1.0, 0.0, 0.0])
     p = p / np.linalg.norm(p)
     cos_a = (l1 ** 2 + dist ** 2 - l2 ** 2) / (2 * l1 * dist)
     a = math.acos(float(np.clip(cos_a, -1.0, 1.0)))
@@ -265,18 +298,25 @@ def two_bone_ik(root: np.ndarray, mid: np.ndarray, end: np.ndarray, target: np.n
     return r_upper, r_lower_world
 
 
+def cross(a, b) -> np.ndarray:
+    """Cross product of two 3-vectors (numpy's ``np.cross`` costs ~40 us per call on small vectors)."""
+    return np.array([a[1] * b[2] - a[2] * b[1], a[2] * b[0] - a[0] * b[2], a[0] * b[1] - a[1] * b[0]])
+
+
 def _align(u: np.ndarray, v: np.ndarray) -> np.ndarray:
     """Shortest-arc rotation taking direction u to direction v."""
-    u = u / np.linalg.norm(u)
-    v = v / np.linalg.norm(v)
-    axis = np.cross(u, v)
-    s, c = np.linalg.norm(axis), float(u @ v)
+    u = np.asarray(u, dtype=np.float64)
+    v = np.asarray(v, dtype=np.float64)
+    u = u / math.sqrt(float(u @ u))
+    v = v / math.sqrt(float(v @ v))
+    axis = cross(u, v)
+    s, c = math.sqrt(float(axis @ axis)), float(u @ v)
     if s < 1e-12:
         if c > 0:
             return np.eye(3)
-        perp = np.cross(u, [1.0, 0.0, 0.0] if abs(u[0]) < 0.9 else [0.0, 1.0, 0.0])
-        return Rotation.from_rotvec(perp / np.linalg.norm(perp) * math.pi).as_matrix()
-    return Rotation.from_rotvec(axis / s * math.atan2(s, c)).as_matrix()
+        perp = cross(u, [1.0, 0.0, 0.0] if abs(u[0]) < 0.9 else [0.0, 1.0, 0.0])
+        return rot(perp, 180.0)
+    return rot(axis, math.degrees(math.atan2(s, c)))
 
 
 align = _align

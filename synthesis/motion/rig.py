@@ -139,9 +139,11 @@ class Rig:
             nz = np.flatnonzero(coeffs)
             rest[self.facial_vertices] += np.einsum("a,avc->vc", coeffs[nz], self.facial_basis[nz])
         blend = (self.template.skin_matrix @ t.reshape(len(t), 12)).reshape(-1, 3, 4)
-        vertices = np.einsum("vij,vj->vi", blend[:, :, :3], rest) + blend[:, :, 3]
-        normals = np.einsum("vij,vj->vi", blend[:, :, :3], self.rest_normals)
-        normals /= np.maximum(np.linalg.norm(normals, axis=1, keepdims=True), 1e-12)
+        vertices = (blend[:, :, 0] * rest[:, 0:1] + blend[:, :, 1] * rest[:, 1:2] + blend[:, :, 2] * rest[:, 2:3]
+                    + blend[:, :, 3])
+        n = self.rest_normals
+        normals = blend[:, :, 0] * n[:, 0:1] + blend[:, :, 1] * n[:, 1:2] + blend[:, :, 2] * n[:, 2:3]
+        normals /= np.maximum(np.sqrt((normals * normals).sum(1, keepdims=True)), 1e-12)
         return PosedBody(self, vertices, normals.astype(np.float32), w, coeffs)
 
 
