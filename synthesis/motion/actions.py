@@ -1,6 +1,6 @@
 """The registry of body actions: whole-body and locomotion clips plus upper-body (arm) clips.
 
-Upper-body actions drive only the arm and upper-spine bones (``ARM_BONES``), so a
+Upper-body actions drive only the arm bones, clavicle to wrist (``ARM_BONES``), so a
 behaviour timeline may layer one over a whole-body action (wave while walking).
 """
 

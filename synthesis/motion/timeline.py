@@ -35,6 +35,10 @@ from hcgym.synthesis.motion.base import Action, BodyPose, ClipContext, Style, bl
 from hcgym.synthesis.motion.path import Path
 from hcgym.validate import Fields
 
+#: Hand shapes of upper-body actions: action -> (gesture of hcgym.synthesis.motion.hands, amount).
+ACTION_HANDS: dict[str, tuple[str, float]] = {
+    "punch": ("punch", 1.0), "point": ("one", 1.0), "phone_call": ("punch", 0.55), "drink": ("punch", 0.6),
+}
 #: Seconds over which consecutive body segments cross-fade.
 FADE = 0.3
 #: Seconds a walk takes to reach its speed (and to stop).
@@ -336,8 +340,27 @@ class HumanMotion:
             tracks.append(face.HeadTrack(_targets(b.head, ("yaw", "pitch", "roll"))))
         return tracks
 
+    def _action_grip(self, t: float, side: str) -> tuple[str, float] | None:
+        """The hand shape an active upper-body action gives ``side`` (a fist to punch, an index finger to point,
+        a grip to hold a phone or a cup) and its weight, or ``None``."""
+        from hcgym.synthesis.motion.clips_arms import _sides
+
+        k = self._active(self.upper, t)
+        if k is None or self.upper[k].action not in ACTION_HANDS:
+            return None
+        seg = self.upper[k]
+        gesture, amount = ACTION_HANDS[seg.action]
+        if {"left": "L", "right": "R"}[side] not in _sides(str(seg.params.get("hand", "auto")), self.style):
+            return None
+        tau = t - seg.start
+        return gesture, amount * float(np.clip(min(tau, seg.duration - tau) / 0.4, 0.0, 1.0))
+
     def hands(self, t: float) -> tuple[dict[str, np.ndarray], dict[str, str | None]]:
-        """Finger deltas of both hands at ``t`` and the gesture each hand shows (``None``: relaxed)."""
+        """Finger deltas of both hands at ``t`` and the gesture each hand shows (``None``: relaxed).
+
+        A ``gesture`` track wins; otherwise an upper-body action may shape the hand (:data:`ACTION_HANDS`,
+        not labelled as a gesture); otherwise the hand is relaxed.
+        """
         from hcgym.synthesis.motion.base import envelope
         from hcgym.synthesis.motion.hands import hand_deltas, relaxed_hand
 
@@ -346,7 +369,9 @@ class HumanMotion:
             item = next((g for g in self.behaviour.gesture
                          if g["hand"] == side and g["start"] <= t < g["start"] + g["duration"]), None)
             if item is None:
-                deltas.update(relaxed_hand(self.rig, side))
+                grip = self._action_grip(t, side)
+                deltas.update(relaxed_hand(self.rig, side) if grip is None or grip[1] <= 0
+                              else hand_deltas(self.rig, grip[0], side, grip[1]))
                 labels[side] = None
                 continue
             amount = envelope(t - item["start"], item["duration"], 0.25, 0.25)
