@@ -29,4 +29,8 @@ def run(args: argparse.Namespace) -> int:
 
     world = load_world(args.world)
     print(export_webots(world, args.out_dir, seed=args.seed))
+    if world.animated:
+        from hcgym.worlds.webots_export import dropped_motion
+
+        print(f"note: {dropped_motion(world)}")
     return 0

@@ -225,3 +225,29 @@ def test_render_cli_writes_a_video(tmp_path):
     info = json.loads((out / "render.json").read_text())
     assert info["renderer"] == "gl" and info["frames"] == 2
     Path(out / "video.mp4")
+
+
+def test_webots_replays_paths_and_says_what_it_drops(tmp_path, monkeypatch, caplog):
+    """The export says in one line what Webots cannot replay; the Webots backend walks people along their
+    paths (against the fake controller) while their meshes stay rigid."""
+    from support.webots_fakes import install_fake_webots
+
+    from hcgym.envs.backends import make_backend
+    from hcgym.worlds.webots_export import dropped_motion
+
+    import hcgym.envs.backends.webots as webots_backend
+
+    monkeypatch.setattr(webots_backend, "_SAID_RIGID", False)
+    w = world()
+    install_fake_webots(monkeypatch, w, tmp_path / "webots")
+    meta = json.loads(next((tmp_path / "webots").glob("*.json")).read_text())
+    assert meta["dropped"] == dropped_motion(w) and "walker" in meta["dropped"] and "\n" not in meta["dropped"]
+    with make_backend("webots", world=w) as sim:
+        sim.load(w, seed=0)
+        field = sim._human_fields[0].translation
+        start = list(field.value)
+        with caplog.at_level("WARNING"):
+            sim.set_time(2.0)
+        moved = np.array(field.value) - np.array(start)
+        assert np.linalg.norm(moved[:2]) > 1.5  # walked about 2 m along +x
+        assert any("rigid" in r.message for r in caplog.records)

@@ -405,6 +405,13 @@ def _check_out_dir(out: Path) -> None:
                                   "give a new or empty directory")
 
 
+def dropped_motion(world: WorldSpec) -> str:
+    """One line on what of a living world the Webots export cannot replay by itself."""
+    names = ", ".join(h.name for h in world.humans if h.behaviour is not None and h.behaviour.moves)
+    return (f"people's behaviour ({names}) is not in the .wbt: they stand at their start positions; driven by "
+            "hcgym's Webots backend they walk their paths and turn, but their bodies, hands and faces do not move")
+
+
 def export_webots(world: WorldSpec, out_dir: str | os.PathLike[str], seed: int = 0) -> Path:
     """Write ``world`` as a Webots R2023b world into ``out_dir``; returns the ``.wbt`` path.
 
@@ -433,6 +440,7 @@ def export_webots(world: WorldSpec, out_dir: str | os.PathLike[str], seed: int =
                 done.add(key)
         (tmp / wbt_name).write_text(_world_text(world, int(seed), humans))
         meta = {"world": world.name, "seed": int(seed), "webots": WEBOTS_VERSION, "wbt": wbt_name,
+                **({"dropped": dropped_motion(world)} if world.animated else {}),
                 "basic_time_step_ms": BASIC_TIME_STEP_MS,
                 "humans": [{"name": h.name, "def": human_def(i), "proto": p, "avatar": k,
                             "recognition_color": list(recognition_color(i))}

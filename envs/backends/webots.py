@@ -173,6 +173,9 @@ class _CameraDevices:
     range_finder: Any
 
 
+_SAID_RIGID = False
+
+
 class WebotsBackend(SimBackend):
     """A world running in Webots R2023b, driven as the extern supervisor controller of one robot.
 
@@ -274,6 +277,18 @@ class WebotsBackend(SimBackend):
         t, r = human_field_values(h.position, h.heading)
         self._human_fields[index].translation.setSFVec3f(t)
         self._human_fields[index].rotation.setSFRotation(r)
+
+    def _deform_human(self, index: int) -> None:
+        """Webots shows each person as one rigid mesh: people walk their paths and turn (``_move_human``),
+        but their bodies, hands and faces keep the exported pose (said once per process)."""
+        global _SAID_RIGID
+        if not _SAID_RIGID:
+            import logging
+
+            logging.getLogger(__name__).warning(
+                "Webots backend: people move along their paths and turn, but their meshes are rigid: body, hand "
+                "and face motion are not shown in the images (the ground truth still follows the timeline)")
+            _SAID_RIGID = True
 
     def _move_robot(self, name: str) -> None:
         s = self.robots[name]
