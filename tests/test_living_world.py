@@ -230,12 +230,10 @@ def test_render_cli_writes_a_video(tmp_path):
 def test_webots_replays_paths_and_says_what_it_drops(tmp_path, monkeypatch, caplog):
     """The export says in one line what Webots cannot replay; the Webots backend walks people along their
     paths (against the fake controller) while their meshes stay rigid."""
-    from support.webots_fakes import install_fake_webots
-
+    import hcgym.envs.backends.webots as webots_backend
     from hcgym.envs.backends import make_backend
     from hcgym.worlds.webots_export import dropped_motion
-
-    import hcgym.envs.backends.webots as webots_backend
+    from support.webots_fakes import install_fake_webots
 
     monkeypatch.setattr(webots_backend, "_SAID_RIGID", False)
     w = world()
