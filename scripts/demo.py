@@ -11,7 +11,8 @@ from hcgym.scripts import _args
 def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("demo", help="render both shipped worlds and an avatar contact sheet into DIR",
                        description="The main job on the embedded backend: renders every shipped world "
-                                   "(RGB, depth, segmentation, ground truth), runs the person detector with greedy "
+                                   "(RGB, depth, segmentation, ground truth), renders a 6 s clip of a person "
+                                   "walking up, waving and talking (video.mp4 with ground truth per frame), runs the person detector with greedy "
                                    "and Seq2Seq NMS on the crowd, renders a contact sheet of 8 avatars, and "
                                    "evaluates the static, rule-based and pretrained PPO active face recognition "
                                    "agents on a reduced protocol (tables, plots and GIFs in DIR/active_fr/).")
@@ -54,6 +55,23 @@ def detect_people(rgb, out: Path) -> Path:
     return out
 
 
+def greeting_clip(out: Path, seed: int = 0) -> Path:
+    """A person walks up, stops, smiles, waves and says hello (the shipped ``greeting`` world): 6 s of video
+    with ground truth per frame, and a GIF preview."""
+    from hcgym.report import gif_bytes, write_files
+    from hcgym.synthesis.dataset.video import render_video
+    from hcgym.video import read_video
+    from hcgym.worlds import load_world
+
+    print("[demo] rendering a 6 s clip of a person walking up, waving and talking (greeting) ...", flush=True)
+    info = render_video(load_world("greeting"), out, 6.0, 10, seed=seed, progress=False)
+    frames = read_video(out / "video.mp4")
+    write_files(out, {"preview.gif": gif_bytes(list(frames[::2]), fps=5)})
+    print(f"[demo]   {info['frames']} frames at 10 fps, {info['size'][0]}x{info['size'][1]}, renderer {info['renderer']}",
+          flush=True)
+    return out
+
+
 def run(args: argparse.Namespace) -> int:
     from hcgym.envs.backends import make_backend
     from hcgym.scripts.render import write_frame
@@ -68,13 +86,14 @@ def run(args: argparse.Namespace) -> int:
     for name in shipped_worlds():
         world = load_world(name)
         print(f"[demo] rendering {name} ({len(world.humans)} humans) ...", flush=True)
-        with make_backend("embedded") as sim:
+        with make_backend("embedded", world=world) as sim:
             sim.load(world, seed=args.seed)
             frame = sim.render()
         write_frame(frame, out / name)
         written.append(out / name)
         frames[name] = frame
     detection = detect_people(frames["crowd_street"].rgb, out / "detection") if "crowd_street" in frames else None
+    clip = greeting_clip(out / "clip", args.seed)
     print("[demo] building 8 avatars for the contact sheet ...", flush=True)
     seeds = list(range(1, 9))
     avatars = [build_avatar(AvatarSpec.random(s)) for s in seeds]
@@ -97,6 +116,7 @@ def run(args: argparse.Namespace) -> int:
     for p in written:
         print(f"  {p}/  rgb.png depth.npy depth.png segmentation.png segmentation_color.png ground_truth.json")
     print(f"  {sheet}")
+    print(f"  {clip}/  video.mp4 frames.jsonl render.json preview.gif")
     if detection is not None:
         print(f"  {detection}/  crowd_street_{{greedy,seq2seq}}.png detections.json")
     for p in agent_dirs:

@@ -249,3 +249,14 @@ def test_webots_replays_paths_and_says_what_it_drops(tmp_path, monkeypatch, capl
         moved = np.array(field.value) - np.array(start)
         assert np.linalg.norm(moved[:2]) > 1.5  # walked about 2 m along +x
         assert any("rigid" in r.message for r in caplog.records)
+
+
+def test_demo_clip_shows_a_walking_waving_talking_person(tmp_path):
+    from hcgym.scripts.demo import greeting_clip
+
+    out = greeting_clip(tmp_path / "clip")
+    lines = [json.loads(x)["humans"][0]["motion"] for x in (out / "frames.jsonl").read_text().splitlines()]
+    labels = [m["label"] for m in lines]
+    assert labels[0] == "walk" and "wave" in labels
+    assert any(m["talking"] for m in lines) and any(m["expression"] == "happy" for m in lines)
+    assert (out / "preview.gif").read_bytes()[:6] == b"GIF89a" and (out / "video.mp4").stat().st_size > 10_000
