@@ -41,6 +41,7 @@ from hcgym.synthesis.motion.base import (
     Param,
     Style,
     align,
+    cross,
     deltas_from_accumulated,
     ease,
     envelope,
@@ -77,7 +78,7 @@ def _frame(a: np.ndarray, b: np.ndarray) -> np.ndarray:
     """Orthonormal frame (columns): ``a``, the part of ``b`` orthogonal to ``a``, and their cross product."""
     a = _unit(a)
     b = _unit(b - a * (a @ b))
-    return np.column_stack([a, b, np.cross(a, b)])
+    return np.column_stack([a, b, cross(a, b)])
 
 
 def _axis_rot(axis: np.ndarray, radians: float) -> np.ndarray:
@@ -96,7 +97,7 @@ def _signed_angle(a: np.ndarray, b: np.ndarray, axis: np.ndarray) -> float:
     b = b - axis * (b @ axis)
     if np.linalg.norm(a) < 1e-9 or np.linalg.norm(b) < 1e-9:
         return 0.0
-    return math.atan2(float(np.cross(a, b) @ axis), float(a @ b))
+    return math.atan2(float(cross(a, b) @ axis), float(a @ b))
 
 
 # --------------------------------------------------------------------------- rest geometry
@@ -181,7 +182,7 @@ def _canonical_arm(side: str) -> Arm:
     u0, f0, h0, p0 = (_unit(np.array(_CANONICAL_R[k]) * m) for k in ("u0", "f0", "h0", "p0"))
     p0 = _unit(p0 - h0 * (p0 @ h0))
     z = np.zeros(3)
-    return Arm(side, -1.0 if side == "R" else 1.0, z, z, 0.28, 0.26, u0, f0, _unit(np.cross(u0, f0)),
+    return Arm(side, -1.0 if side == "R" else 1.0, z, z, 0.28, 0.26, u0, f0, _unit(cross(u0, f0)),
                math.acos(float(u0 @ f0)), h0, p0, z, z)
 
 
@@ -212,7 +213,7 @@ def _build_geometry(rig: Rig) -> ArmGeometry:
         u0, f0 = _unit(e - s), _unit(w - e)
         h0 = _unit(h(b("finger3-1")) - w)
         out = -1.0 if side == "R" else 1.0
-        p0 = _unit(np.cross(h(b("finger2-1")) - w, h(b("finger5-1")) - w))
+        p0 = _unit(cross(h(b("finger2-1")) - w, h(b("finger5-1")) - w))
         if p0[0] * out > 0:  # the palm faces the body's midline in the A-pose
             p0 = -p0
         p0 = _unit(p0 - h0 * (p0 @ h0))
@@ -225,7 +226,7 @@ def _build_geometry(rig: Rig) -> ArmGeometry:
         near = np.linalg.norm(rel - np.outer(along, p0), axis=1) < 0.02
         palm = centre + (float(along[near].max()) if near.any() else 0.012) * p0
         arms[side] = Arm(side, out, h(b("clavicle")).copy(), s.copy(), float(np.linalg.norm(e - s)),
-                         float(np.linalg.norm(w - e)), u0, f0, _unit(np.cross(u0, f0)), math.acos(float(u0 @ f0)),
+                         float(np.linalg.norm(w - e)), u0, f0, _unit(cross(u0, f0)), math.acos(float(u0 @ f0)),
                          h0, p0, palm - w, ear.copy())
     head = verts[dominant == BONE_INDEX["head"]]
     torso = verts[np.isin(dominant, [BONE_INDEX[n] for n in _TORSO_SKIN])]
@@ -288,7 +289,7 @@ def _two_bone(arm: Arm, shoulder: np.ndarray, target: np.ndarray, pole: np.ndarr
     d = _unit(d)
     p = pole - d * (pole @ d)
     if np.linalg.norm(p) < 1e-6:
-        p = np.cross(d, [0.0, 1.0, 0.0])
+        p = cross(d, [0.0, 1.0, 0.0])
     p = _unit(p)
     a = math.acos(float(np.clip((l1 ** 2 + dist ** 2 - l2 ** 2) / (2 * l1 * dist), -1.0, 1.0)))
     elbow = shoulder + l1 * (math.cos(a) * d + math.sin(a) * p)
@@ -313,17 +314,17 @@ def _solve(arm: Arm, t: ArmTarget) -> dict[str, np.ndarray]:
         pole = t.pole if t.pole is not None else arm.vec(1.0, -0.2, -1.0)
         u, f = _two_bone(arm, shoulder, target, _unit(pole))
     # Elbow hinge: from the two directions, or (nearly straight arm) from the pole / a default bend.
-    v = np.cross(u, f)
+    v = cross(u, f)
     hint = t.pole if t.pole is not None else arm.vec(0.3, -1.0, -0.3)  # an elbow pointing back and out
-    hinge_hint = np.cross(-hint, u)  # bending away from the pole
+    hinge_hint = cross(-hint, u)  # bending away from the pole
     if np.linalg.norm(hinge_hint) < 1e-6:
-        hinge_hint = np.cross(arm.vec(0.0, 1.0, 0.0), u)
+        hinge_hint = cross(arm.vec(0.0, 1.0, 0.0), u)
     w = min(1.0, float(np.linalg.norm(v)) / math.sin(math.radians(20.0)))
     hinge = w * (_unit(v) if w > 0 else 0.0) + (1.0 - w) * _unit(hinge_hint - u * (hinge_hint @ u))
     if np.linalg.norm(hinge) < 1e-6:
         hinge = _unit(hinge_hint - u * (hinge_hint @ u))
     hinge = _unit(hinge - u * (hinge @ u))
-    flex = max(0.0, math.atan2(float(np.cross(u, f) @ hinge), float(u @ f)))
+    flex = max(0.0, math.atan2(float(cross(u, f) @ hinge), float(u @ f)))
     a_up = _frame(u, hinge) @ _frame(arm.u0, arm.hinge0).T
     a_lo = _axis_rot(hinge, flex - arm.flex0) @ a_up
     fore = a_lo @ arm.f0

@@ -38,6 +38,7 @@ from hcgym.synthesis.motion.base import (
     ClipContext,
     Param,
     align,
+    cross,
     ease,
     identity_rotations,
     rot,
@@ -131,7 +132,7 @@ def _frame(a: np.ndarray, b: np.ndarray) -> np.ndarray:
     """Orthonormal frame (columns) with first axis along a and second in the plane of a and b."""
     e1 = _unit(a)
     e2 = _unit(b - (b @ e1) * e1)
-    return np.stack([e1, e2, np.cross(e1, e2)], axis=1)
+    return np.stack([e1, e2, cross(e1, e2)], axis=1)
 
 
 def _rv(v) -> np.ndarray:
