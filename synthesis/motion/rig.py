@@ -87,6 +87,20 @@ class Rig:
         return BONES
 
     @functools.cached_property
+    def _skin_inputs(self) -> np.ndarray:
+        """(V, 2, 3) float32 rest positions and rest normals."""
+        return np.ascontiguousarray(np.stack([self.rest_vertices, self.rest_normals], 1), dtype=np.float32)
+
+    @functools.cached_property
+    def _skin32(self):
+        return self.template.skin_matrix.astype(np.float32)
+
+    @functools.cached_property
+    def _facial_rows(self) -> np.ndarray:
+        """(52, A * 3) float32 facial blend shapes, one row per facial action."""
+        return np.ascontiguousarray(self.facial_basis.reshape(len(self.facial_basis), -1), dtype=np.float32)
+
+    @functools.cached_property
     def _fk_constants(self) -> tuple[np.ndarray, np.ndarray]:
         u, r, h, parent = self.template.reference, self.rest_rotations, self.rest_heads, self.template.parents
         a = np.einsum("jab,jcb->jac", u, r)  # A_c = U_c R_c^T: rest -> reference orientation
@@ -132,19 +146,18 @@ class Rig:
         # Skinning transforms T_c = W_c P_c^-1.
         t_rot = w[:, :3, :3] @ np.transpose(self.rest_rotations, (0, 2, 1))
         t = np.concatenate([t_rot, (w[:, :3, 3] - np.einsum("jab,jb->ja", t_rot, self.rest_heads))[:, :, None]], 2)
-        rest = self.rest_vertices
         coeffs = as_facial_vector(facial)
-        if coeffs.any():
-            rest = rest.copy()
-            nz = np.flatnonzero(coeffs)
-            rest[self.facial_vertices] += np.einsum("a,avc->vc", coeffs[nz], self.facial_basis[nz])
-        blend = (self.template.skin_matrix @ t.reshape(len(t), 12)).reshape(-1, 3, 4)
-        vertices = (blend[:, :, 0] * rest[:, 0:1] + blend[:, :, 1] * rest[:, 1:2] + blend[:, :, 2] * rest[:, 2:3]
-                    + blend[:, :, 3])
-        n = self.rest_normals
-        normals = blend[:, :, 0] * n[:, 0:1] + blend[:, :, 1] * n[:, 1:2] + blend[:, :, 2] * n[:, 2:3]
+        x = self._skin_inputs
+        if coeffs.any():  # facial blend shapes move the rest vertices of the face
+            x = x.copy()
+            x[self.facial_vertices, 0] += (coeffs.astype(np.float32) @ self._facial_rows).reshape(-1, 3)
+        # Linear blend skinning in float32 (0.1 um here): positions and normals in one batched product.
+        blend = (self._skin32 @ t.reshape(len(t), 12).astype(np.float32)).reshape(-1, 3, 4)
+        y = np.matmul(blend[:, :, :3], x.transpose(0, 2, 1))  # (V, 3, 2): skinned position, skinned normal
+        vertices = y[:, :, 0] + blend[:, :, 3]
+        normals = y[:, :, 1]
         normals /= np.maximum(np.sqrt((normals * normals).sum(1, keepdims=True)), 1e-12)
-        return PosedBody(self, vertices, normals.astype(np.float32), w, coeffs)
+        return PosedBody(self, vertices.astype(np.float64), normals, w, coeffs)
 
 
 @dataclass
