@@ -26,6 +26,7 @@ and blends in and out with :func:`~hcgym.synthesis.motion.base.envelope`. Instan
 
 from __future__ import annotations
 
+import functools
 import math
 import threading
 from collections import OrderedDict
@@ -365,12 +366,27 @@ def relaxed_arms(style: Style | None = None, rig: Rig | None = None) -> dict[str
     ``rig`` to solve on that body's own rest arm directions (what the arm actions use); without it an
     average anny arm is used (the two differ by a few degrees).
     """
-    style = style or Style()
+    return {k: v.copy() for k, v in _relaxed_arms(style or Style(), None if rig is None else rig.key, rig).items()}
+
+
+@functools.lru_cache(maxsize=256)
+def _relaxed_arms_cached(style: Style, key: str | None) -> dict[str, np.ndarray]:
+    rig = _RIGS.get(key)
     arms = arm_geometry(rig).arms if rig is not None else {s: _canonical_arm(s) for s in ("L", "R")}
     out: dict[str, np.ndarray] = {}
     for side in ("L", "R"):
         out.update(_solve(arms[side], _relaxed_target(arms[side], style)))
     return out
+
+
+_RIGS: dict[str, Rig] = {}
+
+
+def _relaxed_arms(style: Style, key: str | None, rig: Rig | None) -> dict[str, np.ndarray]:
+    """Cached per (style, rig): the neutral pose is asked for at every frame of every arm action."""
+    if rig is not None:
+        _RIGS.setdefault(key, rig)
+    return _relaxed_arms_cached(style, key)
 
 
 # --------------------------------------------------------------------------- helpers for checks

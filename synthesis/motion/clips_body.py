@@ -37,6 +37,7 @@ from hcgym.synthesis.motion.base import (
     BodyPose,
     ClipContext,
     Param,
+    _matrix_power,
     align,
     cross,
     ease,
@@ -141,7 +142,7 @@ def _rv(v) -> np.ndarray:
 
 
 def _power(r: np.ndarray, f: float) -> np.ndarray:
-    return Rotation.from_rotvec(Rotation.from_matrix(r).as_rotvec() * f).as_matrix()
+    return _matrix_power(np.asarray(r, dtype=np.float64)[None], f)[0]
 
 
 def _smooth_keys(times, values, t: float) -> np.ndarray:

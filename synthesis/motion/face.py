@@ -40,7 +40,7 @@ from scipy.special import ndtr
 
 from hcgym.synthesis.expressions import EXPRESSIONS
 from hcgym.synthesis.labels import FACIAL_ACTIONS
-from hcgym.synthesis.motion.base import ease
+from hcgym.synthesis.motion.base import ease, rot
 from hcgym.synthesis.motion.rig import BONE_INDEX, FACIAL_INDEX, PosedBody, as_facial_vector
 
 N_FACIAL = len(FACIAL_ACTIONS)
@@ -425,8 +425,7 @@ def _keys(targets, dims: int, name: str) -> tuple[tuple[float, tuple[float, ...]
 
 def _head_rotation(yaw: float, pitch: float, roll: float = 0.0) -> np.ndarray:
     """World-aligned rotation of yaw (about +z), pitch (up: about -x) and roll (about +y), degrees."""
-    return (Rotation.from_euler("z", yaw, degrees=True) * Rotation.from_euler("x", -pitch, degrees=True)
-            * Rotation.from_euler("y", roll, degrees=True)).as_matrix()
+    return rot("z", yaw) @ rot("x", -pitch) @ rot("y", roll)
 
 
 @dataclass(frozen=True)
