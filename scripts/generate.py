@@ -10,21 +10,24 @@ from hcgym.scripts import _args
 
 def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser(
-        "generate", help="generate a synthetic human dataset (COCO persons, face crops or head-pose grids)",
+        "generate", help="generate a synthetic human dataset (COCO persons, face crops, head-pose grids or "
+                         "labelled video clips)",
         description="Generate a synthetic human dataset in shards (resumable: rerun the same command after an "
                     "interruption; the same seed gives the same bytes for any number of workers). Modes: scene "
                     "(images with COCO person annotations: boxes, keypoints, masks, face boxes, identities, "
                     "cameras, 3D keypoints; people in the world or blended onto --backgrounds photos), faces "
-                    "(ImageFolder face crops + pairs.csv) and multiview (per-person pan/tilt grids). Ranges are "
+                    "(ImageFolder face crops + pairs.csv), multiview (per-person pan/tilt grids) and clips (short "
+                    "videos of one moving person labelled with an action, expression or hand gesture, with "
+                    "per-frame ground truth; --labels). Ranges are "
                     "MIN,MAX; write negative ones as --camera-pitch=-20,5.")
     p.add_argument("--world", default="crowd_street",
                    help="world YAML file or shipped world name (scene mode without --backgrounds; "
                         "default crowd_street)")
-    p.add_argument("--n", type=int, required=True,
-                   help="images (scene), identities (faces) or persons (multiview) to generate")
+    p.add_argument("--n", "--count", dest="n", type=int, required=True,
+                   help="images (scene), identities (faces), persons (multiview) or clips (clips) to generate")
     p.add_argument("--seed", type=int, default=0, help="dataset seed (default 0)")
     p.add_argument("--out", type=Path, required=True, help="output folder (a folder of the same dataset resumes)")
-    p.add_argument("--mode", default="scene", help="scene (default), faces or multiview")
+    p.add_argument("--mode", default="scene", help="scene (default), faces, multiview or clips")
     p.add_argument("--workers", type=int, default=1, help="worker processes (local) or CPUs (local Ray)")
     p.add_argument("--engine", default="local", help="local (process pool, default) or ray")
     p.add_argument("--ray-address", default=None, help="address of an existing Ray cluster (--engine ray)")
@@ -32,15 +35,18 @@ def register(sub: argparse._SubParsersAction) -> None:
                    help="simulator backend: embedded (default) or webots (faces and multiview modes only)")
     p.add_argument("--backgrounds", type=Path, default=None,
                    help="folder of photos (jpg/png, optional <photo>.json sidecars) to blend people onto")
-    p.add_argument("--size", type=_args.size, default=(640, 480), help="image size WxH (default 640x480)")
+    p.add_argument("--size", type=_args.size, default=None,
+                   help="image size WxH (default 640x480; clips: 160x120 for actions, 224x224 for expressions "
+                        "and gestures)")
     p.add_argument("--shard-size", type=int, default=None,
-                   help="items per shard (default: 50 images, 8 identities, 4 persons)")
+                   help="items per shard (default: 50 images, 8 identities, 4 persons, 8 clips)")
     p.add_argument("--format", dest="image_format", default="jpg", help="jpg (default) or png")
     g = p.add_argument_group("scene mode")
     g.add_argument("--humans", type=_args.ints(2, "--humans MIN,MAX"), default=(1, 6),
                    help="people per image MIN,MAX (default 1,6)")
-    g.add_argument("--identities", type=int, default=24,
-                   help="size of the identity pool (default 24; a worker holds about 8 MB per identity)")
+    g.add_argument("--identities", type=int, default=None,
+                   help="size of the identity pool (default 24; a worker holds about 8 MB per identity; "
+                        "clips mode: default 12)")
     g.add_argument("--variants", type=int, default=3,
                    help="pose/expression variants per identity (default 3; about 13 MB each per worker)")
     g.add_argument("--distance", type=_args.floats(2, "--distance MIN,MAX"), default=(2.0, 14.0),
@@ -56,7 +62,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     g.add_argument("--texture-size", type=int, default=1024,
                    help="avatar texture side as rendered: 256, 512, 1024 (default) or 2048")
     g.add_argument("--splits", type=_args.floats(3, "--splits TRAIN,VAL,TEST"), default=(0.8, 0.1, 0.1),
-                   help="train,val,test fractions (default 0.8,0.1,0.1)")
+                   help="train,val,test fractions (default 0.8,0.1,0.1; clips mode: of the identity pool)")
     g.add_argument("--empty-fraction", type=float, default=0.0,
                    help="share of images with nobody in them (negatives), 0..1 (default 0)")
     g.add_argument("--distortion", default="0",
@@ -65,6 +71,12 @@ def register(sub: argparse._SubParsersAction) -> None:
     f = p.add_argument_group("faces mode")
     f.add_argument("--per-identity", type=int, default=20, help="crops per identity (default 20)")
     f.add_argument("--face-size", type=int, default=112, help="crop side in pixels (default 112)")
+    c = p.add_argument_group("clips mode (also --identities and --splits)")
+    c.add_argument("--labels", default="actions",
+                   help="what the clips show and are labelled with: actions (default: every body action but "
+                        "idle), expressions (the 7 basic ones) or gestures (the 16 hand gestures)")
+    c.add_argument("--clip-seconds", type=float, default=2.0, help="clip length in seconds (default 2)")
+    c.add_argument("--fps", type=float, default=15.0, help="frames per second (default 15)")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
     p.set_defaults(func=run)
 
@@ -72,15 +84,23 @@ def register(sub: argparse._SubParsersAction) -> None:
 def config_from_args(args: argparse.Namespace):
     """The :class:`~hcgym.synthesis.dataset.GenerateConfig` of parsed arguments (not yet validated)."""
     from hcgym.synthesis.dataset import FaceSettings, GenerateConfig, SceneSettings
+    from hcgym.synthesis.dataset.config import CLIP_SIZES, ClipSettings
 
-    scene = SceneSettings(humans=tuple(args.humans), identities=args.identities, variants=args.variants,
+    clips = ClipSettings(labels=args.labels, seconds=args.clip_seconds, fps=args.fps,
+                         identities=ClipSettings.identities if args.identities is None else args.identities,
+                         splits=tuple(args.splits))
+    size = args.size
+    if size is None:
+        size = CLIP_SIZES.get(args.labels, (160, 120)) if args.mode == "clips" else (640, 480)
+    identities = args.identities if args.identities is not None and args.mode != "clips" else SceneSettings.identities
+    scene = SceneSettings(humans=tuple(args.humans), identities=identities, variants=args.variants,
                           distance=tuple(args.distance), occlusion=args.occlusion,
                           camera_height=tuple(args.camera_height), camera_pitch=tuple(args.camera_pitch),
                           hfov=tuple(args.hfov), splits=tuple(args.splits), texture_size=args.texture_size,
                           empty_fraction=args.empty_fraction, distortion=parse_distortion(args.distortion))
     return GenerateConfig(out=args.out, n=args.n, seed=args.seed, mode=args.mode, world=args.world,
-                          size=tuple(args.size), shard_size=args.shard_size, image_format=args.image_format,
-                          backgrounds=args.backgrounds, scene=scene,
+                          size=tuple(size), shard_size=args.shard_size, image_format=args.image_format,
+                          backgrounds=args.backgrounds, scene=scene, clips=clips,
                           faces=FaceSettings(per_identity=args.per_identity, size=args.face_size),
                           workers=args.workers, engine=args.engine, ray_address=args.ray_address,
                           backend=args.backend)
@@ -115,11 +135,15 @@ def run(args: argparse.Namespace) -> int:
     elif config.mode == "faces":
         print(f"wrote {out}: {s['images']} face crops of {s['identities']} identities in faces/, "
               f"{2 * s['pairs']['same']} pairs in pairs.csv, summary.json, preview.png")
+    elif config.mode == "clips":
+        splits = " / ".join(f"{k} {v['clips']}" for k, v in s["splits"].items())
+        print(f"wrote {out}: {s['clips']} clips ({splits}) of {len(s['per_label'])} {s['labels']} in clips/, "
+              f"index.json, summary.json, preview.png")
     else:
         print(f"wrote {out}: {s['images']} images of {s['persons']} persons in multiview/, index.json, "
               f"summary.json, preview.png")
     if result.rendered:
-        unit = {"scene": "img", "faces": "identities", "multiview": "persons"}[config.mode]
+        unit = {"scene": "img", "faces": "identities", "multiview": "persons", "clips": "clips"}[config.mode]
         per_worker = result.rate / max(1, min(config.workers, config.shard_count))
         print(f"rendered {result.rendered} {'images' if unit == 'img' else unit} in {result.seconds:.1f} s: "
               f"{result.rate:.2f} {unit}/s ({per_worker:.2f} per worker, {config.workers} worker(s), "

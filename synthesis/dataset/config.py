@@ -15,14 +15,18 @@ from typing import Any
 
 from hcgym.errors import SpecError
 
-MODES = ("scene", "faces", "multiview")
+MODES = ("scene", "faces", "multiview", "clips")
 ENGINES = ("local", "ray")
 FORMATS = ("jpg", "png")
-#: Items per shard by mode (images, identities, persons).
-DEFAULT_SHARD_SIZE = {"scene": 50, "faces": 8, "multiview": 4}
+#: Items per shard by mode (images, identities, persons, clips).
+DEFAULT_SHARD_SIZE = {"scene": 50, "faces": 8, "multiview": 4, "clips": 8}
 #: Backend capabilities each mode needs: scene images add people to a loaded world and sample a camera model per
-#: image; face crops and multi-view grids change the light.
-BACKEND_NEEDS = {"scene": ("add_human", "intrinsics"), "faces": ("lighting",), "multiview": ("lighting",)}
+#: image; face crops and multi-view grids change the light; clips render every clip's fitted camera model.
+BACKEND_NEEDS = {"scene": ("add_human", "intrinsics"), "faces": ("lighting",), "multiview": ("lighting",),
+                 "clips": ("intrinsics",)}
+#: Label sets of ``clips`` mode and their default clip sizes (width, height) for the command line.
+CLIP_LABELS = ("actions", "expressions", "gestures")
+CLIP_SIZES = {"actions": (160, 120), "expressions": (224, 224), "gestures": (224, 224)}
 SPLITS = ("train", "val", "test")
 TEXTURE_SIZES = (256, 512, 1024, 2048)
 
@@ -97,17 +101,37 @@ class MultiviewSettings:
 
 
 @dataclass(frozen=True)
+class ClipSettings:
+    """``clips`` mode (see :mod:`hcgym.synthesis.dataset.clips`).
+
+    Attributes:
+        labels: ``actions``, ``expressions`` or ``gestures``: what the clips are labelled with.
+        seconds: clip length; ``fps``: frames per second (a clip has ``round(seconds * fps)`` frames).
+        identities: size of the identity pool (each identity is one avatar build, cached on disk).
+        splits: train/val/test fractions of the identity pool (clips follow their person's split).
+    """
+
+    labels: str = "actions"
+    seconds: float = 2.0
+    fps: float = 15.0
+    identities: int = 12
+    splits: tuple[float, float, float] = (0.8, 0.1, 0.1)
+
+
+@dataclass(frozen=True)
 class GenerateConfig:
     """One ``hcgym generate`` run.
 
     Attributes:
         out: output folder (created; a folder holding the same dataset is resumed).
-        n: items to generate: images (``scene``), identities (``faces``) or persons (``multiview``).
+        n: items to generate: images (``scene``), identities (``faces``), persons (``multiview``) or
+            clips (``clips``).
         seed: every random choice flows from it; the same seed gives the same bytes.
-        mode: ``scene``, ``faces`` or ``multiview``.
+        mode: ``scene``, ``faces``, ``multiview`` or ``clips``.
         world: world YAML file or shipped world name (``scene`` mode without backgrounds).
-        size: (width, height) of the images in pixels.
-        shard_size: items per shard (default by mode: 50 images, 8 identities, 4 persons).
+        size: (width, height) of the images in pixels (the command line picks
+            :data:`CLIP_SIZES` for clips).
+        shard_size: items per shard (default by mode: 50 images, 8 identities, 4 persons, 8 clips).
         image_format: ``jpg`` (quality 92) or ``png`` for scene and multiview images (face crops are PNG).
         backgrounds: folder of photos to blend people onto (``scene`` mode).
         workers: processes (local pool) or Ray CPUs (local Ray).
@@ -129,6 +153,7 @@ class GenerateConfig:
     scene: SceneSettings = field(default_factory=SceneSettings)
     faces: FaceSettings = field(default_factory=FaceSettings)
     multiview: MultiviewSettings = field(default_factory=MultiviewSettings)
+    clips: ClipSettings = field(default_factory=ClipSettings)
     workers: int = 1
     engine: str = "local"
     ray_address: str | None = None
@@ -195,6 +220,16 @@ class GenerateConfig:
             raise SpecError("multiview", "pans and tilts must be non-empty lists of angles in [-90, 90]")
         if m.series not in (1, 2):
             raise SpecError("multiview", f"series must be 1 or 2, got {m.series!r}")
+        c = self.clips
+        _choice(c.labels, "--labels", CLIP_LABELS)
+        _number(c.seconds, "--clip-seconds", 0.05, 600.0)
+        _number(c.fps, "--fps", 1.0, 120.0)
+        _int(c.identities, "--identities", 1, 100_000)
+        if len(c.splits) != 3 or any(not _finite(x) or x < 0 for x in c.splits) or sum(c.splits) <= 0:
+            raise SpecError("--splits", f"expected three non-negative fractions (train,val,test) with a positive "
+                                        f"sum, got {c.splits!r}")
+        if self.mode == "clips" and (w % 2 or h % 2):
+            raise SpecError("--size", f"clips need an even width and height (MPEG-4 video), got {w}x{h}")
 
     def dataset_key(self, world_key: str | None, backgrounds_key: str | None) -> dict[str, Any]:
         """JSON-able description of everything that defines the output bytes."""
@@ -209,8 +244,12 @@ class GenerateConfig:
                        backgrounds_sha256=backgrounds_key, scene=_plain(asdict(self.scene)))
         elif self.mode == "faces":
             key.update(faces=_plain(asdict(self.faces)))
-        else:
+        elif self.mode == "multiview":
             key.update(image_format=self.image_format, multiview=_plain(asdict(self.multiview)))
+        else:
+            from hcgym.synthesis.dataset.clips import label_names
+
+            key.update(clips=_plain(asdict(self.clips)), label_names=list(label_names(self.clips.labels)))
         return key
 
 

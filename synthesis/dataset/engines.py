@@ -30,6 +30,10 @@ def render_shard(job: ShardJob) -> ShardResult:
         from hcgym.synthesis.dataset.faces import render_faces_shard
 
         return render_faces_shard(job)
+    if mode == "clips":
+        from hcgym.synthesis.dataset.clips import render_clips_shard
+
+        return render_clips_shard(job)
     from hcgym.synthesis.dataset.multiview import render_multiview_shard
 
     return render_multiview_shard(job)

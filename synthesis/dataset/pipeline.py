@@ -21,10 +21,11 @@ from hcgym.synthesis.dataset.config import GenerateConfig
 from hcgym.synthesis.dataset.shards import ShardJob, ShardResult, ShardStore
 
 #: Unit of ``--n`` per mode (progress bar and summary).
-UNITS = {"scene": "img", "faces": "identity", "multiview": "person"}
+UNITS = {"scene": "img", "faces": "identity", "multiview": "person", "clips": "clip"}
 #: Shards a worker process renders before it is replaced (PyBullet never frees textures): scene
 #: workers keep their avatars loaded (bounded by the identity pool), the others load new people per shard.
-RECYCLE = {"scene": None, "faces": 4, "multiview": 4}
+#: Clips render with the OpenGL renderer, which frees each clip's world when the next one is loaded.
+RECYCLE = {"scene": None, "faces": 4, "multiview": 4, "clips": None}
 
 
 @dataclass
@@ -77,6 +78,12 @@ def generate(config: GenerateConfig, progress: bool = True) -> GenerateResult:
             for k in range(config.shard_count) if k not in done]
     todo = sum(j.count for j in jobs)
     timings: dict[str, float] = {}
+    if config.mode == "clips" and jobs:
+        from hcgym.synthesis.dataset.clips import prepare_clips
+
+        t0 = time.perf_counter()
+        prepare_clips(config, [i for j in jobs for i in range(j.start, j.start + j.count)])
+        timings["prepare"] = time.perf_counter() - t0
     bar = None
     if progress and jobs:
         from tqdm import tqdm
@@ -114,6 +121,10 @@ def finalize(store: ShardStore, config: GenerateConfig) -> dict[str, Any]:
         from hcgym.synthesis.dataset.faces import finalize_faces
 
         return finalize_faces(store.out, records, config, store.key)
+    if config.mode == "clips":
+        from hcgym.synthesis.dataset.clips import finalize_clips
+
+        return finalize_clips(store.out, records, config, store.key)
     from hcgym.synthesis.dataset.multiview import finalize_multiview
 
     return finalize_multiview(store.out, records, config, store.key)
