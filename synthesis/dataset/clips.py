@@ -45,7 +45,14 @@ from typing import Any
 
 import numpy as np
 
-from hcgym.synthesis.dataset.config import BACKEND_NEEDS, SPLITS, ClipSettings, GenerateConfig, split_fractions
+from hcgym.synthesis.dataset.config import (
+    BACKEND_NEEDS,
+    SPLITS,
+    ClipSettings,
+    GenerateConfig,
+    label_names,
+    split_fractions,
+)
 from hcgym.synthesis.dataset.shards import ShardJob, ShardResult
 
 #: Format tag of the per-clip JSON files and of ``index.json``.
@@ -65,23 +72,6 @@ FLOOR_PATTERNS = ("plain", "plain", "tiles", "checker")
 
 
 # ----------------------------------------------------------------------------- labels, pool, splits
-def label_names(labels: str) -> tuple[str, ...]:
-    """The labels of a label set (their positions are the label ids)."""
-    if labels == "actions":
-        from hcgym.synthesis.motion.actions import actions
-
-        return tuple(sorted(a for a in actions() if a != "idle"))
-    if labels == "expressions":
-        from hcgym.synthesis.expressions import EXPRESSIONS
-
-        return tuple(EXPRESSIONS)
-    if labels == "gestures":
-        from hcgym.synthesis.motion.hands import GESTURES
-
-        return tuple(GESTURES)
-    raise ValueError(f"unknown label set {labels!r}")
-
-
 def identity_spec(seed: int, identity: int):
     """The :class:`~hcgym.synthesis.avatar_spec.AvatarSpec` of pool identity ``identity`` (the scene pool's avatars)."""
     from hcgym.synthesis.avatar_spec import AvatarSpec

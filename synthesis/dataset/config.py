@@ -247,10 +247,25 @@ class GenerateConfig:
         elif self.mode == "multiview":
             key.update(image_format=self.image_format, multiview=_plain(asdict(self.multiview)))
         else:
-            from hcgym.synthesis.dataset.clips import label_names
-
             key.update(clips=_plain(asdict(self.clips)), label_names=list(label_names(self.clips.labels)))
         return key
+
+
+def label_names(labels: str) -> tuple[str, ...]:
+    """The labels of a label set (their positions are the label ids)."""
+    if labels == "actions":
+        from hcgym.synthesis.motion.actions import actions
+
+        return tuple(sorted(a for a in actions() if a != "idle"))
+    if labels == "expressions":
+        from hcgym.synthesis.expressions import EXPRESSIONS
+
+        return tuple(EXPRESSIONS)
+    if labels == "gestures":
+        from hcgym.synthesis.motion.hands import GESTURES
+
+        return tuple(GESTURES)
+    raise ValueError(f"unknown label set {labels!r}")
 
 
 def split_fractions(splits: tuple[float, float, float]) -> tuple[float, float, float]:
