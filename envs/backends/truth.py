@@ -123,8 +123,11 @@ def _head_forward(posed) -> np.ndarray:
     return turn @ np.array([0.0, -1.0, 0.0])
 
 
-#: Depth-test tolerance (metres) of the NTU skeleton joints, the hand keypoints and the 68 face landmarks.
-SKELETON_TOLERANCE = 0.10
+#: Depth-test tolerance (metres) per NTU RGB+D joint (NTU_JOINTS order): how deep inside the body the joint
+#: lies below the surface that shows it (hips and the spine base sit deepest), like KEYPOINT_TOLERANCE.
+SKELETON_TOLERANCE = np.array([0.18, 0.16, 0.15, 0.12, 0.10, 0.06, 0.05, 0.05, 0.10, 0.06, 0.05, 0.05, 0.15, 0.08,
+                               0.07, 0.06, 0.15, 0.08, 0.07, 0.06, 0.15, 0.03, 0.03, 0.03, 0.03])
+#: Depth-test tolerance (metres) of the 21 hand keypoints.
 HAND_TOLERANCE = 0.025
 
 
@@ -139,7 +142,7 @@ def motion_truth(frame: Frame, h, index: int, lens: RadialDistortion | None = No
     def world(p: np.ndarray) -> np.ndarray:
         return np.asarray(p) @ rot.T + t[:3, 3]
 
-    def image(p3: np.ndarray, tol: float) -> np.ndarray:
+    def image(p3: np.ndarray, tol) -> np.ndarray:
         uv, z = project(p3, w2c, k, lens)
         return np.column_stack([uv, visibility(uv, z, frame.depth, tol, frame.segmentation, index + 1)])
 
