@@ -182,6 +182,8 @@ BAD = [
     (lambda h: h["gesture"].append({"gesture": "thumbs_sideways", "start": 1.0}), "gesture[1].gesture",
      "unknown value"),
     (lambda h: (h.pop("path")), "behaviour[0].action", "needs a path"),
+    (lambda h: h["path"].__setitem__("waypoints", [[-3.0, 4.0], [2.0, 4.0], [-2.0, 4.1]]), "path.waypoints",
+     "turns back by 179 degrees"),
 ]
 
 

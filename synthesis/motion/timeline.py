@@ -41,6 +41,8 @@ ACTION_HANDS: dict[str, tuple[str, float]] = {
 }
 #: Seconds over which consecutive body segments cross-fade.
 FADE = 0.3
+#: Sharpest corner (degrees) a path may turn at one waypoint (a person does not walk a U-turn on the spot).
+MAX_PATH_TURN = 150.0
 #: Seconds a walk takes to reach its speed (and to stop).
 WALK_RAMP = 0.5
 #: Seconds over which a walk turns the person from their heading to the path's.
@@ -128,6 +130,14 @@ def parse_behaviour(hf: Fields, position: tuple[float, ...], inside) -> Behaviou
         for i in range(1, len(pts)):
             if math.dist(pts[i - 1], pts[i]) < 1e-3:
                 raise pf.error("waypoints", f"consecutive waypoints {pts[i - 1]} and {pts[i]} coincide")
+        for i in range(1, len(pts) - 1):
+            (ax, ay), (bx, by), (cx, cy) = pts[i - 1], pts[i], pts[i + 1]
+            turn = abs(math.degrees(math.atan2((bx - ax) * (cy - by) - (by - ay) * (cx - bx),
+                                               (bx - ax) * (cx - bx) + (by - ay) * (cy - by))))
+            if turn > MAX_PATH_TURN:
+                raise pf.error("waypoints", f"the path turns back by {turn:.0f} degrees at {pts[i]} (at most "
+                                            f"{MAX_PATH_TURN:g}: add a waypoint to turn in a wider arc, or walk there, "
+                                            "turn in place and walk a second path)")
         path = PathSpec(tuple(pts), pf.number("speed", 1.2, 0.2, 3.0), pf.boolean("loop", False))
         pf.done()
 
