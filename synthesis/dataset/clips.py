@@ -469,7 +469,9 @@ def render_clips_shard(job: ShardJob) -> ShardResult:
     cpu0 = time.process_time()
     files: list[tuple[str, bytes]] = []
     entries, avatars = [], {}
-    with tempfile.TemporaryDirectory(prefix="hcgym-clips-") as tmp:
+    scratch = Path(cfg.out) / ".scratch"  # inside the output: a killed worker leaves nothing elsewhere
+    scratch.mkdir(parents=True, exist_ok=True)
+    with tempfile.TemporaryDirectory(prefix=f"shard{job.index}-", dir=scratch) as tmp:
         for index in range(job.start, job.start + job.count):
             video, annotation, entry, avatar = render_clip(stage, cfg, index, names, splits, Path(tmp), timings)
             files += [(entry["video"], video), (entry["annotation"], annotation)]
@@ -591,9 +593,12 @@ def _frame_record(k: int, t: float, truth, labels: str, hand: str | None) -> dic
 def finalize_clips(out: Path, records: list[dict[str, Any]], config: GenerateConfig,
                    key: dict[str, Any]) -> dict[str, Any]:
     """Write ``index.json``, ``summary.json`` and ``preview.png`` from the shard records."""
+    import shutil
+
     from hcgym.synthesis.dataset.report import write_json, write_png
     from hcgym.synthesis.dataset.sampling import identity_seed
 
+    shutil.rmtree(Path(out) / ".scratch", ignore_errors=True)  # left by killed workers
     c = config.clips
     names = label_names(c.labels)
     clips = [e for r in records for e in r["clips"]]
