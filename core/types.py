@@ -297,3 +297,61 @@ class FaceIdentity:
     confidence: float
     box: np.ndarray | None = None
     nearest: str | None = None  #: nearest label even when beyond the cut-off.
+
+
+@dataclass
+class Keypoints:
+    """Keypoint sets found by a pose or hand sensor, one row per detected person or hand.
+
+    Attributes:
+        points: (N, K, 2) pixel coordinates in the sensor's own ``scheme``.
+        scores: (N, K) per-point confidence (visibility/presence) in [0, 1].
+        boxes: (N, 4) ``[x0, y0, x1, y1]`` around each set.
+        scheme: the point layout: ``mediapipe33`` (MediaPipe Pose), ``mediapipe21`` (MediaPipe Hands),
+            ``coco17`` ...; see :data:`KEYPOINT_SCHEMES`.
+        sides: per set, ``"left"`` / ``"right"`` for hands (the person's own hand) or ``None``.
+        world: optional (N, K, 3) metric coordinates the sensor estimates (MediaPipe world landmarks).
+    """
+
+    points: np.ndarray
+    scores: np.ndarray
+    boxes: np.ndarray
+    scheme: str
+    sides: list[str | None] = field(default_factory=list)
+    world: np.ndarray | None = None
+
+    def __len__(self) -> int:
+        return int(len(self.points))
+
+
+#: Keypoint layouts of :class:`Keypoints`, and for each the ground-truth joints it can be scored on:
+#: scheme -> {point index: NTU RGB+D joint name (``hcgym.synthesis.motion.skeleton.NTU_JOINTS``)}.
+KEYPOINT_SCHEMES: dict[str, dict[int, str]] = {
+    "mediapipe33": {11: "left_shoulder", 12: "right_shoulder", 13: "left_elbow", 14: "right_elbow",
+                    15: "left_wrist", 16: "right_wrist", 23: "left_hip", 24: "right_hip", 25: "left_knee",
+                    26: "right_knee", 27: "left_ankle", 28: "right_ankle"},
+    "coco17": {5: "left_shoulder", 6: "right_shoulder", 7: "left_elbow", 8: "right_elbow", 9: "left_wrist",
+               10: "right_wrist", 11: "left_hip", 12: "right_hip", 13: "left_knee", 14: "right_knee",
+               15: "left_ankle", 16: "right_ankle"},
+    "mediapipe21": {},  # hands: scored point for point against the 21 ground-truth hand points
+}
+
+
+@dataclass
+class Classification:
+    """A class label per subject (a face, a hand, a person, or the whole frame).
+
+    Attributes:
+        labels: (N,) predicted class names.
+        scores: (N, C) class probabilities, columns in ``classes`` order.
+        classes: the class names.
+        boxes: (N, 4) the subjects' boxes, or ``None`` for a whole-frame label.
+    """
+
+    labels: list[str]
+    scores: np.ndarray
+    classes: tuple[str, ...]
+    boxes: np.ndarray | None = None
+
+    def __len__(self) -> int:
+        return len(self.labels)
