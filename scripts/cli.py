@@ -9,7 +9,8 @@ import sys
 from hcgym.errors import HcgymError
 
 #: Subcommand modules, in the order ``hcgym --help`` lists them.
-COMMANDS = ("demo", "avatars", "render", "export_webots", "train", "evaluate", "generate", "sensors", "calibrate")
+COMMANDS = ("demo", "avatars", "render", "export_webots", "train", "evaluate", "generate", "sensors", "export",
+            "calibrate")
 
 
 def build_parser() -> argparse.ArgumentParser:
