@@ -111,7 +111,7 @@ def test_hands_find_the_presented_right_hand(hands, hand_frame):
     assert kp.scheme == "mediapipe21" and len(kp) >= 1
     assert kp.points.shape == (len(kp), 21, 2) and kp.world.shape == (len(kp), 21, 3)
     assert kp.scores.shape == (len(kp), 21) and np.all(kp.scores == kp.scores[:, :1]) and kp.scores[0, 0] > 0.5
-    size = float(np.max(gt[:, :2].max(axis=0) - gt[:, :2].min(axis=0)))
+    size = float(np.max(gt[:, :2].max(axis=0) - gt[:, :2].min(axis=0)))  # hand size: longer side of its box
     errors = [float(np.linalg.norm(p - gt[:, :2], axis=1).mean()) for p in kp.points]
     best = int(np.argmin(errors))
     assert errors[best] < 0.25 * size, (errors, size)
@@ -164,5 +164,5 @@ def test_bad_options_name_the_option():
         hp.make("hands/mediapipe", max_num_hands=0)
     with pytest.raises(SpecError, match="min_detection_confidence"):
         hp.make("pose/mediapipe", min_detection_confidence=1.5)
-    with pytest.raises(SpecError, match="image"):
-        hp.make("hands/mediapipe")(np.zeros((8, 8), np.uint8))
+    with hp.make("hands/mediapipe") as hands, pytest.raises(SpecError, match="image"):
+        hands(np.zeros((8, 8), np.uint8))
