@@ -69,6 +69,10 @@ def register(sub: argparse._SubParsersAction) -> None:
 
     evaluate_detector.register(targets)
 
+    from hcgym.scripts import evaluate_sensor
+
+    evaluate_sensor.register(targets)
+
 
 def run_face(args: argparse.Namespace) -> int:
     from hcgym.errors import SpecError

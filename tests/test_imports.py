@@ -47,6 +47,7 @@ SYNTHESIS_TOP = (
     "hcgym.synthesis.identity_study",
     "hcgym.synthesis.face_sets",
     "hcgym.synthesis.motion_fidelity",
+    "hcgym.synthesis.bench_frames",
 )
 #: Bottom layer of synthesis (pure avatars): imports only the root package and other bottom modules.
 #: Every synthesis module not in SYNTHESIS_TOP is held to the bottom-layer rule; this list names them.
