@@ -4,8 +4,10 @@
    640x480 image, random scores), the median time per call in milliseconds of every method and its
    ratio to greedy NMS at IoU 0.5, all measured in this run (numpy).
 2. Seq2Seq-NMS (the shipped checkpoint when there is one, else the untrained CPU configuration: the
-   time does not depend on the weights): median ms per image at N = 100/200/400, edge map included,
-   in PyTorch and in its ONNX export, and the ONNX/PyTorch ratio.
+   time does not depend on the weights): median ms per image at N = 100/200/400 of the full
+   ``Seq2SeqNMS`` call, edge map included, with the former dense computation (``fast=False``) and the
+   fast path (gather ROIAlign, attention on the unmasked pairs only), the largest score difference
+   between the two, and the ONNX export (ONNX Runtime) with its difference to PyTorch.
 3. The person detector: median ms per image (network only, and raw candidates with the pre-NMS) in
    PyTorch and ONNX Runtime, and the ratio.
 
@@ -94,9 +96,12 @@ def seq2seq(args: argparse.Namespace, rng: np.random.Generator, tmp: Path) -> No
     opts.intra_op_num_threads = args.threads
     session = ort.InferenceSession(str(path), opts, providers=["CPUExecutionProvider"])
     wh = np.array([image.shape[1], image.shape[0]], np.float32)
+    old = s2s.Seq2SeqNMS(model=model, fast=False)
     print(f"| Seq2Seq-NMS ({'checkpoint' if args.checkpoint else 'untrained'}, "
-          f"{sum(p.numel() for p in model.parameters()):,} parameters) | PyTorch ms | ONNX Runtime ms | ONNX / PyTorch | max abs diff |")
-    print("|---|---|---|---|---|")
+          f"{sum(p.numel() for p in model.parameters()):,} parameters) | PyTorch before (dense) ms | "
+          "PyTorch fast ms | speed-up | fast vs before max abs diff | ONNX Runtime ms | ONNX vs PyTorch max abs diff |")
+    print("|---|---|---|---|---|---|---|")
+    reps = max(3, args.repeats // 5)
     for n in args.sizes:
         boxes, scores = crowded_candidates(n, rng)
         order = np.argsort(-scores, kind="stable")
@@ -106,14 +111,15 @@ def seq2seq(args: argparse.Namespace, rng: np.random.Generator, tmp: Path) -> No
             e, _ = s2s.edge_map(image, model.config.max_side)
             return session.run(None, {"edges": e.numpy(), "boxes": b, "scores": s, "image_wh": wh})[0]
 
-        t_torch = median_ms(lambda: method(boxes, scores, image), max(3, args.repeats // 5), warmup=1)
-        t_onnx = median_ms(run_onnx, max(3, args.repeats // 5), warmup=1)
+        t_old = median_ms(lambda: old(boxes, scores, image), reps, warmup=1)
+        t_fast = median_ms(lambda: method(boxes, scores, image), reps, warmup=1)
+        t_onnx = median_ms(run_onnx, reps, warmup=1)
+        gap_old = float(np.abs(method(boxes, scores, image).scores - old(boxes, scores, image).scores).max())
         with torch.no_grad():
             p_torch = model(edges, torch.from_numpy(b), torch.from_numpy(s), torch.from_numpy(wh)).numpy()
         gap = float(np.abs(p_torch - run_onnx()).max())
-        print(f"| N={n} | {t_torch:.1f} | {t_onnx:.1f} | {t_onnx / t_torch:.2f}x | {gap:.1e} |")
-    print(f"\nmedian of {max(3, args.repeats // 5)} images after warm-up; edge map included; "
-          f"{args.threads} thread(s)\n")
+        print(f"| N={n} | {t_old:.1f} | {t_fast:.1f} | {t_old / t_fast:.1f}x | {gap_old:.1e} | {t_onnx:.1f} | {gap:.1e} |")
+    print(f"\nmedian of {reps} images after warm-up; edge map included; {args.threads} thread(s)\n")
 
 
 def detector(args: argparse.Namespace, rng: np.random.Generator, tmp: Path) -> None:

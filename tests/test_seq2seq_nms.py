@@ -11,7 +11,7 @@ torch = pytest.importorskip("torch")
 
 from hcgym.errors import SpecError  # noqa: E402
 from hcgym.perception import nms  # noqa: E402
-from hcgym.perception.nms.roi_align import roi_align, roi_align_reference  # noqa: E402
+from hcgym.perception.nms.roi_align import roi_align, roi_align_dense, roi_align_reference  # noqa: E402
 from hcgym.perception.nms.seq2seq import (  # noqa: E402
     MaskedMultiHeadAttention,
     Seq2SeqConfig,
@@ -78,6 +78,26 @@ def test_roi_align_known_answers():
     torch.testing.assert_close(out, x[0, 0, 0:4, 4:8])
     with pytest.raises(SpecError, match="rois"):
         roi_align(x, torch.zeros(3, 4), 2)
+
+
+@pytest.mark.parametrize("sampling_ratio", [1, 2, -1])
+def test_roi_align_gather_equals_dense(sampling_ratio, monkeypatch):
+    """The gather-based ROIAlign equals the former dense-matrix one on random maps, boxes and batches,
+    also when it works in chunks."""
+    import hcgym.perception.nms.roi_align as ra
+
+    gen = torch.Generator().manual_seed(11)
+    x = torch.rand(3, 2, 37, 45, generator=gen)
+    rois = random_rois(gen, 50, 3, 37, 45).float()
+    for aligned in (True, False):
+        for scale in (0.7, torch.tensor([0.8, 1.3])):
+            want = roi_align_dense(x, rois, (7, 5), scale, sampling_ratio, aligned)
+            torch.testing.assert_close(roi_align(x, rois, (7, 5), scale, sampling_ratio, aligned), want,
+                                       atol=1e-5, rtol=0)
+    monkeypatch.setattr(ra, "_CHUNK", 300)                                   # a few boxes per chunk
+    torch.testing.assert_close(roi_align(x, rois, 6, 1.0, sampling_ratio), roi_align_dense(x, rois, 6, 1.0, sampling_ratio),
+                               atol=1e-5, rtol=0)
+    assert roi_align(x, rois[:0], 4).shape == (0, 2, 4, 4)
 
 
 # --------------------------------------------------------------------------------------------
@@ -305,6 +325,83 @@ def test_overfits_duplicates(one_thread):
     assert last < 0.25 * first, (first, last)
     for p, (*_, y) in zip(preds, data):
         assert ((p > 0.5) == (y > 0.5)).all(), (p, y)      # duplicates low, the best copy of each person high
+
+
+# --------------------------------------------------------------------------------------------
+# The fast inference path against the former dense computation
+# --------------------------------------------------------------------------------------------
+
+
+def random_candidates(gen: torch.Generator, n: int, w: float = 320.0, h: float = 240.0, people: int = 12):
+    """``n`` boxes jittered around ``people`` persons (a crowd: many overlaps), scores sorted descending."""
+    centre = torch.rand(people, 2, generator=gen) * torch.tensor([w, h])
+    size = torch.rand(people, 2, generator=gen) * torch.tensor([40.0, 90.0]) + torch.tensor([10.0, 25.0])
+    who = torch.randint(0, people, (n,), generator=gen)
+    c = centre[who] + torch.randn(n, 2, generator=gen) * size[who] * 0.2
+    s = size[who] * torch.exp(torch.randn(n, 2, generator=gen) * 0.2)
+    boxes = torch.cat([c - s / 2, c + s / 2], dim=1)
+    scores = torch.sort(torch.rand(n, generator=gen), descending=True).values
+    return boxes, scores
+
+
+@pytest.mark.parametrize("levels,size,ratio", [(3, 32, 1), (3, 32, 2), (2, 24, 3), (3, 16, -1)])
+def test_fmod_fast_equals_dense(levels, size, ratio):
+    gen = torch.Generator().manual_seed(levels * size + ratio)
+    edges = (torch.rand(1, 1, 90, 120, generator=gen) > 0.75).float()
+    boxes, _ = random_candidates(gen, 40, 180, 135)
+    scale = torch.tensor([120 / 180, 90 / 135])
+    fast = fmod_descriptors(edges, boxes, scale, levels, size, ratio)
+    torch.testing.assert_close(fast, fmod_descriptors(edges, boxes, scale, levels, size, ratio, dense=True),
+                               atol=1e-4, rtol=0)
+
+
+@pytest.mark.parametrize("checkpoint,n", [("shipped", 150), (None, 60), ("shipped-nomask", 40)])
+def test_rescore_pairs_equals_dense(checkpoint, n):
+    """Attention on the unmasked pairs only gives the dense masked attention's ``p`` (within 1e-4)."""
+    torch.manual_seed(0)
+    model = load_model(nms.seq2seq.resolve_checkpoint(checkpoint)) if checkpoint else Seq2SeqNMSNet().eval()
+    gen = torch.Generator().manual_seed(n)
+    boxes, scores = random_candidates(gen, n)
+    edges = (torch.rand(1, 1, 240, 320, generator=gen) > 0.8).float()
+    wh = torch.tensor([320.0, 240.0])
+    with torch.no_grad():
+        app = model.appearance(edges, boxes, wh)
+        want = model.rescore(app, boxes, scores, wh)[0]
+        got = model.rescore_pairs(app, boxes, scores, wh)
+        torch.testing.assert_close(got, want, atol=1e-4, rtol=0)
+        torch.testing.assert_close(model(edges, boxes, scores, wh), want, atol=1e-4, rtol=0)   # eager forward
+    if model.config.mask:
+        masked = float((geometric_features(boxes, scores, wh)[..., 7] < 5 * model.config.iou_mask).float().mean())
+        assert masked > 0.5                                                  # the case the pairs path is for
+    p = model(edges, boxes, scores, wh)                                      # with gradients: the dense path
+    assert p.requires_grad and torch.allclose(p.detach(), want, atol=1e-4)
+
+
+def test_rescore_pairs_falls_back_without_pairs():
+    """A query with no key above ``iou_mask`` (here ``iou_mask > 1``) is attended uniformly by the dense
+    code; the pairs path then runs it, so both agree."""
+    torch.manual_seed(1)
+    model = Seq2SeqNMSNet(Seq2SeqConfig(iou_mask=1.5)).eval()
+    boxes, scores = random_candidates(torch.Generator().manual_seed(2), 20)
+    edges = (torch.rand(1, 1, 240, 320) > 0.8).float()
+    wh = torch.tensor([320.0, 240.0])
+    with torch.no_grad():
+        app = model.appearance(edges, boxes, wh)
+        torch.testing.assert_close(model.rescore_pairs(app, boxes, scores, wh), model.rescore(app, boxes, scores, wh)[0],
+                                   atol=1e-6, rtol=0)
+
+
+def test_method_fast_equals_old_path():
+    rng = np.random.default_rng(4)
+    img = rng.integers(0, 255, (240, 320, 3)).astype(np.uint8)
+    img[60:180, 100:140] = 255
+    boxes, scores = random_candidates(torch.Generator().manual_seed(4), 120)
+    boxes, scores = boxes.double().numpy(), rng.uniform(0.05, 1.0, 120)
+    fast, old = nms.make("seq2seq"), Seq2SeqNMS(checkpoint="shipped", fast=False)
+    assert fast.fast and not old.fast
+    a, b = fast(boxes, scores, img), old(boxes, scores, img)
+    np.testing.assert_allclose(a.scores, b.scores, atol=1e-4, rtol=0)
+    assert sorted(a.keep) == sorted(b.keep) == list(range(120))           # threshold 0: every candidate
 
 
 # --------------------------------------------------------------------------------------------

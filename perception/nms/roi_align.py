@@ -6,9 +6,13 @@ sub-grid of the bin. With ``aligned=True`` a box coordinate ``x`` maps to ``x * 
 is at least 1. A sample more than one pixel outside the map contributes 0 (but still counts in the
 average); samples inside are clamped to the border, exactly as torchvision does.
 
-Bilinear sampling is separable, so each box is reduced to two interpolation-and-pooling matrices
-``Ay (K, PH, H)`` and ``Ax (K, PW, W)`` and the output is ``Ay @ feature @ Ax^T``: pure tensor
-algebra (exportable to ONNX with a fixed ``sampling_ratio``).
+Bilinear sampling is separable: along each axis, output bin ``p`` of box ``k`` is a weighted sum of
+``T = 2 * grid`` feature rows (two taps per sample), so :func:`roi_align` gathers the ``T x T`` taps of
+every output value and contracts them with the two weight vectors: O(K PH PW T^2) work, independent of
+the feature-map size, pure tensor algebra (exportable to ONNX with a fixed ``sampling_ratio``).
+:func:`roi_align_dense` is the former formulation, two dense interpolation-and-pooling matrices
+``Ay (K, PH, H)``, ``Ax (K, PW, W)`` and ``Ay @ feature @ Ax^T`` (O(K PH H W); same outputs within
+float rounding), kept for comparison.
 """
 
 from __future__ import annotations
@@ -51,24 +55,9 @@ def _axis_weights(start: torch.Tensor, size: torch.Tensor, pooled: int, grid: to
     return w.sum(dim=2)
 
 
-def roi_align(input: torch.Tensor, rois: torch.Tensor, output_size: int | tuple[int, int],
-              spatial_scale: float | torch.Tensor = 1.0, sampling_ratio: int = -1,
-              aligned: bool = True) -> torch.Tensor:
-    """Pool ``rois`` from ``input``; the torchvision ``roi_align`` contract.
-
-    Args:
-        input: ``(B, C, H, W)`` feature map.
-        rois: ``(K, 5)`` rows ``[batch_index, x0, y0, x1, y1]`` in input-image coordinates.
-        output_size: ``(PH, PW)`` or one int for both.
-        spatial_scale: factor from box to feature-map coordinates; a float, or a tensor of one value
-            or two values ``(scale_x, scale_y)`` (per-axis scales, e.g. for an anisotropic resize).
-        sampling_ratio: samples per bin along each axis; ``<= 0`` uses ``ceil(roi_size / pooled)``
-            per box (adaptive; not exportable, as the grid size depends on the data).
-        aligned: shift boxes by -0.5 pixel (pixel centres at integer coordinates).
-
-    Returns:
-        ``(K, C, PH, PW)``.
-    """
+def _prepare(input: torch.Tensor, rois: torch.Tensor, output_size: int | tuple[int, int],
+             spatial_scale: float | torch.Tensor, sampling_ratio: int, aligned: bool):
+    """Checked sizes and the scaled boxes: ``(ph, pw, x0, y0, rw, rh, gx, gy, gxmax, gymax)``."""
     if isinstance(output_size, int):
         output_size = (output_size, output_size)
     ph, pw = (int(v) for v in output_size)
@@ -76,7 +65,6 @@ def roi_align(input: torch.Tensor, rois: torch.Tensor, output_size: int | tuple[
         raise SpecError("input", f"expected shape (B, C, H, W), got {tuple(input.shape)}")
     if rois.ndim != 2 or rois.shape[1] != 5:
         raise SpecError("rois", f"expected shape (K, 5) with [batch_index, x0, y0, x1, y1] rows, got {tuple(rois.shape)}")
-    _, _, h, w = input.shape
     dtype = input.dtype
     rois = rois.to(dtype)
     scale = torch.as_tensor(spatial_scale, dtype=dtype).reshape(-1)
@@ -98,6 +86,116 @@ def roi_align(input: torch.Tensor, rois: torch.Tensor, output_size: int | tuple[
         gx = torch.ceil(rw / pw).to(torch.int64)
         gymax = max(int(gy.max()), 1) if len(gy) else 1
         gxmax = max(int(gx.max()), 1) if len(gx) else 1
+    return ph, pw, x0, y0, rw, rh, gx, gy, gxmax, gymax
+
+
+def _axis_taps(start: torch.Tensor, size: torch.Tensor, pooled: int, grid: torch.Tensor, gmax: int,
+               length: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """``(index, weight)``, both ``(K, pooled, 2 gmax)``: bin ``p`` of box ``k`` along one axis is
+    ``sum_t weight[k, p, t] * feature[index[k, p, t]]`` (the sparse rows of :func:`_axis_weights`)."""
+    k = start.shape[0]
+    dtype = start.dtype
+    bin_size = size / pooled
+    p = torch.arange(pooled, dtype=dtype).view(1, pooled, 1)
+    g = torch.arange(gmax, dtype=dtype).view(1, 1, gmax)
+    gridf = grid.clamp(min=1).to(dtype).view(k, 1, 1)
+    coord = start.view(k, 1, 1) + p * bin_size.view(k, 1, 1) + (g + 0.5) * bin_size.view(k, 1, 1) / gridf
+    used = (g < grid.to(dtype).view(k, 1, 1)).to(dtype)
+    inside = ((coord >= -1.0) & (coord <= float(length))).to(dtype)
+    c = coord.clamp(min=0.0)
+    low = torch.floor(c)
+    at_edge = low >= length - 1
+    low = torch.where(at_edge, torch.full_like(low, length - 1), low)
+    high = torch.where(at_edge, low, low + 1)
+    c = torch.where(at_edge, low, c)
+    w_high = c - low
+    scale = used * inside / gridf
+    index = torch.cat([low, high], dim=-1).to(torch.int64)                     # (K, pooled, 2 gmax)
+    weight = torch.cat([(1.0 - w_high) * scale, w_high * scale], dim=-1)
+    return index, weight
+
+
+#: Gathered taps per ROIAlign chunk (eager mode): bounds the memory of large boxes counts / sizes.
+_CHUNK = 1 << 22
+
+
+def roi_align(input: torch.Tensor, rois: torch.Tensor, output_size: int | tuple[int, int],
+              spatial_scale: float | torch.Tensor = 1.0, sampling_ratio: int = -1,
+              aligned: bool = True) -> torch.Tensor:
+    """Pool ``rois`` from ``input``; the torchvision ``roi_align`` contract.
+
+    Args:
+        input: ``(B, C, H, W)`` feature map.
+        rois: ``(K, 5)`` rows ``[batch_index, x0, y0, x1, y1]`` in input-image coordinates.
+        output_size: ``(PH, PW)`` or one int for both.
+        spatial_scale: factor from box to feature-map coordinates; a float, or a tensor of one value
+            or two values ``(scale_x, scale_y)`` (per-axis scales, e.g. for an anisotropic resize).
+        sampling_ratio: samples per bin along each axis; ``<= 0`` uses ``ceil(roi_size / pooled)``
+            per box (adaptive; not exportable, as the grid size depends on the data).
+        aligned: shift boxes by -0.5 pixel (pixel centres at integer coordinates).
+
+    Returns:
+        ``(K, C, PH, PW)``.
+    """
+    ph, pw, x0, y0, rw, rh, gx, gy, gxmax, gymax = _prepare(input, rois, output_size, spatial_scale,
+                                                            sampling_ratio, aligned)
+    b, c, h, w = input.shape
+    iy, wy = _axis_taps(y0, rh, ph, gy, gymax, h)                             # (K, PH, Ty)
+    ix, wx = _axis_taps(x0, rw, pw, gx, gxmax, w)                             # (K, PW, Tx)
+    bidx = rois[:, 0].to(torch.int64)
+    flat = input.transpose(0, 1).reshape(c, b * h * w)                        # columns (b, y, x)
+    k = rois.shape[0]
+    per_roi = ph * iy.shape[-1] * pw * ix.shape[-1] * c
+    if torch.compiler.is_compiling():                  # traced (ONNX export): one piece, no data-dependent loop
+        return _pool_taps(flat, bidx, iy, wy, ix, wx, h, w).transpose(0, 1)
+    if k == 0:
+        return input.new_zeros(0, c, ph, pw)
+    step = max(1, _CHUNK // per_roi)
+    outs = [_pool_taps(flat, bidx[s:s + step], iy[s:s + step], wy[s:s + step], ix[s:s + step], wx[s:s + step], h, w)
+            for s in range(0, k, step)]
+    return (outs[0] if len(outs) == 1 else torch.cat(outs, dim=1)).transpose(0, 1)
+
+
+def _pool_taps(flat: torch.Tensor, bidx: torch.Tensor, iy: torch.Tensor, wy: torch.Tensor, ix: torch.Tensor,
+               wx: torch.Tensor, h: int, w: int) -> torch.Tensor:
+    """``(C, k, PH, PW)`` from the map ``flat`` (C, B H W) and the taps of ``k`` boxes (see :func:`_axis_taps`)."""
+    c, ty, tx = flat.shape[0], iy.shape[-1], ix.shape[-1]
+    row = (bidx[:, None, None] * h + iy) * w                                   # (k, PH, Ty)
+    idx = row[:, :, :, None, None] + ix[:, None, None, :, :]                   # (k, PH, Ty, PW, Tx)
+    taps = flat.index_select(1, idx.reshape(-1)).reshape(c, *idx.shape)       # (C, k, PH, Ty, PW, Tx)
+    wxs, wys = wx[:, None, None], wy[:, :, :, None]
+    cols = taps[..., 0] * wxs[..., 0]                                          # (C, k, PH, Ty, PW)
+    for t in range(1, tx):
+        cols = cols + taps[..., t] * wxs[..., t]
+    out = cols[:, :, :, 0] * wys[:, :, 0]                                      # (C, k, PH, PW)
+    for t in range(1, ty):
+        out = out + cols[:, :, :, t] * wys[:, :, t]
+    return out
+
+
+def roi_align_dense(input: torch.Tensor, rois: torch.Tensor, output_size: int | tuple[int, int],
+                    spatial_scale: float | torch.Tensor = 1.0, sampling_ratio: int = -1,
+                    aligned: bool = True) -> torch.Tensor:
+    """:func:`roi_align` as dense matrix products ``Ay @ feature @ Ax^T`` (the former implementation;
+    O(K PH H W), same outputs within float rounding).
+
+    Args:
+        input: ``(B, C, H, W)`` feature map.
+        rois: ``(K, 5)`` rows ``[batch_index, x0, y0, x1, y1]`` in input-image coordinates.
+        output_size: ``(PH, PW)`` or one int for both.
+        spatial_scale: factor from box to feature-map coordinates; a float, or a tensor of one value
+            or two values ``(scale_x, scale_y)`` (per-axis scales, e.g. for an anisotropic resize).
+        sampling_ratio: samples per bin along each axis; ``<= 0`` uses ``ceil(roi_size / pooled)``
+            per box (adaptive; not exportable, as the grid size depends on the data).
+        aligned: shift boxes by -0.5 pixel (pixel centres at integer coordinates).
+
+    Returns:
+        ``(K, C, PH, PW)``.
+    """
+    ph, pw, x0, y0, rw, rh, gx, gy, gxmax, gymax = _prepare(input, rois, output_size, spatial_scale,
+                                                            sampling_ratio, aligned)
+    _, _, h, w = input.shape
+    rois = rois.to(input.dtype)
     ay = _axis_weights(y0, rh, ph, gy, gymax, h)                               # (K, PH, H)
     ax = _axis_weights(x0, rw, pw, gx, gxmax, w)                               # (K, PW, W)
     feat = input[rois[:, 0].to(torch.int64)]                                   # (K, C, H, W)

@@ -97,13 +97,15 @@ class Seq2SeqNMS(NmsMethod):
         score_threshold: candidates whose rescored ``p`` is below it are removed (default 0: keep all,
             as in the seed's evaluation).
         max_candidates: only the highest-scoring ones are rescored (others get 0); None for all.
+        fast: the fast inference path (gather-based ROIAlign, attention on the unmasked pairs only);
+            ``False`` runs the former dense computation (same scores within float rounding; slower).
     """
 
     requires_image = True
 
     def __init__(self, checkpoint: str | Path | None = None, config: Seq2SeqConfig | None = None,
                  score_threshold: float = 0.0, max_candidates: int | None = None,
-                 model: Seq2SeqNMSNet | None = None) -> None:
+                 model: Seq2SeqNMSNet | None = None, fast: bool = True) -> None:
         if model is None:
             if checkpoint is not None:
                 model = load_model(resolve_checkpoint(checkpoint))
@@ -113,6 +115,7 @@ class Seq2SeqNMS(NmsMethod):
         self.checkpoint = None if checkpoint is None else str(checkpoint)
         self.score_threshold = float(score_threshold)
         self.max_candidates = max_candidates
+        self.fast = bool(fast)
 
     def __call__(self, boxes: Any, scores: Any, image: Any = None) -> NmsResult:
         b, s = validate(boxes, scores)
@@ -126,9 +129,14 @@ class Seq2SeqNMS(NmsMethod):
         if self.max_candidates is not None:
             order = order[: self.max_candidates]
         wh = torch.tensor([img.shape[1], img.shape[0]], dtype=torch.float32)
+        bt = torch.as_tensor(b[order], dtype=torch.float32)
+        st = torch.as_tensor(s[order], dtype=torch.float32)
         with torch.no_grad():
-            p = self.model(edges, torch.as_tensor(b[order], dtype=torch.float32),
-                           torch.as_tensor(s[order], dtype=torch.float32), wh).double().numpy()
+            if self.fast:
+                p = self.model(edges, bt, st, wh)
+            else:
+                p = self.model.rescore(self.model.appearance(edges, bt, wh, dense=True), bt, st, wh)[0]
+        p = p.double().numpy()
         final = np.zeros_like(s)
         final[order] = p
         kept = order[p >= self.score_threshold]
@@ -142,7 +150,7 @@ class Seq2SeqNMS(NmsMethod):
 
     def __repr__(self) -> str:
         return (f"Seq2SeqNMS(checkpoint={self.checkpoint!r}, config={self.model.config}, "
-                f"score_threshold={self.score_threshold}, max_candidates={self.max_candidates})")
+                f"score_threshold={self.score_threshold}, max_candidates={self.max_candidates}, fast={self.fast})")
 
 
 def save_model(model: Seq2SeqNMSNet, path: str | Path) -> Path:

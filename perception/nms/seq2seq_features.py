@@ -16,12 +16,14 @@ heights, areas and the IoU. See :mod:`hcgym.perception.nms.seq2seq` for the whol
 
 from __future__ import annotations
 
+import math
+
 import numpy as np
 import torch
 import torch.nn.functional as F
 
 from hcgym.errors import SpecError
-from hcgym.perception.nms.roi_align import roi_align
+from hcgym.perception.nms.roi_align import _axis_weights, roi_align, roi_align_dense
 
 N_GEOMETRY = 14
 
@@ -47,43 +49,53 @@ def pairwise_iou(boxes: torch.Tensor) -> torch.Tensor:
     return inter / (area[:, None] + area[None, :] - inter)
 
 
+def _relative_geometry(bq: torch.Tensor, bk: torch.Tensor, sq: torch.Tensor, sk: torch.Tensor, iou: torch.Tensor,
+                       image_wh: torch.Tensor) -> torch.Tensor:
+    """``(..., 14)`` features of keys ``bk`` relative to queries ``bq`` (``(..., 4)``, broadcastable), with
+    their scores ``sq``, ``sk`` and IoU ``iou`` (the broadcast shape)."""
+    image_wh = image_wh.to(bq.dtype)
+    wi, hi = image_wh[0], image_wh[1]
+    ux, uy = wi / 20.0, hi / 20.0
+    wq, hq = bq[..., 2] - bq[..., 0] + 1.0, bq[..., 3] - bq[..., 1] + 1.0
+    wk, hk = bk[..., 2] - bk[..., 0] + 1.0, bk[..., 3] - bk[..., 1] + 1.0
+    ddx = (bk[..., 0] + bk[..., 2]) / 2 - (bq[..., 0] + bq[..., 2]) / 2
+    ddy = (bk[..., 1] + bk[..., 3]) / 2 - (bq[..., 1] + bq[..., 3]) / 2
+    area_q, area_k = wq * hq, wk * hk
+    aspect_q, aspect_k = hq / wq, hk / wk
+    feats = [
+        ddx / ux,
+        ddy / uy,
+        (ddx ** 2 + ddy ** 2) / (ux ** 2 + uy ** 2),
+        wk / wq,
+        wk / ux,
+        hk / hq,
+        hk / uy,
+        5.0 * iou,
+        area_k / area_q,
+        area_k / (wi * hi / 400.0),
+        5.0 * sk,
+        5.0 * (sk - sq),
+        aspect_k,
+        aspect_k / aspect_q,
+    ]
+    return torch.stack(torch.broadcast_tensors(*feats), dim=-1)
+
+
 def geometric_features(boxes: torch.Tensor, scores: torch.Tensor, image_wh: torch.Tensor) -> torch.Tensor:
     """``(N, N, 14)``: entry ``[i, j]`` describes key ``j`` relative to query ``i`` (order in the module doc).
 
     ``image_wh`` is ``(W, H)`` of the image the boxes are in.
     """
-    image_wh = image_wh.to(boxes.dtype)
-    wi, hi = image_wh[0], image_wh[1]
-    w, h = _wh(boxes)
-    area = w * h
-    cx = (boxes[:, 0] + boxes[:, 2]) / 2
-    cy = (boxes[:, 1] + boxes[:, 3]) / 2
-    ux, uy = wi / 20.0, hi / 20.0
-    ddx = cx[None, :] - cx[:, None]
-    ddy = cy[None, :] - cy[:, None]
-    aspect = h / w
-    n = boxes.shape[0]
+    return _relative_geometry(boxes[:, None], boxes[None, :], scores[:, None], scores[None, :], pairwise_iou(boxes),
+                              image_wh)
 
-    def key(v: torch.Tensor) -> torch.Tensor:  # property of j, broadcast over the query i
-        return v[None, :].expand(n, n)
 
-    feats = [
-        ddx / ux,
-        ddy / uy,
-        (ddx ** 2 + ddy ** 2) / (ux ** 2 + uy ** 2),
-        w[None, :] / w[:, None],
-        key(w / ux),
-        h[None, :] / h[:, None],
-        key(h / uy),
-        5.0 * pairwise_iou(boxes),
-        area[None, :] / area[:, None],
-        key(area / (wi * hi / 400.0)),
-        key(5.0 * scores),
-        5.0 * (scores[None, :] - scores[:, None]),
-        key(aspect),
-        aspect[None, :] / aspect[:, None],
-    ]
-    return torch.stack(feats, dim=-1)
+def pair_geometric_features(boxes: torch.Tensor, scores: torch.Tensor, image_wh: torch.Tensor, query: torch.Tensor,
+                            key: torch.Tensor, iou: torch.Tensor) -> torch.Tensor:
+    """``(P, 14)``: the rows ``G[query[p], key[p]]`` of :func:`geometric_features` only (the same values),
+    given the pairs' IoU ``iou`` (P,)."""
+    return _relative_geometry(boxes[query], boxes[key], scores[query], scores[key], iou, image_wh)
+
 
 # --------------------------------------------------------------------------------------------
 # Appearance: edge map and FMoD descriptors
@@ -125,11 +137,13 @@ def edge_map(image: np.ndarray | torch.Tensor, max_side: int = 600) -> tuple[tor
 def _signal_stats(x: torch.Tensor, subsample_mean: bool) -> torch.Tensor:
     """``(..., 5)`` [mean, std (unbiased), skewness, excess kurtosis, power] along the last dim."""
     mu = x.mean(-1, keepdim=True)
-    std = x.std(-1, keepdim=True)
-    z = (x - mu) / std.clamp(min=1e-6)          # a constant signal has z = 0
+    d = x - mu
+    std = torch.sqrt((d * d).sum(-1, keepdim=True) / (x.shape[-1] - 1))
+    z = d / std.clamp(min=1e-6)                 # a constant signal has z = 0
+    z2 = z * z
     mean = x[..., 0:-1:5].mean(-1, keepdim=True) if subsample_mean else mu
-    return torch.cat([mean, std, (z ** 3).mean(-1, keepdim=True), (z ** 4).mean(-1, keepdim=True) - 3.0,
-                      (x ** 2).mean(-1, keepdim=True)], dim=-1)
+    return torch.cat([mean, std, (z2 * z).mean(-1, keepdim=True), (z2 * z2).mean(-1, keepdim=True) - 3.0,
+                      (x * x).mean(-1, keepdim=True)], dim=-1)
 
 
 def cell_statistics(cells: torch.Tensor) -> torch.Tensor:
@@ -140,20 +154,51 @@ def cell_statistics(cells: torch.Tensor) -> torch.Tensor:
 
 
 def fmod_descriptors(edges: torch.Tensor, boxes: torch.Tensor, spatial_scale: torch.Tensor | float,
-                     levels: int = 3, size: int = 160, sampling_ratio: int = 2) -> torch.Tensor:
-    """``(N, 5 (4^L - 1))`` FMoD descriptors of ``boxes`` (image coordinates) on ``edges`` (1, 1, h, w)."""
+                     levels: int = 3, size: int = 160, sampling_ratio: int = 2, dense: bool = False) -> torch.Tensor:
+    """``(N, 5 (4^L - 1))`` FMoD descriptors of ``boxes`` (image coordinates) on ``edges`` (1, 1, h, w).
+
+    ``dense`` pools with :func:`~hcgym.perception.nms.roi_align.roi_align_dense` (the former, slower
+    formulation; same values within float rounding) instead of the gather-based ``roi_align``.
+    """
+    roi_align_fn = roi_align_dense if dense else roi_align
     n = boxes.shape[0]
     rois = torch.cat([torch.zeros(n, 1, dtype=boxes.dtype), boxes], dim=1)
-    level0 = roi_align(edges, rois, size, spatial_scale, sampling_ratio, aligned=True)    # (N, 1, S0, S0)
+    level0 = roi_align_fn(edges, rois, size, spatial_scale, sampling_ratio, aligned=True)    # (N, 1, S0, S0)
     out = [cell_statistics(level0[:, 0]).reshape(n, -1)]
     for j in range(1, levels):
         k = 2 ** j
-        cs = size / k
-        grid = torch.arange(k, dtype=boxes.dtype) * cs
-        y0, x0 = torch.meshgrid(grid, grid, indexing="ij")
-        cells = torch.stack([x0.flatten(), y0.flatten(), x0.flatten() + cs, y0.flatten() + cs], dim=1)  # row-major
-        idx = torch.arange(n, dtype=boxes.dtype).repeat_interleave(k * k)[:, None]
-        crois = torch.cat([idx, cells.repeat(n, 1)], dim=1)
-        pooled = roi_align(level0, crois, size // k, 1.0, sampling_ratio, aligned=True)  # (N k^2, 1, S0/k, S0/k)
-        out.append(cell_statistics(pooled[:, 0]).reshape(n, -1))
+        if dense:
+            cs = size / k
+            grid = torch.arange(k, dtype=boxes.dtype) * cs
+            y0, x0 = torch.meshgrid(grid, grid, indexing="ij")
+            cells = torch.stack([x0.flatten(), y0.flatten(), x0.flatten() + cs, y0.flatten() + cs], dim=1)  # row-major
+            idx = torch.arange(n, dtype=boxes.dtype).repeat_interleave(k * k)[:, None]
+            crois = torch.cat([idx, cells.repeat(n, 1)], dim=1)
+            pooled = roi_align_dense(level0, crois, size // k, 1.0, sampling_ratio, aligned=True)[:, 0]
+        else:
+            pooled = _pool_cells(level0[:, 0], k, sampling_ratio)
+        out.append(cell_statistics(pooled).reshape(n, -1))              # (N k^2, S0/k, S0/k) cells, row-major
     return torch.cat(out, dim=1)
+
+
+def cell_pooling_matrix(size: int, k: int, sampling_ratio: int, dtype: torch.dtype = torch.float32) -> torch.Tensor | None:
+    """``(size, size)`` matrix ``M`` with ``M @ level0 @ M^T`` = the ROIAlign (``aligned=True``) of the ``k x k``
+    cells of a ``size x size`` level-0 map, each to ``size / k`` bins, tiled in place; ``None`` when it is
+    the identity (one sample per bin on a pixel: ``sampling_ratio`` 1 or adaptive)."""
+    m = size // k
+    grid = sampling_ratio if sampling_ratio > 0 else max(1, math.ceil((size / k) / m))
+    if grid == 1:
+        return None
+    start = torch.arange(k, dtype=dtype) * (size / k) - 0.5
+    extent = torch.full((k,), size / k, dtype=dtype)
+    return _axis_weights(start, extent, m, torch.full((k,), grid, dtype=torch.int64), grid, size).reshape(size, size)
+
+
+def _pool_cells(level0: torch.Tensor, k: int, sampling_ratio: int) -> torch.Tensor:
+    """``(N k^2, S0/k, S0/k)``: the ``k x k`` cells of ``level0`` (N, S0, S0), row-major, ROIAligned to
+    ``S0/k`` (what pooling each cell as a box of level 0 gives; one matrix product, the same for all boxes)."""
+    n, size = level0.shape[0], level0.shape[-1]
+    mat = cell_pooling_matrix(size, k, sampling_ratio, level0.dtype)
+    pooled = level0 if mat is None else mat @ level0 @ mat.transpose(0, 1)
+    m = size // k
+    return pooled.reshape(n, k, m, k, m).transpose(2, 3).reshape(n * k * k, m, m)

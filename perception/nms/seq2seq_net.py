@@ -11,7 +11,13 @@ import torch
 from torch import nn
 
 from hcgym.errors import SpecError
-from hcgym.perception.nms.seq2seq_features import N_GEOMETRY, fmod_descriptors, geometric_features
+from hcgym.perception.nms.seq2seq_features import (
+    N_GEOMETRY,
+    fmod_descriptors,
+    geometric_features,
+    pair_geometric_features,
+    pairwise_iou,
+)
 
 
 @dataclass
@@ -114,6 +120,26 @@ class MaskedMultiHeadAttention(nn.Module):
         out = (self.drop(weights).transpose(0, 1).unsqueeze(2) @ vh)[:, :, 0]  # (N, H, dk)
         return self.o(out.reshape(n, -1)), weights
 
+    def forward_pairs(self, q: torch.Tensor, kv: torch.Tensor, query: torch.Tensor, scale: torch.Tensor
+                      ) -> torch.Tensor:
+        """:meth:`forward` on the unmasked pairs only: ``out (N, d)``.
+
+        ``kv`` (P, d) holds ``F^K[query[p], key[p]]`` for every pair with a non-zero mask value
+        ``scale`` (P,), grouped by ``query``; every query must have at least one pair. Masked pairs get
+        an exact 0 weight in :meth:`forward`, so leaving them out changes nothing but the rounding.
+        """
+        n, h, dk = q.shape[0], self.heads, self.d_k
+        qh = self.q(q).reshape(n, h, dk)
+        kvh = nn.functional.linear(kv, torch.cat([self.k.weight, self.v.weight]), torch.cat([self.k.bias, self.v.bias]))
+        kh, vh = kvh[:, : h * dk].reshape(-1, h, dk), kvh[:, h * dk:].reshape(-1, h, dk)   # K and V in one product
+        s = (qh[query] * kh).sum(-1) / math.sqrt(dk) * scale[:, None]                    # (P, H)
+        rows = query[:, None].expand(-1, h)
+        top = torch.full((n, h), -math.inf, dtype=s.dtype).scatter_reduce_(0, rows, s, "amax")
+        e = torch.exp(s - top[query])
+        w = e / torch.zeros(n, h, dtype=s.dtype).index_add_(0, query, e)[query]
+        out = torch.zeros(n, h, dk, dtype=s.dtype).index_add_(0, query, self.drop(w)[:, :, None] * vh)
+        return self.o(out.reshape(n, -1))
+
 
 class JointProcessingModule(nn.Module):
     """One block: ``F^D = LN(Q + MHA(Q, F^K, F^K))`` with ``Q = F^Q C^Q``;
@@ -137,6 +163,17 @@ class JointProcessingModule(nn.Module):
         fq = self.ln_q(self.drop(self.c_d(fd)) + fq)
         fk = self.ln_k(fk + (fd * self.c_k)[None, :, :])
         return fq, fk, weights
+
+    def forward_pairs(self, fq: torch.Tensor, fk: torch.Tensor, query: torch.Tensor, key: torch.Tensor,
+                      scale: torch.Tensor, last: bool = False) -> tuple[torch.Tensor, torch.Tensor]:
+        """:meth:`forward` on the unmasked pairs (``fk`` (P, d_a), see
+        :meth:`MaskedMultiHeadAttention.forward_pairs`); ``last`` skips the ``F^K`` update nothing reads."""
+        q = self.c_q(fq)
+        fd = self.ln_d(q + self.drop(self.attn.forward_pairs(q, fk, query, scale)))
+        fq = self.ln_q(self.drop(self.c_d(fd)) + fq)
+        if not last:
+            fk = self.ln_k(fk + (fd * self.c_k)[key])
+        return fq, fk
 
 
 class Seq2SeqNMSNet(nn.Module):
@@ -166,12 +203,14 @@ class Seq2SeqNMSNet(nn.Module):
                 nn.init.xavier_uniform_(m.weight)
                 nn.init.zeros_(m.bias)
 
-    def appearance(self, edges: torch.Tensor, boxes: torch.Tensor, image_wh: torch.Tensor) -> torch.Tensor:
-        """Raw FMoD descriptors ``(N, 5 (4^L - 1))``."""
+    def appearance(self, edges: torch.Tensor, boxes: torch.Tensor, image_wh: torch.Tensor,
+                   dense: bool = False) -> torch.Tensor:
+        """Raw FMoD descriptors ``(N, 5 (4^L - 1))`` (``dense``: the former ROIAlign formulation)."""
         cfg = self.config
         scale = torch.stack([edges.shape[-1] / image_wh[0].to(boxes.dtype),
                              edges.shape[-2] / image_wh[1].to(boxes.dtype)])
-        return fmod_descriptors(edges, boxes, scale, cfg.fmod_levels, cfg.fmod_size, cfg.fmod_sampling_ratio)
+        return fmod_descriptors(edges, boxes, scale, cfg.fmod_levels, cfg.fmod_size, cfg.fmod_sampling_ratio,
+                                dense=dense)
 
     def rescore(self, app: torch.Tensor, boxes: torch.Tensor, scores: torch.Tensor, image_wh: torch.Tensor,
                 use_mask: bool | None = None) -> tuple[torch.Tensor, list[torch.Tensor]]:
@@ -194,9 +233,60 @@ class Seq2SeqNMSNet(nn.Module):
             weights.append(w)
         return self.head(fq)[:, 0], weights
 
+    def rescore_pairs(self, app: torch.Tensor, boxes: torch.Tensor, scores: torch.Tensor,
+                      image_wh: torch.Tensor) -> torch.Tensor:
+        """``p (N,)`` as :meth:`rescore` computes it (within float rounding), on the query-key pairs with
+        a non-zero attention mask only.
+
+        With the mask, a key with IoU < ``iou_mask`` gets an exact 0 attention weight, and ``F^K[i, j]``
+        only ever feeds the attention of query ``i``; so the pairs ``(i, j)`` with IoU >= ``iou_mask``
+        (a few percent of the ``N^2`` in a crowd) determine ``p``, and the others are never computed.
+        Without the mask (or if some query has no such pair: ``iou_mask > 1``) this is :meth:`rescore`.
+        """
+        cfg = self.config
+        n = boxes.shape[0]
+        if not cfg.mask or n == 0:
+            return self.rescore(app, boxes, scores, image_wh)[0]
+        iou = pairwise_iou(boxes)
+        query, key = (iou >= cfg.iou_mask).nonzero(as_tuple=True)          # grouped by query (row-major)
+        if torch.unique(query).numel() < n:
+            return self.rescore(app, boxes, scores, image_wh)[0]
+        scale = torch.where(key <= query, 1.0, cfg.lower_scale).to(app.dtype)   # eq. 10: tril 1, triu lower_scale
+        a = ((app - self.app_mean) / self.app_std).clamp(-50.0, 50.0)
+        ea = self.app_mlp(a)
+        diag = torch.arange(n)
+        gq = pair_geometric_features(boxes, scores, image_wh, diag, diag, iou[diag, diag])
+        gk = pair_geometric_features(boxes, scores, image_wh, query, key, iou[query, key])
+        fq = self.fuse_q(torch.cat([ea, self.gq_mlp(gq)], dim=-1))
+        fk = self._fuse_k_pairs(self.gk_mlp(gk), ea, key)                          # (P, d_a)
+        for b, block in enumerate(self.blocks):
+            fq, fk = block.forward_pairs(fq, fk, query, key, scale, last=b == len(self.blocks) - 1)
+        return self.head(fq)[:, 0]
+
+    def _fuse_k_pairs(self, gk: torch.Tensor, ea: torch.Tensor, key: torch.Tensor) -> torch.Tensor:
+        """``fuse_k(cat[gk, ea[key]])`` without building the ``(P, 2 d_fuse)`` concatenation: the LayerNorm
+        statistics come from per-part sums, and its scale and the Linear are folded so the key's part
+        ``ea @ W_a^T`` is computed once per box (N rows) instead of once per pair."""
+        ln, lin, act = self.fuse_k
+        d = gk.shape[-1]
+        w = lin.weight * ln.weight                                                # (d_a, 2 d_fuse): Linear . diag(gamma)
+        wg, wa = w[:, :d], w[:, d:]
+        bias = lin.bias + lin.weight @ ln.bias
+        n_in = float(2 * d)
+        mean = (gk.sum(-1) + ea.sum(-1)[key]) / n_in
+        var = ((gk * gk).sum(-1) + (ea * ea).sum(-1)[key]) / n_in - mean * mean
+        rstd = torch.rsqrt(var.clamp(min=0.0) + ln.eps)
+        y = gk @ wg.t() + (ea @ wa.t())[key] - mean[:, None] * (wg.sum(1) + wa.sum(1))
+        return act(torch.addcmul(bias, y, rstd[:, None]))
+
     def forward(self, edges: torch.Tensor, boxes: torch.Tensor, scores: torch.Tensor,
                 image_wh: torch.Tensor) -> torch.Tensor:
-        return self.rescore(self.appearance(edges, boxes, image_wh), boxes, scores, image_wh)[0]
+        """``p (N,)``. Eager inference computes only the unmasked pairs (:meth:`rescore_pairs`); training
+        (gradients) and ONNX export run the dense :meth:`rescore` (static shapes)."""
+        app = self.appearance(edges, boxes, image_wh)
+        if torch.is_grad_enabled() or torch.compiler.is_compiling() or torch.compiler.is_exporting():
+            return self.rescore(app, boxes, scores, image_wh)[0]
+        return self.rescore_pairs(app, boxes, scores, image_wh)
 
     def set_normalisation(self, descriptors: torch.Tensor) -> None:
         """Per-dimension z-score statistics of raw FMoD descriptors ``(M, D)`` of a training set.
