@@ -9,7 +9,8 @@ average); samples inside are clamped to the border, exactly as torchvision does.
 Bilinear sampling is separable: along each axis, output bin ``p`` of box ``k`` is a weighted sum of
 ``T = 2 * grid`` feature rows (two taps per sample), so :func:`roi_align` gathers the ``T x T`` taps of
 every output value and contracts them with the two weight vectors: O(K PH PW T^2) work, independent of
-the feature-map size, pure tensor algebra (exportable to ONNX with a fixed ``sampling_ratio``).
+the feature-map size, pure tensor algebra (exportable to ONNX with a fixed ``sampling_ratio``). In eager
+mode, one sample per bin on a one-image map (the FMoD edge map) goes through ``grid_sample`` instead.
 :func:`roi_align_dense` is the former formulation, two dense interpolation-and-pooling matrices
 ``Ay (K, PH, H)``, ``Ax (K, PW, W)`` and ``Ay @ feature @ Ax^T`` (O(K PH H W); same outputs within
 float rounding), kept for comparison.
@@ -20,6 +21,7 @@ from __future__ import annotations
 import math
 
 import torch
+import torch.nn.functional as F
 
 from hcgym.errors import SpecError
 
@@ -140,20 +142,46 @@ def roi_align(input: torch.Tensor, rois: torch.Tensor, output_size: int | tuple[
     ph, pw, x0, y0, rw, rh, gx, gy, gxmax, gymax = _prepare(input, rois, output_size, spatial_scale,
                                                             sampling_ratio, aligned)
     b, c, h, w = input.shape
+    k = rois.shape[0]
+    compiling = torch.compiler.is_compiling()          # traced (ONNX export): one piece, no data-dependent branch
+    if not compiling and k == 0:
+        return input.new_zeros(0, c, ph, pw)
+    if not compiling and sampling_ratio == 1 and b == 1 and h > 1 and w > 1:
+        return _sample_one_per_bin(input, y0, rh, ph, h, x0, rw, pw, w)
     iy, wy = _axis_taps(y0, rh, ph, gy, gymax, h)                             # (K, PH, Ty)
     ix, wx = _axis_taps(x0, rw, pw, gx, gxmax, w)                             # (K, PW, Tx)
     bidx = rois[:, 0].to(torch.int64)
     flat = input.transpose(0, 1).reshape(c, b * h * w)                        # columns (b, y, x)
-    k = rois.shape[0]
-    per_roi = ph * iy.shape[-1] * pw * ix.shape[-1] * c
-    if torch.compiler.is_compiling():                  # traced (ONNX export): one piece, no data-dependent loop
+    if compiling:
         return _pool_taps(flat, bidx, iy, wy, ix, wx, h, w).transpose(0, 1)
-    if k == 0:
-        return input.new_zeros(0, c, ph, pw)
+    per_roi = ph * iy.shape[-1] * pw * ix.shape[-1] * c
     step = max(1, _CHUNK // per_roi)
     outs = [_pool_taps(flat, bidx[s:s + step], iy[s:s + step], wy[s:s + step], ix[s:s + step], wx[s:s + step], h, w)
             for s in range(0, k, step)]
     return (outs[0] if len(outs) == 1 else torch.cat(outs, dim=1)).transpose(0, 1)
+
+
+def _sample_one_per_bin(input: torch.Tensor, y0: torch.Tensor, rh: torch.Tensor, ph: int, h: int, x0: torch.Tensor,
+                        rw: torch.Tensor, pw: int, w: int) -> torch.Tensor:
+    """``(K, C, PH, PW)`` for one sample per bin on a one-image map: ``grid_sample`` (bilinear, border clamp,
+    pixel centres at integer coordinates) at the bin centres, zero where a sample is more than one pixel
+    outside. The centres are computed in the input dtype as :func:`_axis_taps` does; the interpolation
+    runs in float64, so the result is the gather path's within rounding."""
+    k = y0.shape[0]
+
+    def centres(start: torch.Tensor, size: torch.Tensor, pooled: int, length: int) -> tuple[torch.Tensor, torch.Tensor]:
+        bin_size = size / pooled
+        coord = start[:, None] + torch.arange(pooled, dtype=start.dtype)[None] * bin_size[:, None] + 0.5 * bin_size[:, None]
+        inside = (coord >= -1.0) & (coord <= float(length))
+        return coord.double() * (2.0 / (length - 1)) - 1.0, inside.double()
+
+    gy, in_y = centres(y0, rh, ph, h)                                          # (K, PH), normalised to [-1, 1]
+    gx, in_x = centres(x0, rw, pw, w)
+    grid = torch.stack([gx[:, None, :].expand(k, ph, pw), gy[:, :, None].expand(k, ph, pw)], dim=-1)
+    out = F.grid_sample(input.double(), grid.reshape(1, k * ph, pw, 2), mode="bilinear", padding_mode="border",
+                        align_corners=True)                                   # (1, C, K PH, PW)
+    out = out.reshape(input.shape[1], k, ph, pw) * (in_y[:, :, None] * in_x[:, None, :])
+    return out.transpose(0, 1).to(input.dtype)
 
 
 def _pool_taps(flat: torch.Tensor, bidx: torch.Tensor, iy: torch.Tensor, wy: torch.Tensor, ix: torch.Tensor,
