@@ -14,8 +14,7 @@ from typing import Any
 import numpy as np
 
 from hcgym.errors import DependencyNotInstalled, SpecError
-from hcgym.perception.base import Sensor
-from hcgym.perception.pose.mediapipe import boxes_of, check_confidence, empty_keypoints
+from hcgym.perception.pose.mediapipe import MediaPipeGraphSensor, boxes_of, check_confidence, empty_keypoints
 from hcgym.types import Keypoints
 
 #: Points of the ``mediapipe21`` scheme.
@@ -33,7 +32,7 @@ def _solution() -> Any:
     return hands
 
 
-class MediaPipeHands(Sensor):
+class MediaPipeHands(MediaPipeGraphSensor):
     """MediaPipe Hands: ``sensor(frame_or_rgb) -> Keypoints`` (scheme ``mediapipe21``), one row per hand.
 
     ``points`` (N, 21, 2) pixels, ``scores`` (N, 21) the hand's detection (handedness) score repeated,
@@ -69,15 +68,6 @@ class MediaPipeHands(Sensor):
                                              model_complexity=self.model_complexity,
                                              min_detection_confidence=self.min_detection_confidence)
 
-    @property
-    def closed(self) -> bool:
-        return self._graph is None
-
-    def _live(self) -> Any:
-        if self._graph is None:
-            raise RuntimeError(f"{self.name} is closed; make a new sensor")
-        return self._graph
-
     def process(self, image: np.ndarray) -> Keypoints:
         """The hands in RGB uint8 ``image``."""
         h, w = image.shape[:2]
@@ -98,15 +88,3 @@ class MediaPipeHands(Sensor):
     def reset(self) -> None:
         """Forget tracked hands (only matters with ``static_image_mode=False``)."""
         self._live().reset()
-
-    def close(self) -> None:
-        """Free MediaPipe's graph; closing twice is harmless, calling a closed sensor an error."""
-        if self._graph is not None:
-            graph, self._graph = self._graph, None
-            graph.close()
-
-    def __enter__(self) -> "MediaPipeHands":
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.close()

@@ -68,7 +68,34 @@ def check_confidence(value: float, option: str) -> float:
     return v
 
 
-class MediaPipePose(Sensor):
+class MediaPipeGraphSensor(Sensor):
+    """A sensor around one MediaPipe solution graph (``self._graph``): closable, usable with ``with``."""
+
+    _graph: Any = None
+
+    @property
+    def closed(self) -> bool:
+        return self._graph is None
+
+    def _live(self) -> Any:
+        if self._graph is None:
+            raise RuntimeError(f"{self.name} is closed; make a new sensor")
+        return self._graph
+
+    def close(self) -> None:
+        """Free MediaPipe's graph; closing twice is harmless, calling a closed sensor an error."""
+        if self._graph is not None:
+            graph, self._graph = self._graph, None
+            graph.close()
+
+    def __enter__(self) -> "MediaPipeGraphSensor":
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
+class MediaPipePose(MediaPipeGraphSensor):
     """MediaPipe Pose: ``sensor(frame_or_rgb) -> Keypoints`` (scheme ``mediapipe33``).
 
     A found person is one row: ``points`` (1, 33, 2) pixels, ``scores`` (1, 33) MediaPipe's visibility,
@@ -107,15 +134,6 @@ class MediaPipePose(Sensor):
                                             model_complexity=self.model_complexity,
                                             min_detection_confidence=self.min_detection_confidence)
 
-    @property
-    def closed(self) -> bool:
-        return self._graph is None
-
-    def _live(self) -> Any:
-        if self._graph is None:
-            raise RuntimeError(f"{self.name} is closed; make a new sensor")
-        return self._graph
-
     def process(self, image: np.ndarray) -> Keypoints:
         """The person in RGB uint8 ``image`` (the next frame of the stream when tracking)."""
         h, w = image.shape[:2]
@@ -132,15 +150,3 @@ class MediaPipePose(Sensor):
     def reset(self) -> None:
         """Forget the tracked person: the next call is the first frame of a new stream."""
         self._live().reset()
-
-    def close(self) -> None:
-        """Free MediaPipe's graph; closing twice is harmless, calling a closed sensor an error."""
-        if self._graph is not None:
-            graph, self._graph = self._graph, None
-            graph.close()
-
-    def __enter__(self) -> "MediaPipePose":
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.close()
