@@ -115,12 +115,11 @@ def _face_box(x0: float, y0: float, x1: float, y1: float) -> np.ndarray:
 
 
 def _head_forward(posed) -> np.ndarray:
-    """The face's forward direction (avatar frame): -y turned with the head bone."""
-    from hcgym.synthesis.motion.rig import BONE_INDEX
+    """The face's forward direction (avatar frame): -y turned with the head bone (the gaze with the eyes
+    looking straight ahead)."""
+    from hcgym.synthesis.motion.face import gaze_direction
 
-    j = BONE_INDEX["head"]
-    turn = posed.bones[j, :3, :3] @ posed.rig.rest_rotations[j].T
-    return turn @ np.array([0.0, -1.0, 0.0])
+    return gaze_direction(posed, 0.0, 0.0)
 
 
 #: Depth-test tolerance (metres) per NTU RGB+D joint (NTU_JOINTS order): how deep inside the body the joint

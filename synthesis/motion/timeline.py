@@ -31,8 +31,15 @@ from typing import Any
 import numpy as np
 
 from hcgym.errors import SpecError
-from hcgym.synthesis.motion.base import Action, BodyPose, ClipContext, Style, blend
+from hcgym.synthesis.expressions import EXPRESSIONS
+from hcgym.synthesis.motion import face
+from hcgym.synthesis.motion.actions import actions, upper_body_actions
+from hcgym.synthesis.motion.base import Action, BodyPose, ClipContext, Style, blend, envelope, slerp
+from hcgym.synthesis.motion.clips_arms import ARM_BONES, _sides
+from hcgym.synthesis.motion.face import apply_deltas, face_state
+from hcgym.synthesis.motion.hands import GESTURES, hand_deltas, relaxed_hand
 from hcgym.synthesis.motion.path import Path
+from hcgym.synthesis.motion.rig import BONE_INDEX
 from hcgym.validate import Fields
 
 #: Hand shapes of upper-body actions: action -> (gesture of hcgym.synthesis.motion.hands, amount).
@@ -110,8 +117,6 @@ def parse_behaviour(hf: Fields, position: tuple[float, ...], inside) -> Behaviou
     # ``expression:`` as a name or mapping is the avatar's fixed expression; as a list it is a track.
     if not any(hf.has(k) and (k != "expression" or isinstance(hf.raw(k), list)) for k in KEYS):
         return None
-    from hcgym.synthesis.motion.actions import actions, upper_body_actions
-
     src = hf.source
     table = actions()
     path = None
@@ -216,9 +221,7 @@ _TRACKS: dict[str, dict[str, Any]] = {
 
 
 def _track(hf: Fields, key: str):
-    from hcgym.synthesis.expressions import EXPRESSIONS
-
-    choices = {"expression": tuple(EXPRESSIONS), "gesture": _gestures()}
+    choices = {"expression": tuple(EXPRESSIONS), "gesture": tuple(GESTURES)}
     for i, item in enumerate(_items(hf, key)):
         tf = Fields(item, hf.sub(f"{key}[{i}]"), hf.source)
         out: dict[str, Any] = {}
@@ -235,12 +238,6 @@ def _track(hf: Fields, key: str):
             raise tf.error("text", "must not be empty")
         tf.done()
         yield out
-
-
-def _gestures() -> tuple[str, ...]:
-    from hcgym.synthesis.motion.hands import GESTURES
-
-    return tuple(GESTURES)
 
 
 def _items(hf: Fields, key: str) -> list[Any]:
@@ -316,8 +313,6 @@ class HumanMotion:
 
     def __init__(self, behaviour: Behaviour, rig, position, heading: float, style: Style | None = None,
                  seed: int = 0, style_key: str = "") -> None:
-        from hcgym.synthesis.motion.actions import actions, upper_body_actions
-
         self.behaviour, self.rig = behaviour, rig
         self.position0 = np.asarray(position, dtype=np.float64).reshape(3)
         self.heading0 = float(heading)
@@ -333,8 +328,6 @@ class HumanMotion:
 
     def _face_tracks(self) -> list:
         """The facial tracks of the behaviour (expressions, blinks, talking, gaze, head turns)."""
-        from hcgym.synthesis.motion import face
-
         b = self.behaviour
         tracks: list = [face.ExpressionTrack(e["expression"], e["start"], e["onset"], e["apex"], e["offset"],
                                              e["intensity"]) for e in b.expression]
@@ -353,8 +346,6 @@ class HumanMotion:
     def _action_grip(self, t: float, side: str) -> tuple[str, float] | None:
         """The hand shape an active upper-body action gives ``side`` (a fist to punch, an index finger to point,
         a grip to hold a phone or a cup) and its weight, or ``None``."""
-        from hcgym.synthesis.motion.clips_arms import _sides
-
         k = self._active(self.upper, t)
         if k is None or self.upper[k].action not in ACTION_HANDS:
             return None
@@ -371,9 +362,6 @@ class HumanMotion:
         A ``gesture`` track wins; otherwise an upper-body action may shape the hand (:data:`ACTION_HANDS`,
         not labelled as a gesture); otherwise the hand is relaxed.
         """
-        from hcgym.synthesis.motion.base import envelope
-        from hcgym.synthesis.motion.hands import hand_deltas, relaxed_hand
-
         deltas, labels = {}, {}
         for side in ("left", "right"):
             item = next((g for g in self.behaviour.gesture
@@ -505,10 +493,6 @@ class HumanMotion:
     # ------------------------------------------------------------------ everything
     def state(self, t: float) -> MotionState:
         """The person's full state at time ``t`` (seconds since the world started)."""
-        from hcgym.synthesis.motion.base import slerp
-        from hcgym.synthesis.motion.clips_arms import ARM_BONES
-        from hcgym.synthesis.motion.rig import BONE_INDEX
-
         t = float(t)
         xy, heading, _, speed = self.placement(t)
         pose, label, phase = self.body_pose(t)
@@ -525,8 +509,6 @@ class HumanMotion:
         vel = np.zeros(3)
         vel[:2] = (b - a) / (t + dt - max(0.0, t - dt))
         position = np.array([xy[0], xy[1], self.position0[2]])
-        from hcgym.synthesis.motion.face import apply_deltas, face_state
-
         fingers, gestures = self.hands(t)
         for name, d in fingers.items():
             rotations[BONE_INDEX[name]] = d
