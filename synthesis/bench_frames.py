@@ -42,7 +42,8 @@ def with_camera_size(world: Any, camera: str | None, size: tuple[int, int]) -> A
 
 
 def iter_world_frames(world: Any, seconds: float, fps: float, seed: int = 0, camera: str | None = None,
-                      backend: str = "embedded", size: tuple[int, int] | None = None) -> Iterator[Frame]:
+                      backend: str = "embedded", size: tuple[int, int] | None = None,
+                      info: dict | None = None) -> Iterator[Frame]:
     """Yield ``round(seconds * fps)`` frames (at least one) of ``world`` seen by ``camera`` at times ``k / fps``.
 
     Args:
@@ -52,6 +53,7 @@ def iter_world_frames(world: Any, seconds: float, fps: float, seed: int = 0, cam
         camera: ``robot/camera`` or ``camera``; the world's first camera if ``None``.
         backend: ``embedded`` (default) or ``webots``.
         size: ``(width, height)`` to render instead of the camera's own size (same field of view).
+        info: a dict that receives ``renderer`` (the backend's renderer name) once the world is loaded.
 
     Bad arguments (seconds, fps, camera, size) raise a :class:`SpecError` when the generator is created,
     before anything is rendered.
@@ -60,14 +62,17 @@ def iter_world_frames(world: Any, seconds: float, fps: float, seed: int = 0, cam
     world.camera(camera)  # an unknown camera fails here, naming the world's cameras
     if size is not None:
         world = with_camera_size(world, camera, size)
-    return _frames(world, n, float(fps), seed, camera, backend)
+    return _frames(world, n, float(fps), seed, camera, backend, info)
 
 
-def _frames(world: Any, n: int, fps: float, seed: int, camera: str | None, backend: str) -> Iterator[Frame]:
+def _frames(world: Any, n: int, fps: float, seed: int, camera: str | None, backend: str,
+            info: dict | None) -> Iterator[Frame]:
     from hcgym.envs.backends import make_backend
 
     with make_backend(backend, world=world) as sim:
         sim.load(world, seed=seed)
+        if info is not None:
+            info["renderer"] = getattr(sim, "renderer_name", backend)
         for k in range(n):
             sim.set_time(k / fps)
             yield sim.render(camera)

@@ -31,50 +31,34 @@ def render_video(world, out: Path, seconds: float, fps: float, seed: int = 0, ca
 
     from PIL import Image
 
-    from hcgym.envs.backends import make_backend
-    from hcgym.errors import SpecError
     from hcgym.paths import atomic_write_bytes
+    from hcgym.synthesis.bench_frames import frame_count, iter_world_frames
     from hcgym.video import VideoWriter
 
-    if not seconds > 0:
-        raise SpecError("seconds", f"must be positive, got {seconds!r}")
-    if not 0 < fps <= 240:
-        raise SpecError("fps", f"must be in (0, 240], got {fps!r}")
+    n = frame_count(seconds, fps)
+    _, cam = world.camera(camera)
+    frames = iter_world_frames(world, seconds, fps, seed=seed, camera=camera, backend=backend, info=(info := {}))
     out = Path(out)
-    n = int(round(seconds * fps))
-    n = max(n, 1)
     out.mkdir(parents=True, exist_ok=True)
     staging = out / ".staging"
     shutil.rmtree(staging, ignore_errors=True)
     staging.mkdir()
     try:
-        with make_backend(backend, world=world) as sim:
-            sim.load(world, seed=seed)
-            cam, _ = sim.camera_pose(camera)
-            writer = VideoWriter(staging / "video.mp4", fps, (cam.width, cam.height))
-            lines = []
-            bar = _bar(n, progress)
-            try:
-                for k in range(n):
-                    sim.set_time(k / fps)
-                    frame = sim.render(camera)
-                    writer.write(frame.rgb)
-                    lines.append(json.dumps({"frame": k, **frame.ground_truth()}, separators=(",", ":")))
-                    if depth:
-                        mm = np.where(np.isfinite(frame.depth), np.clip(frame.depth * 1000.0 + 0.5, 0, 65535), 0)
-                        _png(staging / "depth" / f"{k:06d}.png", mm.astype(np.uint16), Image, io)
-                    if segmentation:
-                        _png(staging / "segmentation" / f"{k:06d}.png", frame.segmentation.astype(np.uint16), Image, io)
-                    bar.update(1)
-            finally:
-                bar.close()
-            writer.close()
-            summary = {"world": world.name, "seed": seed, "camera": cam.name, "fps": fps, "seconds": seconds,
-                       "frames": n, "size": [cam.width, cam.height], "backend": backend,
-                       "renderer": getattr(sim, "renderer_name", backend),
-                       "files": {"video": "video.mp4", "frames": "frames.jsonl",
-                                 **({"depth": "depth/NNNNNN.png (uint16 mm, 0 = nothing hit)"} if depth else {}),
-                                 **({"segmentation": "segmentation/NNNNNN.png (uint16 ids)"} if segmentation else {})}}
+        lines = []
+        with VideoWriter(staging / "video.mp4", fps, (cam.width, cam.height)) as writer:
+            for k, frame in enumerate(_bar(frames, n, progress)):
+                writer.write(frame.rgb)
+                lines.append(json.dumps({"frame": k, **frame.ground_truth()}, separators=(",", ":")))
+                if depth:
+                    mm = np.where(np.isfinite(frame.depth), np.clip(frame.depth * 1000.0 + 0.5, 0, 65535), 0)
+                    _png(staging / "depth" / f"{k:06d}.png", mm.astype(np.uint16), Image, io)
+                if segmentation:
+                    _png(staging / "segmentation" / f"{k:06d}.png", frame.segmentation.astype(np.uint16), Image, io)
+        summary = {"world": world.name, "seed": seed, "camera": cam.name, "fps": fps, "seconds": seconds,
+                   "frames": n, "size": [cam.width, cam.height], "backend": backend, "renderer": info["renderer"],
+                   "files": {"video": "video.mp4", "frames": "frames.jsonl",
+                             **({"depth": "depth/NNNNNN.png (uint16 mm, 0 = nothing hit)"} if depth else {}),
+                             **({"segmentation": "segmentation/NNNNNN.png (uint16 ids)"} if segmentation else {})}}
         atomic_write_bytes(staging / "frames.jsonl", ("\n".join(lines) + "\n").encode())
         atomic_write_bytes(staging / "render.json", json.dumps(summary, indent=1).encode())
         for item in staging.iterdir():
@@ -94,7 +78,7 @@ def _png(path: Path, img: np.ndarray, Image, io) -> None:
     path.write_bytes(buf.getvalue())
 
 
-def _bar(n: int, progress: bool):
+def _bar(frames, n: int, progress: bool):
     from tqdm import tqdm
 
-    return tqdm(total=n, desc="render", unit="frame", disable=not progress, leave=False)
+    return tqdm(frames, total=n, desc="render", unit="frame", disable=not progress, leave=False)
