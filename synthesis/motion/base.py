@@ -165,11 +165,29 @@ def identity_rotations() -> np.ndarray:
     return np.broadcast_to(np.eye(3), (N_BONES, 3, 3)).copy()
 
 
+def unit(v) -> np.ndarray:
+    """``v`` scaled to length 1 (a zero vector stays zero)."""
+    v = np.asarray(v, dtype=np.float64)
+    return v / max(math.sqrt(float(v @ v)), 1e-12)
+
+
+def rotvec_matrix(v) -> np.ndarray:
+    """3x3 rotation of a rotation vector in radians (identity for the zero vector)."""
+    v = np.asarray(v, dtype=np.float64)
+    angle = math.sqrt(float(v @ v))
+    return np.eye(3) if angle < 1e-12 else _rodrigues(v / angle, angle)
+
+
 def rot(axis, degrees: float) -> np.ndarray:
-    """3x3 rotation of ``degrees`` about ``axis`` ("x", "y", "z" or a 3-vector)."""
-    a = _AXES.get(axis, axis) if isinstance(axis, str) else axis
-    x, y, z = np.asarray(a, dtype=np.float64) / math.sqrt(float(np.dot(a, a)))
-    th = math.radians(degrees)
+    """3x3 rotation of ``degrees`` about ``axis`` ("x", "y", "z" or a 3-vector; a zero vector gives the identity)."""
+    a = np.asarray(_AXES.get(axis, axis) if isinstance(axis, str) else axis, dtype=np.float64)
+    norm = math.sqrt(float(a @ a))
+    return np.eye(3) if norm < 1e-12 else _rodrigues(a / norm, math.radians(degrees))
+
+
+def _rodrigues(axis: np.ndarray, th: float) -> np.ndarray:
+    """Rotation of ``th`` radians about the unit ``axis``."""
+    x, y, z = axis
     c, s = math.cos(th), math.sin(th)
     t = 1.0 - c
     # Rodrigues' formula (scipy's Rotation costs ~100 us per call; clips call this dozens of times a frame).

@@ -30,7 +30,6 @@ import math
 from dataclasses import dataclass
 
 import numpy as np
-from scipy.spatial.transform import Rotation
 
 from hcgym.synthesis.motion.base import (
     Action,
@@ -43,8 +42,10 @@ from hcgym.synthesis.motion.base import (
     ease,
     identity_rotations,
     rot,
+    rotvec_matrix,
     slerp,
     two_bone_ik,
+    unit,
 )
 from hcgym.synthesis.motion.rig import BONE_INDEX, Rig
 
@@ -110,8 +111,8 @@ def _body(rig: Rig) -> _Body:
     upper, fore = {}, {}
     for s in _SIDES:
         e, w = head(f"lowerarm01.{s}"), head(f"wrist.{s}")
-        upper[s] = _unit(e - head(f"upperarm01.{s}"))
-        fore[s] = _unit(w - e)
+        upper[s] = unit(e - head(f"upperarm01.{s}"))
+        fore[s] = unit(w - e)
     b = _Body(offset=offset, heads=h,
               thigh=float(np.linalg.norm(head("lowerleg01.L") - head("upperleg01.L"))),
               shin=float(np.linalg.norm(head("foot.L") - head("lowerleg01.L"))),
@@ -124,21 +125,16 @@ def _body(rig: Rig) -> _Body:
     return b
 
 
-def _unit(v) -> np.ndarray:
-    v = np.asarray(v, dtype=np.float64)
-    return v / max(float(np.linalg.norm(v)), 1e-12)
-
-
 def _frame(a: np.ndarray, b: np.ndarray) -> np.ndarray:
     """Orthonormal frame (columns) with first axis along a and second in the plane of a and b."""
-    e1 = _unit(a)
-    e2 = _unit(b - (b @ e1) * e1)
+    e1 = unit(a)
+    e2 = unit(b - (b @ e1) * e1)
     return np.stack([e1, e2, cross(e1, e2)], axis=1)
 
 
 def _rv(v) -> np.ndarray:
     """Rotation matrix of a rotation vector given in degrees."""
-    return Rotation.from_rotvec(np.radians(np.asarray(v, dtype=np.float64))).as_matrix()
+    return rotvec_matrix(np.radians(np.asarray(v, dtype=np.float64)))
 
 
 def _power(r: np.ndarray, f: float) -> np.ndarray:
@@ -179,9 +175,9 @@ def _arm(side: str, abduct: float = 8.0, flex: float = 0.0, elbow: float = 10.0,
     a, fl = math.radians(abduct), math.radians(flex)
     u = np.array([s * math.sin(a), 0.0, -math.cos(a)])
     u = rot("x", -math.degrees(fl)) @ u
-    fwd = _unit(rot("x", -math.degrees(fl)) @ np.array([-s * inward, -1.0, 0.0]))
+    fwd = unit(rot("x", -math.degrees(fl)) @ np.array([-s * inward, -1.0, 0.0]))
     n = fwd - (fwd @ u) * u
-    n = _unit(n) if np.linalg.norm(n) > 1e-6 else np.array([0.0, -1.0, 0.0])
+    n = unit(n) if np.linalg.norm(n) > 1e-6 else np.array([0.0, -1.0, 0.0])
     e = math.radians(elbow)
     f = math.cos(e) * u + math.sin(e) * n
     if frame is not None:
@@ -214,7 +210,7 @@ def _compose(body: _Body, rig: Rig, root=None, pelvis=None, torso=None, feet=Non
         r[BONE_INDEX["neck01"]] = neck
     for side, (u, f) in (arms or {}).items():
         # Upper arm: a full frame alignment (direction + elbow bend plane) so the arm never flips its twist.
-        u = _unit(u)
+        u = unit(u)
         bend = f - (f @ u) * u
         if np.linalg.norm(bend) < 1e-3:
             bend = np.array([0.0, -1.0, 0.0]) - u[1] * u

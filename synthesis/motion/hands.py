@@ -59,7 +59,7 @@ from scipy.optimize import minimize
 from scipy.spatial.transform import Rotation
 
 from hcgym.paths import atomic_write_bytes, cache_dir
-from hcgym.synthesis.motion.base import align, deltas_from_accumulated, slerp
+from hcgym.synthesis.motion.base import align, deltas_from_accumulated, rot, rotvec_matrix, slerp, unit
 from hcgym.synthesis.motion.rig import BONE_INDEX, PosedBody, Rig
 
 GESTURES: tuple[str, ...] = ("one", "two", "three", "four", "five", "six", "seven", "eight", "nine", "punch",
@@ -153,17 +153,17 @@ def _geometry(rig: Rig, hand: str) -> _HandGeometry:
     heads, u = ref.heads, rig.template.reference
     w = heads[_bone("wrist", side)]
     i, m, p = (heads[_bone(f"finger{f}-1", side)] for f in (2, 3, 5))
-    h = _unit(m - w)
-    n = _unit(np.cross(i - w, p - w))
-    n = _unit(n - h * (n @ h))
+    h = unit(m - w)
+    n = unit(np.cross(i - w, p - w))
+    n = unit(n - h * (n @ h))
     dirs = {}
     for f in range(1, 6):
         chain = [f"finger{f}-{k}" for k in (1, 2, 3)]
         for k, b in enumerate(chain):
             j = _bone(b, side)
-            dirs[b] = _unit(heads[_bone(chain[k + 1], side)] - heads[j]) if k < 2 else _unit(u[j][:, 1])
+            dirs[b] = unit(heads[_bone(chain[k + 1], side)] - heads[j]) if k < 2 else unit(u[j][:, 1])
     for mc in range(1, 5):
-        dirs[f"metacarpal{mc}"] = _unit(heads[_bone(f"finger{mc + 1}-1", side)] - heads[_bone(f"metacarpal{mc}", side)])
+        dirs[f"metacarpal{mc}"] = unit(heads[_bone(f"finger{mc + 1}-1", side)] - heads[_bone(f"metacarpal{mc}", side)])
     # The rest fingers curl slightly towards the palm: make n point that way.
     curl = sum((dirs[f"finger{f}-3"] - dirs[f"finger{f}-1"]) @ n for f in (2, 3, 4, 5))
     n = n if curl > 0 else -n
@@ -171,7 +171,7 @@ def _geometry(rig: Rig, hand: str) -> _HandGeometry:
     r = r if (i - p) @ r > 0 else -r
     # Thumb curl: its flexion moves the tip towards the palm and across to the little finger.
     d3 = dirs["finger1-3"]
-    t = _unit((n - 0.5 * r) - d3 * ((n - 0.5 * r) @ d3))
+    t = unit((n - 0.5 * r) - d3 * ((n - 0.5 * r) @ d3))
     tip_local = {}
     for f in range(1, 6):
         j = _bone(f"finger{f}-3", side)
@@ -179,25 +179,6 @@ def _geometry(rig: Rig, hand: str) -> _HandGeometry:
     geo = _HandGeometry(side, h, n, r, t, heads, dirs, tip_local, float(np.linalg.norm(m - w)) / 0.12)
     _GEOMETRY[(rig.key, side)] = geo
     return geo
-
-
-def _unit(v: np.ndarray) -> np.ndarray:
-    v = np.asarray(v, dtype=np.float64)
-    return v / max(float(np.linalg.norm(v)), 1e-12)
-
-
-def _rv(axis: np.ndarray, degrees: float) -> np.ndarray:
-    return Rotation.from_rotvec(_unit(axis) * math.radians(degrees)).as_matrix()
-
-
-def _rodrigues(v: np.ndarray) -> np.ndarray:
-    """3x3 rotation of a rotation vector (radians)."""
-    angle = math.sqrt(float(v @ v))
-    if angle < 1e-12:
-        return np.eye(3)
-    k = v / angle
-    kx = np.array([[0.0, -k[2], k[1]], [k[2], 0.0, -k[0]], [-k[1], k[0], 0.0]])
-    return np.eye(3) + math.sin(angle) * kx + (1.0 - math.cos(angle)) * (kx @ kx)
 
 
 def _check_hand(hand: str) -> str:
@@ -220,18 +201,18 @@ def _finger_deltas(geo: _HandGeometry, spec: dict) -> dict[str, np.ndarray]:
         f = k + 2
         mcp, pip, dip, spread = spec["fingers"][name]
         d1 = geo.dirs[f"finger{f}-1"]
-        out[f"finger{f}-1"] = _rv(np.cross(d1, geo.r), spread) @ _rv(np.cross(d1, geo.n), mcp)
-        out[f"finger{f}-2"] = _rv(np.cross(geo.dirs[f"finger{f}-2"], geo.n), pip)
-        out[f"finger{f}-3"] = _rv(np.cross(geo.dirs[f"finger{f}-3"], geo.n), dip)
+        out[f"finger{f}-1"] = rot(np.cross(d1, geo.r), spread) @ rot(np.cross(d1, geo.n), mcp)
+        out[f"finger{f}-2"] = rot(np.cross(geo.dirs[f"finger{f}-2"], geo.n), pip)
+        out[f"finger{f}-3"] = rot(np.cross(geo.dirs[f"finger{f}-3"], geo.n), dip)
         dm = geo.dirs[f"metacarpal{k + 1}"]
-        out[f"metacarpal{k + 1}"] = _rv(np.cross(dm, geo.n), spec["cup"][k])
+        out[f"metacarpal{k + 1}"] = rot(np.cross(dm, geo.n), spec["cup"][k])
     return out
 
 
 def _thumb_deltas(geo: _HandGeometry, x: np.ndarray) -> dict[str, np.ndarray]:
     cmc = Rotation.from_rotvec(np.radians(x[0] * geo.h + x[1] * geo.r + x[2] * geo.n)).as_matrix()
-    return {"finger1-1": cmc, "finger1-2": _rv(np.cross(geo.dirs["finger1-2"], geo.t), x[3]),
-            "finger1-3": _rv(np.cross(geo.dirs["finger1-3"], geo.t), x[4])}
+    return {"finger1-1": cmc, "finger1-2": rot(np.cross(geo.dirs["finger1-2"], geo.t), x[3]),
+            "finger1-3": rot(np.cross(geo.dirs["finger1-3"], geo.t), x[4])}
 
 
 def _hand_fk(geo: _HandGeometry, deltas: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
@@ -292,14 +273,14 @@ def _solve_thumb(geo: _HandGeometry, spec: dict, fingers: dict[str, np.ndarray])
     q = geo.heads
     j1, j2, j3 = (_bone(f"finger1-{k}", geo.side) for k in (1, 2, 3))
     o2, o3, o_tip = q[j2] - q[j1], q[j3] - q[j2], geo.tip_local[1]
-    a2, a3 = _unit(np.cross(geo.dirs["finger1-2"], geo.t)), _unit(np.cross(geo.dirs["finger1-3"], geo.t))
+    a2, a3 = unit(np.cross(geo.dirs["finger1-2"], geo.t)), unit(np.cross(geo.dirs["finger1-3"], geo.t))
     frame = np.stack([geo.h, geo.r, geo.n], 1)
 
     def tip(x):  # the thumb chain of _hand_fk, inlined for speed
         x = np.radians(x)
-        r1 = _rodrigues(frame @ x[:3])
-        r2 = r1 @ _rodrigues(a2 * x[3])
-        return q[j1] + r1 @ o2 + r2 @ o3 + r2 @ _rodrigues(a3 * x[4]) @ o_tip
+        r1 = rotvec_matrix(frame @ x[:3])
+        r2 = r1 @ rotvec_matrix(a2 * x[3])
+        return q[j1] + r1 @ o2 + r2 @ o3 + r2 @ rotvec_matrix(a3 * x[4]) @ o_tip
 
     def cost(x):
         e = (tip(x) - target) / (0.01 * geo.scale)
@@ -427,25 +408,25 @@ def presenting_arm(rig: Rig, hand: str, point: str = "up", variant: int = 0) -> 
     up, fwd = np.array([0.0, 0.0, 1.0]), np.array([0.0, -1.0, 0.0])
     yaw = (0.0, 25.0, -20.0)[variant] * (-out_x)  # + turns the palm towards the midline
     tilt = (0.0, 15.0, -10.0)[variant]
-    turn = _rv(up, yaw)
+    turn = rot(up, yaw)
     if point == "up":
         h_t, n_t = up, fwd
     else:
         h_t = np.array([1.0 if point == "left" else -1.0, 0.0, 0.0])
         r_t = up  # thumb up
         n_t = np.cross(r_t, h_t) if geo.h @ np.cross(geo.n, geo.r) > 0 else np.cross(h_t, r_t)
-    h_t, n_t = turn @ _rv(np.cross(h_t, n_t), tilt) @ h_t, turn @ _rv(np.cross(h_t, n_t), tilt) @ n_t
-    upper = _unit(out_x * np.array([0.25, 0, 0]) + fwd * (0.35 + 0.15 * variant) - up)
-    forearm = _unit(up + fwd * (0.25 + 0.1 * variant) + 0.5 * h_t * (point != "up") - 0.15 * out_x * np.array([1, 0, 0]))
+    h_t, n_t = turn @ rot(np.cross(h_t, n_t), tilt) @ h_t, turn @ rot(np.cross(h_t, n_t), tilt) @ n_t
+    upper = unit(out_x * np.array([0.25, 0, 0]) + fwd * (0.35 + 0.15 * variant) - up)
+    forearm = unit(up + fwd * (0.25 + 0.1 * variant) + 0.5 * h_t * (point != "up") - 0.15 * out_x * np.array([1, 0, 0]))
     heads = geo.heads
     b = {k: _bone(k, side) for k in ("upperarm01", "lowerarm01", "wrist")}
     a_up = align(heads[b["lowerarm01"]] - heads[b["upperarm01"]], upper)
     a_fore = align(a_up @ (heads[b["wrist"]] - heads[b["lowerarm01"]]), forearm) @ a_up
     src = np.stack([geo.h, geo.n, np.cross(geo.h, geo.n)], 1)
-    dst = np.stack([_unit(h_t), _unit(n_t), _unit(np.cross(h_t, n_t))], 1)
+    dst = np.stack([unit(h_t), unit(n_t), unit(np.cross(h_t, n_t))], 1)
     a_wrist = dst @ src.T
     # Forearm twist (about the reference forearm axis) goes to lowerarm02, the rest of the turn to the wrist.
-    axis = _unit(heads[b["wrist"]] - heads[b["lowerarm01"]])
+    axis = unit(heads[b["wrist"]] - heads[b["lowerarm01"]])
     rel = Rotation.from_matrix(a_fore.T @ a_wrist).as_quat()  # x, y, z, w
     proj = axis * (rel[:3] @ axis)
     twist = Rotation.from_quat(np.r_[proj, rel[3]] / np.linalg.norm(np.r_[proj, rel[3]])).as_matrix()
@@ -474,8 +455,8 @@ def classify_gesture(points21: np.ndarray, left_axis=None, up_axis=None) -> str:
     p = np.asarray(points21, dtype=np.float64)
     if p.shape != (21, 3):
         raise ValueError(f"points21 must be (21, 3), got {p.shape}")
-    left = _unit(np.array([1.0, 0, 0]) if left_axis is None else left_axis)
-    up = _unit(np.array([0, 0, 1.0]) if up_axis is None else up_axis)
+    left = unit(np.array([1.0, 0, 0]) if left_axis is None else left_axis)
+    up = unit(np.array([0, 0, 1.0]) if up_axis is None else up_axis)
     f = gesture_features(p)
     ext = f["extended"]
     thumb = f["thumb_out"]
@@ -487,7 +468,7 @@ def classify_gesture(points21: np.ndarray, left_axis=None, up_axis=None) -> str:
     if key == (False, False, False, False, False) or (not any(ext) and not thumb):
         return "time_out" if f["thumb_gap"] < 0.12 else "punch"
     if key == (True, True, False, False, False):
-        ui, ut = _unit(p[8] - p[5]), _unit(p[4] - p[2])
+        ui, ut = unit(p[8] - p[5]), unit(p[4] - p[2])
         if abs(ui @ up) >= abs(ut @ up):
             return "eight"
         return "left" if ui @ left > 0 else "right"
@@ -514,9 +495,9 @@ def gesture_features(points21: np.ndarray) -> dict:
     thumb_index = float(np.linalg.norm(p[4] - p[6])) / palm
     thumb_out = thumb_reach > 0.95 and thumb_index > 0.35
     ring = float(np.linalg.norm(p[4] - p[8])) / palm < 0.3
-    across = _unit(p[5] - p[17])  # towards the thumb side
+    across = unit(p[5] - p[17])  # towards the thumb side
     crossed = bool((p[8] - p[12]) @ across < 0)
-    di, dp = _unit(p[8] - p[5]), _unit(p[20] - p[17])
+    di, dp = unit(p[8] - p[5]), unit(p[20] - p[17])
     spread = math.degrees(math.acos(float(np.clip(di @ dp, -1, 1))))
     thumb_gap = float(np.linalg.norm(p[4] - 0.5 * (p[6] + p[10]))) / palm
     return {"extended": ext, "thumb_out": bool(thumb_out), "thumb_reach": thumb_reach, "thumb_index": thumb_index,
