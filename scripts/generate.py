@@ -68,6 +68,10 @@ def register(sub: argparse._SubParsersAction) -> None:
     g.add_argument("--distortion", default="0",
                    help="radial lens distortion K1[,K2] (Brown model on coordinates normalised by the focal "
                         "length; negative K1 = barrel, e.g. --distortion=-0.2,0.03; default 0 = pinhole)")
+    g.add_argument("--randomise", action="store_true",
+                   help="domain randomisation: close-ups and camera roll, light, skin and clothing colours, "
+                        "procedural backgrounds, distractor shapes, blur, noise and JPEG quality, all from the seed "
+                        "(ranges in docs/datasets.md; not with --backgrounds)")
     f = p.add_argument_group("faces mode")
     f.add_argument("--per-identity", type=int, default=20, help="crops per identity (default 20)")
     f.add_argument("--face-size", type=int, default=112, help="crop side in pixels (default 112)")
@@ -97,7 +101,8 @@ def config_from_args(args: argparse.Namespace):
                           distance=tuple(args.distance), occlusion=args.occlusion,
                           camera_height=tuple(args.camera_height), camera_pitch=tuple(args.camera_pitch),
                           hfov=tuple(args.hfov), splits=tuple(args.splits), texture_size=args.texture_size,
-                          empty_fraction=args.empty_fraction, distortion=parse_distortion(args.distortion))
+                          empty_fraction=args.empty_fraction, distortion=parse_distortion(args.distortion),
+                          randomise=args.randomise)
     return GenerateConfig(out=args.out, n=args.n, seed=args.seed, mode=args.mode, world=args.world,
                           size=tuple(size), shard_size=args.shard_size, image_format=args.image_format,
                           backgrounds=args.backgrounds, scene=scene, clips=clips,

@@ -56,6 +56,9 @@ class SceneSettings:
         distortion: radial lens distortion ``(k1, k2)`` of the images and their annotations (Brown's
             model on coordinates normalised by the focal length; ``k1 < 0`` barrel), see
             :mod:`hcgym.synthesis.dataset.lens`. ``(0, 0)``: a pinhole camera.
+        randomise: domain randomisation (:mod:`hcgym.synthesis.dataset.randomise`): close-ups and camera roll,
+            light, skin and clothing colours, procedural backgrounds, distractors, blur, noise and JPEG
+            quality, all drawn from the seed. Off by default (and then left out of the dataset key).
     """
 
     humans: tuple[int, int] = (1, 6)
@@ -71,6 +74,7 @@ class SceneSettings:
     texture_size: int = 1024
     empty_fraction: float = 0.0
     distortion: tuple[float, float] = (0.0, 0.0)
+    randomise: bool = False
 
 
 @dataclass(frozen=True)
@@ -208,6 +212,11 @@ class GenerateConfig:
         if (not isinstance(s.distortion, (tuple, list)) or len(s.distortion) != 2
                 or not all(_finite(k) and -1.0 <= k <= 1.0 for k in s.distortion)):
             raise SpecError("--distortion", f"expected K1 or K1,K2 with each in [-1, 1], got {s.distortion!r}")
+        if not isinstance(s.randomise, bool):
+            raise SpecError("--randomise", f"expected True or False, got {s.randomise!r}")
+        if self.backgrounds is not None and s.randomise:
+            raise SpecError("--randomise", "not used with --backgrounds (the photos are the backgrounds and "
+                                           "bring their own camera)")
         if self.backgrounds is not None and any(s.distortion):
             raise SpecError("--distortion", "not used with --backgrounds (the photos come with their own lens)")
         if len(s.splits) != 3 or any(not _finite(x) or x < 0 for x in s.splits) or sum(s.splits) <= 0:
@@ -241,7 +250,7 @@ class GenerateConfig:
             key.update(image_format=self.image_format, world=None if self.backgrounds else self.world,
                        world_sha256=world_key,
                        backgrounds=str(self.backgrounds) if self.backgrounds else None,
-                       backgrounds_sha256=backgrounds_key, scene=_plain(asdict(self.scene)))
+                       backgrounds_sha256=backgrounds_key, scene=_scene_key(self.scene))
         elif self.mode == "faces":
             key.update(faces=_plain(asdict(self.faces)))
         elif self.mode == "multiview":
@@ -271,6 +280,14 @@ def label_names(labels: str) -> tuple[str, ...]:
 def split_fractions(splits: tuple[float, float, float]) -> tuple[float, float, float]:
     total = float(sum(splits))
     return tuple(float(x) / total for x in splits)  # type: ignore[return-value]
+
+
+def _scene_key(scene: SceneSettings) -> dict[str, Any]:
+    """The scene settings of the dataset key (``randomise`` only when on: older datasets keep their key)."""
+    key = _plain(asdict(scene))
+    if not scene.randomise:
+        key.pop("randomise")
+    return key
 
 
 def _plain(obj: Any) -> Any:

@@ -95,14 +95,17 @@ def sample_people(rng: np.random.Generator, humans: tuple[int, int], identities:
 # ------------------------------------------------------------------ cameras
 @dataclass(frozen=True)
 class CameraSample:
-    """A camera: ``position`` (3,) metres, ``yaw``/``pitch`` degrees, the pinhole model and an optional
-    radial ``lens`` distortion (the image is the pinhole image seen through it)."""
+    """A camera: ``position`` (3,) metres, ``yaw``/``pitch`` degrees, the pinhole model, an optional
+    radial ``lens`` distortion (the image is the pinhole image seen through it) and a ``roll`` (degrees,
+    about the viewing direction: positive turns the camera's right axis towards its down axis, so the scene
+    turns anticlockwise in the image)."""
 
     position: tuple[float, float, float]
     yaw: float
     pitch: float
     intrinsics: CameraIntrinsics
     lens: RadialDistortion | None = None
+    roll: float = 0.0
 
     @property
     def half_hfov(self) -> float:
@@ -113,9 +116,14 @@ class CameraSample:
         return math.atan(r if math.isfinite(r) else self.lens.max_radius)
 
     def rotation(self) -> np.ndarray:
+        """Camera-to-world rotation (columns: the camera's right, down and forward axes), rolled by ``roll``."""
         from hcgym.geometry import camera_rotation
 
-        return camera_rotation(self.yaw, self.pitch)
+        r = camera_rotation(self.yaw, self.pitch)
+        if not self.roll:
+            return r
+        c, s = math.cos(math.radians(self.roll)), math.sin(math.radians(self.roll))
+        return r @ np.array([[c, -s, 0.0], [s, c, 0.0], [0.0, 0.0, 1.0]])
 
     def world_to_camera(self) -> np.ndarray:
         from hcgym.geometry import world_to_camera
@@ -194,13 +202,16 @@ class Placement:
 
 def place_people(rng: np.random.Generator, radii: list[float], camera: CameraSample, ground: Ground,
                  distance: tuple[float, float], occlusion: float, gap: float,
-                 feet_rows: tuple[float, float] | None = None, tries: int = 40) -> list[Placement | None]:
+                 feet_rows: tuple[float, float] | None = None, tries: int = 40,
+                 anchor_height: float = VIEW_ANCHOR_HEIGHT, facing: float | None = None) -> list[Placement | None]:
     """Stand people of the given body ``radii`` on the ground in front of ``camera``.
 
     Constraints: feet on the ground plane inside ``ground``; bounding cylinders at least ``gap``
-    apart (no interpenetration) and clear of the camera; the pelvis projects inside the image; with
+    apart (no interpenetration) and clear of the camera; the point ``anchor_height`` metres above the feet
+    (default: the pelvis) projects inside the image; with
     ``feet_rows`` the feet project between those image rows. With probability ``occlusion`` a person
-    is put right behind one already placed. Returns one entry per radius, ``None`` where no spot was
+    is put right behind one already placed. Headings are uniform, or with ``facing`` (degrees) within
+    that much of the direction to the camera. Returns one entry per radius, ``None`` where no spot was
     found in ``tries`` attempts.
     """
     w, h = camera.intrinsics.width, camera.intrinsics.height
@@ -225,7 +236,7 @@ def place_people(rng: np.random.Generator, radii: list[float], camera: CameraSam
                 continue
             if any(math.hypot(x - px, y - py) < r + pr + gap for px, py, pr, _, _ in placed):
                 continue
-            uv, z = camera.project(np.array([[x, y, VIEW_ANCHOR_HEIGHT], [x, y, 0.0]]))
+            uv, z = camera.project(np.array([[x, y, anchor_height], [x, y, 0.0]]))
             if not (z[0] > 0 and 0 <= uv[0, 0] < w and 0 <= uv[0, 1] < h):
                 continue
             if feet_rows is not None and not (z[1] > 0 and feet_rows[0] <= uv[1, 1] <= feet_rows[1]):
@@ -237,7 +248,12 @@ def place_people(rng: np.random.Generator, radii: list[float], camera: CameraSam
             continue
         x, y, bearing, d = found
         placed.append((x, y, r, bearing, d))
-        out.append(Placement((round(x, 4), round(y, 4), FEET_LIFT), round(float(rng.uniform(-180, 180)), 2), r))
+        if facing is None:
+            heading = float(rng.uniform(-180, 180))
+        else:
+            heading = math.degrees(math.atan2(cy - y, cx - x)) + float(rng.uniform(-facing, facing))
+            heading = (heading + 180.0) % 360.0 - 180.0
+        out.append(Placement((round(x, 4), round(y, 4), FEET_LIFT), round(heading, 2), r))
     return out
 
 

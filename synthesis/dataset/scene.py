@@ -13,13 +13,13 @@ from __future__ import annotations
 import io
 import json
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 import numpy as np
 
 from hcgym.geometry import RadialDistortion
-from hcgym.synthesis.dataset import sampling
+from hcgym.synthesis.dataset import randomise, sampling
 from hcgym.synthesis.dataset.config import BACKEND_NEEDS, SPLITS, GenerateConfig, SceneSettings, split_fractions
 from hcgym.synthesis.dataset.lens import LensWarp
 from hcgym.synthesis.dataset.shards import ShardJob, ShardResult
@@ -178,24 +178,35 @@ def render_image(stage: SceneStage, job: ShardJob, index: int,
         photo = blend.prepare_photo(bg, stage.photo(bg.path), cfg.size, rng)
         camera = sampling.CameraSample((0.0, 0.0, photo.camera_height), 90.0, photo.pitch, photo.intrinsics)
         background = {"photo": bg.path.name, "crop": [round(v, 2) for v in photo.crop], "flipped": photo.flipped}
-    else:
-        camera = sampling.sample_camera(rng, stage.ground, cfg.size, s.camera_height, s.camera_pitch, s.hfov,
-                                        min_view=s.distance[0] + 1.0, lens=lens_of(s))
+    look = randomise.look_rng(cfg.seed, index) if s.randomise else None
+    close, roll = randomise.draw_camera(look, s.identities) if look is not None else (None, 0.0)
+    distance, humans = (close.distance, close.humans) if close else (s.distance, s.humans)
+    if photo is None:
+        camera = sampling.sample_camera(rng, stage.ground, cfg.size, close.camera_height if close else s.camera_height,
+                                        close.camera_pitch if close else s.camera_pitch, s.hfov,
+                                        min_view=distance[0] + 1.0, lens=lens_of(s))
+        if roll:
+            camera = replace(camera, roll=roll)
         background = {"world": stage.world.name}
     empty = sampling.is_empty(cfg.seed, index, s.empty_fraction)
-    people = [] if empty else sampling.sample_people(rng, s.humans, s.identities, s.variants)
+    people = [] if empty else sampling.sample_people(rng, humans, s.identities, s.variants)
     t0 = _tick(timings, "sample", t0)
     loaded = [stage.person(i, v) for i, v in people]
     t0 = _tick(timings, "load_avatars", t0)
-    spots = sampling.place_people(rng, [p.radius for p in loaded], camera, stage.ground, s.distance, s.occlusion,
-                                  s.gap, feet_rows=photo.feet_rows if photo else None)
-    light = sampling.sample_light(rng)
+    spots = sampling.place_people(rng, [p.radius for p in loaded], camera, stage.ground, distance, s.occlusion,
+                                  s.gap, feet_rows=photo.feet_rows if photo else None,
+                                  anchor_height=close.anchor_height if close else sampling.VIEW_ANCHOR_HEIGHT,
+                                  facing=randomise.CLOSE_UP_FACING if close else None)
+    if look is None:
+        light, kelvin = sampling.sample_light(rng), None
+    else:
+        light, kelvin = randomise.sample_light(look)
     chosen = [(who, person, spot) for who, person, spot in zip(people, loaded, spots) if spot is not None]
     states = stage.show([p.name for _, p, _ in chosen], [spot for _, _, spot in chosen])
     stage.sim.set_lighting(direction=light.direction, color=light.color, intensity=light.intensity,
                            ambient=light.ambient)
     t0 = _tick(timings, "place", t0)
-    pose = CameraPose.from_angles(camera.position, camera.yaw, camera.pitch)
+    pose = CameraPose(np.asarray(camera.position, dtype=np.float64), camera.rotation())
     warp = LensWarp.build(camera.intrinsics, camera.lens) if camera.lens is not None else None
     frame = stage.sim.render(pose=pose, intrinsics=warp.canvas if warp else camera.intrinsics, ground_truth=False)
     t0 = _tick(timings, "render", t0)
@@ -211,6 +222,13 @@ def render_image(stage: SceneStage, job: ShardJob, index: int,
         rgb, sigma = blend.composite(frame.rgb, seg > 0, photo.rgb)
         background["blur_sigma"] = sigma
     t0 = _tick(timings, "blend", t0)
+    randomised = None
+    if look is not None:
+        rgb, randomised = randomise.apply(rgb, seg, len(chosen), look)
+        randomised = {"close_up": close is not None, "roll": roll, "light_kelvin": kelvin, **randomised}
+        if close is not None:
+            randomised["anchor_height"] = close.anchor_height
+        t0 = _tick(timings, "randomise", t0)
     w, h = cfg.size
     annotations, used = [], {}
     for k, ((ident, _), _, spot) in enumerate(chosen):
@@ -232,6 +250,8 @@ def render_image(stage: SceneStage, job: ShardJob, index: int,
              "light": {"direction": list(light.direction), "color": list(light.color),
                        "intensity": light.intensity, "ambient": light.ambient},
              "background": background}
+    if randomised is not None:
+        image["randomise"] = randomised
     return name, data, {"split": split, "image": image, "annotations": annotations}, used
 
 
@@ -251,6 +271,8 @@ def camera_entry(camera: sampling.CameraSample, world_to_camera: np.ndarray) -> 
              "world_to_camera": [[round(float(x), 6) for x in row] for row in world_to_camera]}
     if camera.lens is not None:
         entry["distortion"] = [camera.lens.k1, camera.lens.k2]
+    if camera.roll:
+        entry["roll"] = round(camera.roll, 4)
     return entry
 
 
