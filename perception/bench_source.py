@@ -55,6 +55,7 @@ class ImageLabels:
         faces: (F, 4) ``[x0, y0, x1, y1]`` face boxes (brow to chin, ear to ear), pixels.
         face_ignore: (F,) ignore regions.
         face_person: (F,) index into ``persons`` of each face's person, -1 for none.
+        image_id: the COCO image id.
     """
 
     file_name: str
@@ -65,6 +66,7 @@ class ImageLabels:
     faces: np.ndarray
     face_ignore: np.ndarray
     face_person: np.ndarray
+    image_id: int | None = None
 
     def scoring_item(self) -> dict[str, Any]:
         """``{"file_name", "width", "height", "boxes", "ignore"}``: the person targets in the item format of
@@ -122,6 +124,67 @@ def iter_video(cap: Any) -> Iterator[np.ndarray]:
             yield cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB)
     finally:
         cap.release()
+
+
+@dataclass
+class Source:
+    """Pictures to run a sensor on.
+
+    Attributes:
+        kind: ``photos`` (a folder, or one photo), ``video`` or ``real`` (the shipped real-image set).
+        path: the folder, photo or video file.
+        names: photo names relative to the folder, sorted; for a video the frame names
+            (:data:`VIDEO_FRAME_NAME`) of the frame count the container declares.
+        fps: frames per second of a video (1 for photos: image ``k`` is at time ``k`` s).
+        annotations: the COCO labels that come with the source (the shipped set's), else ``None``.
+    """
+
+    kind: str
+    path: Path
+    names: list[str]
+    fps: float = 1.0
+    annotations: Path | None = None
+
+    def items(self, limit: int | None = None) -> Iterator[tuple[str, np.ndarray]]:
+        """``(name, rgb (H, W, 3) uint8)`` in order, at most ``limit``."""
+        if self.kind == "video":
+            frames = iter_video(open_video(self.path)[0])
+            for k, rgb in enumerate(frames):
+                if limit is not None and k >= limit:
+                    frames.close()
+                    return
+                yield VIDEO_FRAME_NAME.format(k), rgb
+            return
+        folder = self.path if self.path.is_dir() else self.path.parent
+        for name in self.names[:limit]:
+            yield name, read_rgb(folder / name)
+
+
+#: The ``--source`` keyword of the shipped real-image set.
+REAL_SET = "real"
+
+
+def open_source(text: str | Path) -> Source:
+    """The source a ``--source`` value names: ``real`` (the shipped set; write ``./real`` for a folder of
+    that name), a folder of photos, one photo, or a video file. Refuses, with one :class:`SpecError`, a
+    missing path, a folder without photos and a file that is neither a photo nor a readable video."""
+    if str(text) == REAL_SET:
+        from hcgym.perception import real_images
+
+        return Source("real", real_images.IMAGES, [p.name for p in list_images(real_images.IMAGES)],
+                      annotations=real_images.ANNOTATIONS)
+    path = Path(text)
+    if path.is_dir():
+        return Source("photos", path, [p.name for p in list_images(path)])
+    if not path.is_file():
+        raise SpecError("--source", f"no such file or folder: {path} (or '{REAL_SET}' for the shipped "
+                                    "real-image set)")
+    if path.suffix.lower() in IMAGE_SUFFIXES:
+        read_rgb(path)
+        return Source("photos", path, [path.name])
+    cap, fps, count = open_video(path)
+    cap.release()
+    return Source("video", path, [VIDEO_FRAME_NAME.format(k) for k in range(count)], fps)
 
 
 # ------------------------------------------------------------------ COCO labels
@@ -211,7 +274,8 @@ def _labels(img: dict[str, Any], persons: list[dict], faces: list[dict]) -> Imag
         owner.append(int(np.argmax(inter)) if inter.size and inter.max() > 0 else -1)
     return ImageLabels(img["file_name"], int(img["width"]), int(img["height"]), pb,
                        np.asarray([bool(a.get("iscrowd", 0)) for a in persons], bool), fb,
-                       np.asarray([bool(a.get("iscrowd", 0)) for a in faces], bool), np.asarray(owner, int))
+                       np.asarray([bool(a.get("iscrowd", 0)) for a in faces], bool), np.asarray(owner, int),
+                       int(img["id"]))
 
 
 # ------------------------------------------------------------------ frames
@@ -262,5 +326,5 @@ def labelled_frame(rgb: np.ndarray, labels: ImageLabels | None = None, index: in
                  camera=name or "photo", time=index / fps, humans=[] if labels is None else humans_of(labels))
 
 
-__all__ = ["IMAGE_SUFFIXES", "ImageLabels", "VIDEO_FRAME_NAME", "humans_of", "iter_video",
-           "labelled_frame", "list_images", "open_video", "read_coco", "read_rgb"]
+__all__ = ["IMAGE_SUFFIXES", "ImageLabels", "REAL_SET", "Source", "VIDEO_FRAME_NAME", "humans_of", "iter_video",
+           "labelled_frame", "list_images", "open_source", "open_video", "read_coco", "read_rgb"]
