@@ -1,6 +1,10 @@
 """Real images for the sensor bench: a folder of photos, a video, or the shipped real-image set, with optional
 COCO labels turned into :class:`~hcgym.types.Frame` ground truth the bench's scorers read unchanged.
 
+Sources. :func:`open_source` resolves a ``--source`` value into a :class:`Source` (``real``: the shipped
+set, :mod:`hcgym.perception.real_images`; a folder of ``.jpg``/``.jpeg``/``.png`` photos read in name
+order; one photo; a video OpenCV decodes) whose :meth:`Source.items` yields ``(name, rgb)``.
+
 Labels. A COCO file (``images``, ``annotations``, ``categories``) with a ``person`` and/or a ``face``
 category; ``images[].file_name`` is the path of the photo relative to the folder (or ``frame_000012`` for
 frame 12 of a video). Boxes are COCO ``[x, y, w, h]`` pixels; ``iscrowd: 1`` marks a person or face that

@@ -1,7 +1,8 @@
 """Face detectors on real photos that installed packages ship (no downloads).
 
-* the group photo: ``insightface/data/images/t1.jpg`` (1280x886, six people), with the centres of the six
-  faces, checked by hand (:data:`GROUP_FACE_CENTRES`);
+* the group photo: ``insightface/data/images/t1.jpg`` (1280x886, six people; read from the byte-identical copy
+  in the real-image test set, :mod:`hcgym.perception.real_images`, whose labels hold its face boxes), with the
+  centres of the six faces, checked by hand (:data:`GROUP_FACE_CENTRES`);
 * the one-person portrait: scikit-image's ``astronaut`` (512x512, Eileen Collins).
 
 :func:`score` counts the faces found (a box holds the face's centre) and the false faces (boxes holding no
@@ -13,11 +14,8 @@ from __future__ import annotations
 
 import time
 from dataclasses import dataclass
-from pathlib import Path
 
 import numpy as np
-
-from hcgym.errors import DependencyNotInstalled
 
 #: (x, y) pixel centres of the six faces in the group photo, left to right.
 GROUP_FACE_CENTRES = np.array([(110, 322), (312, 206), (504, 343), (777, 414), (961, 126), (1169, 333)],
@@ -26,14 +24,10 @@ GROUP_FACE_CENTRES = np.array([(110, 322), (312, 206), (504, 343), (777, 414), (
 
 def group_photo() -> np.ndarray:
     """The insightface package's sample group photo ``t1.jpg``: (886, 1280, 3) uint8 RGB."""
-    from PIL import Image
+    from hcgym.perception import real_images
+    from hcgym.perception.bench_source import read_rgb
 
-    try:
-        import insightface
-    except ImportError:
-        raise DependencyNotInstalled("insightface is missing: its sample images hold the group photo") from None
-    path = Path(insightface.__file__).parent / "data" / "images" / "t1.jpg"
-    return np.asarray(Image.open(path).convert("RGB"))
+    return read_rgb(real_images.IMAGES / "t1.jpg")
 
 
 def portrait_photo() -> np.ndarray:
