@@ -6,19 +6,26 @@
   the registry id and the pre/post-processing config);
 * ``export.json``: parity (max |PyTorch - ONNX Runtime| over every output of ``n`` inputs, default 32,
   limit :data:`PARITY_LIMIT`), latency per input (median, ms) of PyTorch eager and ONNX Runtime, both on
-  one thread, and the reload check;
+  one thread, the opset and the reload check;
 * ``table.md``: the same as a table.
 
-Parity inputs have the network input's shape (batch 1) with values drawn uniformly over the range of
-the sensor's ``example_input`` (0-255 when that is constant), from ``seed``. The export is refused, and
-nothing is left in ``out``, when parity fails or the reloaded sensor does not answer like the original.
+The parity inputs are the sensor's own (:meth:`~hcgym.perception.base.TorchModel.parity_inputs`): for image
+networks the input's shape (batch 1) with values drawn uniformly over the range of the example input
+(0-255 when that is constant); for Seq2Seq-NMS simulated candidate sets with their edge maps, N from 2 to
+400. The export is refused, and nothing is left in ``out``, when parity fails or the reloaded sensor does
+not answer like the original.
+
+``ship()`` (``hcgym export --ship``) re-exports the shipped checkpoints (:func:`shipped_exports`) beside
+them, with a provenance file; ``shipped_onnx(sensor)`` is the registry's ``*-onnx`` sensor on such a file.
 """
 
 from __future__ import annotations
 
+import hashlib
 import json
 import shutil
 import statistics
+import tempfile
 import time
 from pathlib import Path
 from typing import Any
@@ -29,6 +36,8 @@ from hcgym.errors import SpecError
 
 #: Largest allowed |PyTorch - ONNX Runtime| difference on any output value.
 PARITY_LIMIT = 1e-4
+#: Largest shipped ONNX file (bytes): models the package ships stay small.
+SHIP_LIMIT = 10 * 1024 * 1024
 
 
 def exportable() -> list[str]:
@@ -41,11 +50,8 @@ def exportable() -> list[str]:
 def export_sensor(sensor_id: str, out: str | Path, n: int = 32, seed: int = 0, repeats: int = 3,
                   **kwargs: Any) -> dict[str, Any]:
     """Export ``sensor_id`` into ``out`` and check it; returns what ``export.json`` holds."""
-    import torch
-
     from hcgym.perception.base import OnnxSensor, onnx_session
     from hcgym.perception.registry import make, spec
-    from hcgym.report import markdown_table
 
     if sensor_id not in exportable():
         spec(sensor_id)  # unknown ids get the registry's message with the known ones
@@ -64,31 +70,10 @@ def export_sensor(sensor_id: str, out: str | Path, n: int = 32, seed: int = 0, r
         path = sensor.export_onnx(staging / f"{name}.onnx")
         session = onnx_session(path, threads=1)
         rng = np.random.default_rng(seed)
-        example = np.asarray(sensor.example_input(), dtype=np.float32)
-        lo, hi = (float(example.min()), float(example.max())) if example.max() > example.min() else (0.0, 255.0)
-        inputs = [rng.uniform(lo, hi, (1, *example.shape[1:])).astype(np.float32) for _ in range(n)]
-        in_name = session.get_inputs()[0].name
-        threads = torch.get_num_threads()
-        torch.set_num_threads(1)
-        try:
-            worst, t_torch, t_onnx = 0.0, [], []
-            for x in inputs:
-                ref = sensor.run_model(x)
-                got = session.run(None, {in_name: x})
-                if len(ref) != len(got):
-                    raise SpecError("export", f"{sensor_id}: PyTorch gives {len(ref)} outputs, ONNX {len(got)}")
-                for a, b in zip(ref, got):
-                    worst = max(worst, float(np.max(np.abs(np.asarray(a, np.float64) - np.asarray(b, np.float64)))))
-            for _ in range(repeats):
-                for x in inputs[: min(n, 8)]:
-                    t0 = time.perf_counter()
-                    sensor.run_model(x)
-                    t_torch.append(time.perf_counter() - t0)
-                    t0 = time.perf_counter()
-                    session.run(None, {in_name: x})
-                    t_onnx.append(time.perf_counter() - t0)
-        finally:
-            torch.set_num_threads(threads)
+        inputs = sensor.parity_inputs(rng, n)
+        timed = sensor.latency_inputs(rng) or inputs[: min(n, 8)]
+        names = [i.name for i in session.get_inputs()]
+        worst, t_torch, t_onnx = _compare(sensor, session, names, inputs, timed, repeats)
         if not worst <= PARITY_LIMIT:
             raise SpecError("export", f"{sensor_id}: ONNX Runtime differs from PyTorch by {worst:.2e} "
                                       f"(limit {PARITY_LIMIT:g}); nothing was written")
@@ -97,25 +82,17 @@ def export_sensor(sensor_id: str, out: str | Path, n: int = 32, seed: int = 0, r
             raise SpecError("export", f"{sensor_id}: the reloaded ONNX sensor answers differently ({reload['detail']}); "
                                       "nothing was written")
         report = {
-            "sensor": sensor_id, "onnx": path.name, "sidecar": path.name + ".json", "inputs": n, "seed": seed,
-            "input_shape": list(inputs[0].shape), "input_range": [lo, hi],
+            "sensor": sensor_id, "onnx": path.name, "sidecar": path.name + ".json", "opset": _opset(path),
+            "onnx_bytes": path.stat().st_size, "inputs": n, "seed": seed,
+            "input_shapes": _shapes(names, inputs), "parity_inputs": sensor.describe_parity_inputs(),
             "parity_max_abs_diff": worst, "parity_limit": PARITY_LIMIT, "parity_ok": True,
+            "latency_inputs": _shapes(names, timed),
             "latency_ms": {"torch_eager_1_thread": 1000 * statistics.median(t_torch),
                            "onnxruntime_1_thread": 1000 * statistics.median(t_onnx)},
             "reload": reload,
         }
-        lat = report["latency_ms"]
-        table = "\n".join([f"# ONNX export of {sensor_id}", "",
-                           *markdown_table(["", "value"], [
-                               ["file", f"`{path.name}` (+ `{path.name}.json`)"],
-                               ["input", f"{tuple(inputs[0].shape)} float32, values in [{lo:g}, {hi:g}]"],
-                               [f"parity, max abs diff over {n} inputs", f"{worst:.2e} (limit {PARITY_LIMIT:g})"],
-                               ["PyTorch eager, 1 thread", f"{lat['torch_eager_1_thread']:.2f} ms"],
-                               ["ONNX Runtime, 1 thread", f"{lat['onnxruntime_1_thread']:.2f} ms"],
-                               ["speed-up", f"{lat['torch_eager_1_thread'] / lat['onnxruntime_1_thread']:.2f}x"],
-                               ["reloaded through the registry", reload["detail"]]]), ""])
         (staging / "export.json").write_text(json.dumps(report, indent=1) + "\n")
-        (staging / "table.md").write_text(table)
+        (staging / "table.md").write_text(_table(report))
         out.mkdir(parents=True, exist_ok=True)
         for item in staging.iterdir():
             item.replace(out / item.name)
@@ -124,10 +101,89 @@ def export_sensor(sensor_id: str, out: str | Path, n: int = 32, seed: int = 0, r
     return report
 
 
-def _reload_check(original, exported, rng: np.random.Generator) -> dict[str, Any]:
-    """Both sensors on one synthetic image: the same kind of answer, numerically equal within tolerance."""
+def _compare(sensor: Any, session: Any, names: list[str], inputs: list[tuple[np.ndarray, ...]],
+             timed: list[tuple[np.ndarray, ...]], repeats: int) -> tuple[float, list[float], list[float]]:
+    """Max |PyTorch - ONNX Runtime| over every output of ``inputs``, and seconds per run of each on
+    ``timed`` (``repeats`` rounds), PyTorch on one thread (the session has one)."""
+    import torch
+
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        worst, t_torch, t_onnx = 0.0, [], []
+        for x in inputs:
+            ref = sensor.run_model(*x)
+            got = session.run(None, dict(zip(names, x)))
+            if len(ref) != len(got):
+                raise SpecError("export", f"{sensor.name}: PyTorch gives {len(ref)} outputs, ONNX {len(got)}")
+            for a, b in zip(ref, got):
+                if np.shape(a) != np.shape(b):
+                    raise SpecError("export", f"{sensor.name}: output shapes differ, {np.shape(a)} vs {np.shape(b)}")
+                worst = max(worst, float(np.max(np.abs(np.asarray(a, np.float64) - np.asarray(b, np.float64)),
+                                                initial=0.0)))
+        for _ in range(repeats):
+            for x in timed:
+                t0 = time.perf_counter()
+                sensor.run_model(*x)
+                t_torch.append(time.perf_counter() - t0)
+                t0 = time.perf_counter()
+                session.run(None, dict(zip(names, x)))
+                t_onnx.append(time.perf_counter() - t0)
+    finally:
+        torch.set_num_threads(threads)
+    return worst, t_torch, t_onnx
+
+
+def _shapes(names: list[str], inputs: list[tuple[np.ndarray, ...]]) -> dict[str, str]:
+    """``{input name: "1x3x288x384"}``, axes that vary over ``inputs`` as ``lo-hi`` (``"2-400x4"``)."""
+    out = {}
+    for k, name in enumerate(names):
+        shapes = np.array([np.shape(x[k]) for x in inputs])
+        lo, hi = shapes.min(0), shapes.max(0)
+        out[name] = "x".join(str(a) if a == b else f"{a}-{b}" for a, b in zip(lo, hi)) or "scalar"
+    return out
+
+
+def _opset(path: Path) -> int:
+    """The default-domain opset of the ONNX file ``path``."""
+    import onnx
+
+    model = onnx.load(str(path), load_external_data=False)
+    return int(next((o.version for o in model.opset_import if o.domain in ("", "ai.onnx")), 0))
+
+
+def _table(report: dict[str, Any]) -> str:
+    from hcgym.report import markdown_table
+
+    lat, n, limit = report["latency_ms"], report["inputs"], report["parity_limit"]
+    shapes = ", ".join(f"{k} {v}" for k, v in report["input_shapes"].items())
+    timed = ", ".join(f"{k} {v}" for k, v in report["latency_inputs"].items())
+    rows = [["file", f"`{report['onnx']}` (+ `{report['sidecar']}`), opset {report['opset']}, "
+                     f"{report['onnx_bytes'] / 1e6:.2f} MB"],
+            ["inputs", f"{shapes} ({report['parity_inputs']})"],
+            [f"parity, max abs diff over {n} inputs", f"{report['parity_max_abs_diff']:.2e} (limit {limit:g})"],
+            [f"PyTorch eager, 1 thread ({timed})", f"{lat['torch_eager_1_thread']:.2f} ms"],
+            ["ONNX Runtime, 1 thread", f"{lat['onnxruntime_1_thread']:.2f} ms"],
+            ["speed-up", f"{lat['torch_eager_1_thread'] / lat['onnxruntime_1_thread']:.2f}x"],
+            ["reloaded through the registry", report["reload"]["detail"]]]
+    return "\n".join([f"# ONNX export of {report['sensor']}", "", *markdown_table(["", "value"], rows), ""])
+
+
+def _reload_check(original: Any, exported: Any, rng: np.random.Generator) -> dict[str, Any]:
+    """Both sensors on one synthetic input: the same kind of answer, numerically equal within tolerance."""
+    from hcgym.perception.nms.base import NmsMethod
     from hcgym.types import Detections, Embeddings
 
+    if isinstance(original, NmsMethod):  # an NMS network: a simulated candidate set and its scene
+        from hcgym.perception.nms.simulate import DetectorSimulator, synthetic_scene
+
+        image, gt = synthetic_scene(rng, 640, 480, people=25)
+        boxes, scores = DetectorSimulator(seed=int(rng.integers(1 << 31))).candidates(image, 400, gt_boxes=gt)
+        a, b = original(boxes, scores, image), exported(boxes, scores, image)
+        diff = float(np.max(np.abs(a.scores - b.scores), initial=0.0))
+        same = set(a.keep.tolist()) == set(b.keep.tolist()) and diff <= PARITY_LIMIT
+        return {"same": bool(same), "detail": f"NmsResult on {len(boxes)} simulated candidates: {len(a)} vs "
+                                              f"{len(b)} kept, scores max abs diff {diff:.1e}"}
     if hasattr(original, "embed_aligned"):  # a face embedder: aligned face chips in, embeddings out
         size = int(getattr(original, "input_size", 112))
         chips = rng.uniform(0, 255, (4, size, size, 3)).astype(np.uint8)
@@ -148,3 +204,86 @@ def _reload_check(original, exported, rng: np.random.Generator) -> dict[str, Any
         same = a.vectors.shape == b.vectors.shape and np.allclose(a.vectors, b.vectors, atol=1e-3)
         return {"same": bool(same), "detail": f"{type(a).__name__}: {len(a)} vs {len(b)} faces on a test image"}
     return {"same": True, "detail": f"{type(a).__name__} from both"}
+
+
+# --------------------------------------------------------------------------------------------
+# Shipped exports
+# --------------------------------------------------------------------------------------------
+
+
+def shipped_exports() -> dict[str, tuple[Path, Path]]:
+    """``{sensor id: (shipped checkpoint, its shipped ONNX export)}``; each export's sidecar is
+    ``X.onnx.json`` and its provenance ``PROVENANCE_<stem>_onnx.json`` beside it."""
+    from hcgym.perception.detection.sensor import SHIPPED as DETECTOR_PT
+    from hcgym.perception.nms.seq2seq import SHIPPED, SHIPPED_ONNX
+
+    return {"person/centernet": (DETECTOR_PT, DETECTOR_PT.with_suffix(".onnx")), "nms/seq2seq": (SHIPPED, SHIPPED_ONNX)}
+
+
+def provenance_path(onnx: Path) -> Path:
+    """``PROVENANCE_<stem>_onnx.json`` beside the shipped export ``onnx``."""
+    return onnx.with_name(f"PROVENANCE_{onnx.stem}_onnx.json")
+
+
+def sha256(path: Path) -> str:
+    """Hex SHA-256 of a file's bytes."""
+    return hashlib.sha256(Path(path).read_bytes()).hexdigest()
+
+
+def ship(sensors: list[str] | None = None, n: int = 32, seed: int = 0) -> list[dict[str, Any]]:
+    """Re-export the shipped checkpoints of ``sensors`` (default: every one of :func:`shipped_exports`) with
+    :func:`export_sensor` and replace the shipped ONNX files, sidecars and provenance files
+    (``hcgym export --ship``; what to run after a shipped checkpoint is retrained). Every export is made
+    and checked (parity, reload, size < :data:`SHIP_LIMIT`) before any shipped file is replaced."""
+    import onnxruntime
+    import torch
+
+    from hcgym.paths import atomic_write_bytes
+
+    table = shipped_exports()
+    sensors = list(table) if not sensors else list(sensors)
+    unknown = [s for s in sensors if s not in table]
+    if unknown:
+        raise SpecError("sensor", f"no shipped ONNX export for {', '.join(unknown)} (shipped: {', '.join(table)})")
+    for s in sensors:
+        if not table[s][0].is_file():
+            raise SpecError("sensor", f"{s}: the shipped checkpoint {table[s][0]} is missing")
+    with tempfile.TemporaryDirectory(prefix="hcgym-ship-") as tmp:
+        staged = []
+        for s in sensors:
+            report = export_sensor(s, Path(tmp) / s.replace("/", "_"), n=n, seed=seed)
+            onnx = Path(tmp) / s.replace("/", "_") / report["onnx"]
+            if report["onnx_bytes"] >= SHIP_LIMIT:
+                raise SpecError("sensor", f"{s}: the export is {report['onnx_bytes'] / 1e6:.1f} MB, over the "
+                                          f"{SHIP_LIMIT / 1e6:.0f} MB a shipped model may take; nothing was replaced")
+            source = table[s][0]
+            report = {"command": "hcgym export --ship" + (f" {' '.join(sensors)}" if sensors != list(table) else ""),
+                      **report, "onnx": table[s][1].name, "sidecar": table[s][1].name + ".json",
+                      "onnx_sha256": sha256(onnx),
+                      "source": {"file": source.name, "sha256": sha256(source)},
+                      "versions": {"torch": torch.__version__, "onnxruntime": onnxruntime.__version__}}
+            staged.append((s, onnx, report))
+        for s, onnx, report in staged:
+            target = table[s][1]
+            atomic_write_bytes(target, onnx.read_bytes())
+            atomic_write_bytes(target.with_name(target.name + ".json"), Path(str(onnx) + ".json").read_bytes())
+            atomic_write_bytes(provenance_path(target), (json.dumps(report, indent=1) + "\n").encode())
+    return [r for _, _, r in staged]
+
+
+def shipped_onnx(sensor: str, path: str | Path = "shipped", threads: int = 1, **overrides: Any) -> Any:
+    """The registry's ``<sensor>-onnx``: the shipped ONNX export of ``sensor`` (or ``path``, another export
+    of it) on ONNX Runtime with ``threads`` threads, answering the same calls
+    (:class:`~hcgym.perception.base.OnnxSensor`); ``overrides`` replace the export's config values
+    (``score_threshold``, ``nms``, ...)."""
+    from hcgym.perception.base import OnnxSensor
+
+    if str(path) == "shipped":
+        table = shipped_exports()
+        if sensor not in table:
+            raise SpecError("sensor", f"no shipped ONNX export for {sensor!r} (shipped: {', '.join(table)})")
+        path = table[sensor][1]
+        if not path.is_file():
+            raise SpecError("path", f"the shipped export {path} is missing; write it with `hcgym export --ship "
+                                    f"{sensor}`")
+    return OnnxSensor(path, threads=threads, sensor=sensor, **overrides)

@@ -10,7 +10,7 @@ import pytest
 from hcgym.errors import SpecError
 
 
-@pytest.mark.parametrize("sensor", ["person/centernet", "face/hcgym-irnet"])
+@pytest.mark.parametrize("sensor", ["person/centernet", "face/hcgym-irnet", "nms/seq2seq"])
 def test_export_is_parity_checked_and_reloads(sensor, tmp_path):
     from hcgym.perception.base import OnnxSensor
     from hcgym.perception.export import PARITY_LIMIT, export_sensor
@@ -26,6 +26,19 @@ def test_export_is_parity_checked_and_reloads(sensor, tmp_path):
     reloaded = OnnxSensor(onnx, sensor=sensor)
     assert reloaded.name == f"{sensor}(onnx)"
     assert not list(tmp_path.glob(".*export-tmp"))
+    assert r["opset"] >= 17 and 0 < r["onnx_bytes"] == onnx.stat().st_size and set(r["input_shapes"]) == {
+        i.name for i in reloaded.session.get_inputs()}
+
+
+def test_seq2seq_export_has_a_dynamic_number_of_candidates(tmp_path):
+    """The NMS network's parity inputs vary N (and the edge-map size); latency is timed at N = 400."""
+    from hcgym.perception.export import export_sensor
+
+    r = export_sensor("nms/seq2seq", tmp_path / "s2s", n=6, repeats=1)
+    assert r["input_shapes"]["boxes"].endswith("x4") and "-" in r["input_shapes"]["boxes"]
+    assert r["input_shapes"]["scores"].split("-")[0] != r["input_shapes"]["scores"].split("-")[-1]
+    assert r["latency_inputs"]["boxes"] == "400x4" and r["opset"] == 20
+    assert "NmsResult" in r["reload"]["detail"] and "simulator" in r["parity_inputs"]
 
 
 def test_export_refuses_and_writes_nothing(tmp_path, monkeypatch):

@@ -279,7 +279,8 @@ def test_keep_is_sorted_by_final_score_for_every_method():
 
 def test_registry():
     assert nms.list_methods() == ["greedy_0.4", "greedy_0.5", "greedy_0.6", "soft_linear", "soft_gaussian", "fast",
-                                  "cluster", "cluster_s", "cluster_d", "cluster_sd", "cluster_sdw", "seq2seq"]
+                                  "cluster", "cluster_s", "cluster_d", "cluster_sd", "cluster_sdw", "seq2seq",
+                                  "seq2seq-onnx"]
     assert nms.make("greedy_0.6").iou_threshold == 0.6
     m = nms.make("soft_gaussian", sigma=0.3)
     assert (m.method, m.sigma, m.iou_threshold, m.score_threshold) == ("gaussian", 0.3, 0.3, 0.001)

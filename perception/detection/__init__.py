@@ -30,6 +30,9 @@ def register_all() -> None:
     register(DETECTOR, "hcgym.perception.detection.sensor:PersonDetector", kind="person detector",
              input="rgb frame", output="Detections", onnx=True,
              description="CenterNet person detector + NMS (shipped, or checkpoint=; nms=NAME)")
+    register(DETECTOR + "-onnx", "hcgym.perception.export:shipped_onnx", kind="person detector", input="rgb frame",
+             output="Detections", kwargs={"sensor": DETECTOR},
+             description="the shipped person detector's ONNX export on ONNX Runtime (path=, threads=, nms=NAME)")
 
 
 def load_detector(path: str | Path | None = None, **kwargs: Any) -> Any:

@@ -7,7 +7,9 @@
 >>> result.scores                       # (N,) final scores, 0 for removed candidates
 
 ``seq2seq`` (Seq2Seq-NMS, :mod:`hcgym.perception.nms.seq2seq`) needs ``image`` and torch; it loads
-the shipped checkpoint unless ``checkpoint=PATH`` (or ``None``: untrained) is given.
+the shipped checkpoint unless ``checkpoint=PATH`` (or ``None``: untrained) is given. ``seq2seq-onnx``
+answers the same calls with the shipped ONNX export of that checkpoint on ONNX Runtime (``path=`` another
+export of ``hcgym export nms/seq2seq``).
 
 Training and evaluation live beside the methods: :mod:`~hcgym.perception.nms.candidates` (cached
 detector candidates), :mod:`~hcgym.perception.nms.simulate` (a ground-truth-driven detector simulator
@@ -64,13 +66,15 @@ def register_all() -> None:
     register("nms/cluster_sdw", c + "ClusterNMS", **post, description="Cluster-NMS, S+D+W (weighted boxes)",
              kwargs={"score_penalty": True, "distance": True, "weighted": True})
     register("nms/seq2seq", "hcgym.perception.nms.seq2seq:Seq2SeqNMS", kind="nms post-processor",
-             input="boxes + scores + image", output="NmsResult", kwargs={"checkpoint": "shipped"},
-             description="Seq2Seq-NMS, torch (shipped, or checkpoint=); its network exports with "
-                         "nms.seq2seq.export_onnx")
+             input="boxes + scores + image", output="NmsResult", kwargs={"checkpoint": "shipped"}, onnx=True,
+             description="Seq2Seq-NMS, torch (shipped, or checkpoint=); hcgym export nms/seq2seq")
+    register("nms/seq2seq-onnx", "hcgym.perception.export:shipped_onnx", kind="nms post-processor",
+             input="boxes + scores + image", output="NmsResult", kwargs={"sensor": "nms/seq2seq"},
+             description="Seq2Seq-NMS, its shipped ONNX export on ONNX Runtime (path=, threads=)")
 
 
 def list_methods() -> list[str]:
-    """Registered NMS method names, in registration order (greedy, soft, fast, cluster, seq2seq)."""
+    """Registered NMS method names, in registration order (greedy, soft, fast, cluster, seq2seq, seq2seq-onnx)."""
     return [k[len(PREFIX):] for k in registry if k.startswith(PREFIX)]
 
 

@@ -274,7 +274,7 @@ LABELS = {"greedy_0.4": "Greedy NMS IoU>0.4", "greedy_0.5": "Greedy NMS IoU>0.5"
           "soft_linear": "Soft-NMS_L", "soft_gaussian": "Soft-NMS_G", "fast": "Fast-NMS", "cluster": "Cluster-NMS",
           "cluster_s": "Cluster-NMS_S", "cluster_d": "Cluster-NMS_D", "cluster_sd": "Cluster-NMS_{S+D}",
           "cluster_sdw": "Cluster-NMS_{S+D+W}", "seq2seq": "Seq2Seq-NMS",
-          "seq2seq_nomask": "Seq2Seq-NMS without mask (ablation)"}
+          "seq2seq-onnx": "Seq2Seq-NMS, shipped ONNX export", "seq2seq_nomask": "Seq2Seq-NMS without mask (ablation)"}
 
 
 # ------------------------------------------------------------------ reports

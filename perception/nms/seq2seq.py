@@ -36,6 +36,7 @@ checkpoint files and ONNX export, and re-exports the rest.
 
 from __future__ import annotations
 
+import warnings
 from dataclasses import asdict
 from pathlib import Path
 from typing import Any
@@ -44,6 +45,7 @@ import numpy as np
 import torch
 
 from hcgym.errors import SpecError
+from hcgym.perception.base import TorchModel
 from hcgym.perception.nms.base import NmsMethod, NmsResult, score_order, sort_keep, validate
 from hcgym.perception.nms.seq2seq_features import (
     N_GEOMETRY,
@@ -63,10 +65,10 @@ from hcgym.perception.nms.seq2seq_net import (
 )
 
 __all__ = [
-    "MODELS_DIR", "N_GEOMETRY", "SHIPPED", "SHIPPED_NOMASK", "JointProcessingModule", "MaskedMultiHeadAttention",
+    "MODELS_DIR", "N_GEOMETRY", "SHIPPED", "SHIPPED_NOMASK", "SHIPPED_ONNX", "JointProcessingModule", "MaskedMultiHeadAttention",
     "Seq2SeqConfig", "Seq2SeqNMS", "Seq2SeqNMSNet", "attention_mask", "cell_statistics", "class_weights",
     "edge_map", "export_onnx", "fmod_descriptors", "geometric_features", "load_model", "match_labels",
-    "pairwise_iou", "resolve_checkpoint", "save_model", "weighted_bce",
+    "network_inputs", "pairwise_iou", "resolve_checkpoint", "save_model", "weighted_bce",
 ]
 
 #: Shipped checkpoints (``hcgym train seq2seq-nms``; provenance beside them): with the attention mask,
@@ -74,6 +76,8 @@ __all__ = [
 MODELS_DIR = Path(__file__).resolve().parent / "models"
 SHIPPED = MODELS_DIR / "seq2seq_nms.pt"
 SHIPPED_NOMASK = MODELS_DIR / "seq2seq_nms_nomask.pt"
+#: The shipped ONNX export of :data:`SHIPPED` (``hcgym export --ship``), run by ``nms/seq2seq-onnx``.
+SHIPPED_ONNX = MODELS_DIR / "seq2seq_nms.onnx"
 
 
 def resolve_checkpoint(checkpoint: str | Path) -> Path:
@@ -86,8 +90,13 @@ def resolve_checkpoint(checkpoint: str | Path) -> Path:
 # --------------------------------------------------------------------------------------------
 
 
-class Seq2SeqNMS(NmsMethod):
+class Seq2SeqNMS(TorchModel, NmsMethod):
     """Seq2Seq-NMS behind the common interface; ``image`` is required.
+
+    The network (:meth:`run_model`: ``edges, boxes, scores, image_wh -> p``, FMoD, geometry and the
+    attention blocks) is what exports to ONNX (``hcgym export nms/seq2seq``); the edge map before it
+    and the sorting, thresholding and :class:`NmsResult` after it are the pre/post-processing that
+    :class:`~hcgym.perception.base.OnnxSensor` keeps around the export (``nms/seq2seq-onnx``).
 
     Args:
         checkpoint: a file written by :func:`save_model`, ``"shipped"`` (the default of
@@ -102,6 +111,10 @@ class Seq2SeqNMS(NmsMethod):
     """
 
     requires_image = True
+    onnx_input_names = ("edges", "boxes", "scores", "image_wh")
+    onnx_output_names = ("p",)
+    #: GridSample on double (the fast ROIAlign) needs opset 20; ScatterElements max, opset 18.
+    onnx_opset = 20
 
     def __init__(self, checkpoint: str | Path | None = None, config: Seq2SeqConfig | None = None,
                  score_threshold: float = 0.0, max_candidates: int | None = None,
@@ -124,19 +137,16 @@ class Seq2SeqNMS(NmsMethod):
         if len(b) == 0:
             return NmsResult(np.zeros(0, np.int64), np.zeros(0), np.zeros((0, 4)))
         img = np.asarray(image.detach().cpu().numpy() if hasattr(image, "detach") else image)
-        edges, _ = edge_map(img, self.model.config.max_side)
         order = score_order(s)
         if self.max_candidates is not None:
             order = order[: self.max_candidates]
-        wh = torch.tensor([img.shape[1], img.shape[0]], dtype=torch.float32)
-        bt = torch.as_tensor(b[order], dtype=torch.float32)
-        st = torch.as_tensor(s[order], dtype=torch.float32)
-        with torch.no_grad():
-            if self.fast:
-                p = self.model(edges, bt, st, wh)
-            else:
-                p = self.model.rescore(self.model.appearance(edges, bt, wh, dense=True), bt, st, wh)[0]
-        p = p.double().numpy()
+        inputs = network_inputs(img, b[order], s[order], self.model.config.max_side)
+        if self.fast:
+            p = np.asarray(self.run_model(*inputs)[0], np.float64)
+        else:
+            with torch.no_grad():
+                edges, bt, st, wh = (torch.from_numpy(x) for x in inputs)
+                p = self.model.rescore(self.model.appearance(edges, bt, wh, dense=True), bt, st, wh)[0].double().numpy()
         final = np.zeros_like(s)
         final[order] = p
         kept = order[p >= self.score_threshold]
@@ -151,6 +161,71 @@ class Seq2SeqNMS(NmsMethod):
     def __repr__(self) -> str:
         return (f"Seq2SeqNMS(checkpoint={self.checkpoint!r}, config={self.model.config}, "
                 f"score_threshold={self.score_threshold}, max_candidates={self.max_candidates}, fast={self.fast})")
+
+    # ---- ONNX export (TorchModel): the network; the edge map, ordering and thresholds stay around it
+
+    def config(self) -> dict[str, Any]:
+        return {"model_config": asdict(self.model.config), "score_threshold": self.score_threshold,
+                "max_candidates": self.max_candidates}
+
+    @classmethod
+    def from_config(cls, model_config: dict[str, Any], score_threshold: float = 0.0,
+                    max_candidates: int | None = None) -> Seq2SeqNMS:
+        """The pre/post-processing around an export (an untrained network that :class:`OnnxSensor` replaces)."""
+        return cls(None, Seq2SeqConfig(**model_config), score_threshold=score_threshold,
+                   max_candidates=max_candidates)
+
+    def example_inputs(self) -> tuple[np.ndarray, ...]:
+        return tuple(x.numpy() for x in _example(n=8, edge_hw=(240, 320)))
+
+    def onnx_dynamic_axes(self) -> dict[str, dict[int, str]]:
+        return _DYNAMIC_AXES
+
+    def onnx_bytes(self) -> bytes:
+        return _trace(self.model, _example(n=8, edge_hw=(240, 320)), dynamic=True, opset=self.onnx_opset)
+
+    def parity_inputs(self, rng: np.random.Generator, n: int) -> list[tuple[np.ndarray, ...]]:
+        """``n`` candidate sets of the detector simulator (:mod:`~hcgym.perception.nms.simulate`, 16 copies
+        per person) on synthetic scenes of about ``N / 10`` people, ``N`` from 2 to 400, three image sizes."""
+        from hcgym.perception.nms.simulate import DetectorSimulator, synthetic_scene
+
+        sizes = ((640, 480), (384, 288), (1280, 720))
+        sim = DetectorSimulator(seed=int(rng.integers(1 << 31)), rate=16.0)
+        caps = np.linspace(2, 400, n).round().astype(int) if n > 1 else np.array([400])
+        out = []
+        for k, cap in enumerate(rng.permutation(caps)):
+            w, h = sizes[k % len(sizes)]
+            image, gt = synthetic_scene(rng, w, h, people=int(cap) // 10 + int(rng.integers(1, 6)))
+            boxes, scores = sim.candidates(image, int(cap), gt_boxes=gt, key=k)
+            if len(boxes) < 2:  # a lone person whose copies all merged: take two of the raw draws
+                boxes, scores = sim.candidates(image, int(cap), pre_nms_iou=None, gt_boxes=gt, key=k)
+            out.append(network_inputs(image, boxes, scores, self.model.config.max_side))
+        return out
+
+    def describe_parity_inputs(self) -> str:
+        return ("detector-simulator candidate sets (N 2-400, sorted by score) on synthetic scenes of 1-45 "
+                "people at 640x480, 384x288 and 1280x720, with their edge maps")
+
+    def latency_inputs(self, rng: np.random.Generator) -> list[tuple[np.ndarray, ...]]:
+        """8 crowded 640x480 scenes (40 people) with N = 400 candidates each."""
+        from hcgym.perception.nms.simulate import DetectorSimulator, synthetic_scene
+
+        sim, out = DetectorSimulator(seed=int(rng.integers(1 << 31)), rate=16.0), []
+        for k in range(8):
+            image, gt = synthetic_scene(rng, 640, 480, people=50)
+            boxes, scores = sim.candidates(image, 400, gt_boxes=gt, key=k)
+            out.append(network_inputs(image, boxes, scores, self.model.config.max_side))
+        return out
+
+
+def network_inputs(image: np.ndarray, boxes: np.ndarray, scores: np.ndarray, max_side: int
+                   ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """The network's inputs for candidates already sorted by score (descending): ``edges`` (1, 1, h, w)
+    (:func:`edge_map` of ``image``, longest side at most ``max_side``), ``boxes`` (N, 4), ``scores`` (N,)
+    and ``image_wh`` (2,) = (W, H) of ``image``, all float32."""
+    edges, _ = edge_map(image, max_side)
+    return (edges.numpy(), np.asarray(boxes, np.float32).reshape(-1, 4), np.asarray(scores, np.float32).reshape(-1),
+            np.array([image.shape[1], image.shape[0]], np.float32))
 
 
 def save_model(model: Seq2SeqNMSNet, path: str | Path) -> Path:
@@ -176,27 +251,84 @@ def load_model(path: str | Path) -> Seq2SeqNMSNet:
     return model.eval()
 
 
-def export_onnx(model: Seq2SeqNMSNet, path: str | Path, edge_hw: tuple[int, int] = (240, 320),
-                n_example: int = 8, dynamic: bool = True) -> Path:
-    """Export ``model`` (inputs ``edges, boxes, scores, image_wh``; output ``p``) to ONNX.
+#: Dynamic axes of the export: the edge-map size and the number of candidates N.
+_DYNAMIC_AXES = {"edges": {2: "height", 3: "width"}, "boxes": {0: "n"}, "scores": {0: "n"}, "p": {0: "n"}}
 
-    The edge-map size ``edge_hw`` is fixed (a camera's resolution is; the interpolation matrices of
-    ROIAlign depend on it); with ``dynamic`` the number of candidates N is a dynamic axis, otherwise
-    it is fixed at ``n_example``. ``image_wh`` is an input, so any image resized to ``edge_hw`` works.
-    """
-    path = Path(path)
-    model = model.eval()
+
+def _example(n: int, edge_hw: tuple[int, int]) -> tuple[torch.Tensor, ...]:
+    """Tracing inputs: ``n`` random boxes sorted by score on a random ``edge_hw`` edge map of a 2x larger image."""
     gen = torch.Generator().manual_seed(0)
     h, w = edge_hw
-    xy = torch.rand(n_example, 2, generator=gen) * torch.tensor([w, h]) * 0.6
-    boxes = torch.cat([xy, xy + 10 + torch.rand(n_example, 2, generator=gen) * 40], dim=1)
-    scores = torch.sort(torch.rand(n_example, generator=gen), descending=True).values
+    xy = torch.rand(n, 2, generator=gen) * torch.tensor([2 * w, 2 * h]) * 0.6
+    boxes = torch.cat([xy, xy + 20 + torch.rand(n, 2, generator=gen) * 80], dim=1)
+    scores = torch.sort(torch.rand(n, generator=gen), descending=True).values
     edges = (torch.rand(1, 1, h, w, generator=gen) > 0.8).float()
-    wh = torch.tensor([float(w), float(h)])
-    kwargs: dict[str, Any] = {}
-    if dynamic:
-        n = torch.export.Dim("n", min=2, max=4096)
-        kwargs["dynamic_shapes"] = {"edges": None, "boxes": {0: n}, "scores": {0: n}, "image_wh": None}
-    torch.onnx.export(model, (edges, boxes, scores, wh), str(path), input_names=["edges", "boxes", "scores", "image_wh"],
-                      output_names=["p"], dynamo=True, verbose=False, **kwargs)
+    return edges, boxes, scores, torch.tensor([2.0 * w, 2.0 * h])
+
+
+def _index_add_scatter_nd(g: Any, self: Any, dim: int, index: Any, source: Any, alpha: Any = None) -> Any:
+    """ONNX for ``index_add`` along dim 0 with repeated indices: ``ScatterND`` with ``reduction="add"``
+    (opset 16+; the built-in translation assumes unique indices)."""
+    if dim != 0:
+        raise SpecError("export", f"index_add along dim {dim}: only dim 0 exports (ScatterND)")
+    idx = g.op("Unsqueeze", index, g.op("Constant", value_t=torch.tensor([1])))
+    return g.op("ScatterND", self, idx, source, reduction_s="add")
+
+
+def _scatter_amax(g: Any, self: Any, dim: int, index: Any, src: Any, reduce: str, include_self: bool) -> Any:
+    """ONNX for ``scatter_reduce(dim, index, src, "amax", include_self=True)``: ``ScatterElements`` with
+    ``reduction="max"`` (opset 18+; one node, where the built-in translation wraps it in an ``If``)."""
+    if reduce != "amax" or not include_self:
+        raise SpecError("export", f"scatter_reduce {reduce!r} (include_self={include_self}): only amax with "
+                                  "include_self exports here")
+    return g.op("ScatterElements", self, index, src, axis_i=dim, reduction_s="max")
+
+
+#: The custom ONNX translations of the export: op -> (function, argument descriptors).
+_SYMBOLICS = {"aten::index_add": (_index_add_scatter_nd, ("v", "i", "v", "v", "none")),
+              "aten::scatter_reduce": (_scatter_amax, ("v", "i", "v", "v", "s", "b"))}
+
+
+def _trace(model: Seq2SeqNMSNet, example: tuple[torch.Tensor, ...], dynamic: bool, opset: int = 20) -> bytes:
+    """The ONNX bytes of ``model`` traced (TorchScript exporter, no gradients: the fast inference path of
+    :meth:`Seq2SeqNMSNet.forward`) on ``example``; ``dynamic``: the edge-map size and N are dynamic axes."""
+    import io
+
+    import onnx
+    from torch.onnx import register_custom_op_symbolic, symbolic_helper, unregister_custom_op_symbolic
+
+    cfg = model.config
+    if cfg.mask and cfg.iou_mask > 1.0:
+        raise SpecError("iou_mask", f"{cfg.iou_mask} > 1 leaves queries without a key (not exportable; max 1)")
+    model = model.eval()
+    for op, (fn, args) in _SYMBOLICS.items():
+        register_custom_op_symbolic(op, symbolic_helper.parse_args(*args)(fn), opset)
+    buf = io.BytesIO()
+    try:
+        with torch.no_grad(), warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # tracer notes on Python ints taken from shapes (kept symbolic)
+            torch.onnx.export(model, example, buf, input_names=["edges", "boxes", "scores", "image_wh"],
+                              output_names=["p"], opset_version=opset, dynamo=False,
+                              dynamic_axes=_DYNAMIC_AXES if dynamic else None)
+    finally:
+        for op in _SYMBOLICS:
+            unregister_custom_op_symbolic(op, opset)
+    graph = onnx.load_from_string(buf.getvalue())
+    del graph.graph.value_info[:]  # the tracer's shapes of intermediate values hold traced sizes; ORT infers its own
+    return graph.SerializeToString()
+
+
+def export_onnx(model: Seq2SeqNMSNet, path: str | Path, edge_hw: tuple[int, int] = (240, 320),
+                n_example: int = 8, dynamic: bool = True) -> Path:
+    """Export ``model`` (inputs ``edges, boxes, scores, image_wh``; output ``p``) to ONNX (atomically).
+
+    The graph is the fast inference path (grid-sample ROIAlign, attention on the unmasked query-key
+    pairs; opset 20). With ``dynamic`` the edge-map size and the number of candidates N are dynamic
+    axes; otherwise they are fixed at ``edge_hw`` and ``n_example``. ``image_wh`` is an input, so the
+    boxes may be in any image whose edge map is given.
+    """
+    from hcgym.paths import atomic_write_bytes
+
+    path = Path(path)
+    atomic_write_bytes(path, _trace(model, _example(n_example, edge_hw), dynamic))
     return path

@@ -127,6 +127,8 @@ class MaskedMultiHeadAttention(nn.Module):
         ``kv`` (P, d) holds ``F^K[query[p], key[p]]`` for every pair with a non-zero mask value
         ``scale`` (P,), grouped by ``query``; every query must have at least one pair. Masked pairs get
         an exact 0 weight in :meth:`forward`, so leaving them out changes nothing but the rounding.
+        The segment reductions (``scatter_reduce_`` max, ``index_add_``) export to ONNX ``ScatterElements``
+        and ``ScatterND`` with a reduction (:func:`~hcgym.perception.nms.seq2seq.export_onnx`).
         """
         n, h, dk = q.shape[0], self.heads, self.d_k
         qh = self.q(q).reshape(n, h, dk)
@@ -249,8 +251,8 @@ class Seq2SeqNMSNet(nn.Module):
             return self.rescore(app, boxes, scores, image_wh)[0]
         iou = pairwise_iou(boxes)
         query, key = (iou >= cfg.iou_mask).nonzero(as_tuple=True)          # grouped by query (row-major)
-        if torch.unique(query).numel() < n:
-            return self.rescore(app, boxes, scores, image_wh)[0]
+        if not torch.onnx.is_in_onnx_export() and torch.unique(query).numel() < n:
+            return self.rescore(app, boxes, scores, image_wh)[0]   # (an export checks iou_mask <= 1 instead)
         scale = torch.where(key <= query, 1.0, cfg.lower_scale).to(app.dtype)   # eq. 10: tril 1, triu lower_scale
         a = ((app - self.app_mean) / self.app_std).clamp(-50.0, 50.0)
         ea = self.app_mlp(a)
@@ -281,8 +283,9 @@ class Seq2SeqNMSNet(nn.Module):
 
     def forward(self, edges: torch.Tensor, boxes: torch.Tensor, scores: torch.Tensor,
                 image_wh: torch.Tensor) -> torch.Tensor:
-        """``p (N,)``. Eager inference computes only the unmasked pairs (:meth:`rescore_pairs`); training
-        (gradients) and ONNX export run the dense :meth:`rescore` (static shapes)."""
+        """``p (N,)``. Inference (no gradients) computes only the unmasked pairs (:meth:`rescore_pairs`),
+        in eager mode and in the ONNX export (:func:`~hcgym.perception.nms.seq2seq.export_onnx`, traced);
+        training (gradients) and ``torch.compile``/``torch.export`` run the dense :meth:`rescore`."""
         app = self.appearance(edges, boxes, image_wh)
         if torch.is_grad_enabled() or torch.compiler.is_compiling() or torch.compiler.is_exporting():
             return self.rescore(app, boxes, scores, image_wh)[0]

@@ -138,6 +138,27 @@ class DetectorSimulator:
         return boxes.reshape(-1, 4), 0.35 * rng.uniform(0, 1, n) ** 2
 
 
+def synthetic_scene(rng: np.random.Generator, width: int, height: int, people: int,
+                    clutter: int = 40) -> tuple[np.ndarray, np.ndarray]:
+    """A cluttered synthetic RGB image ``(height, width, 3)`` uint8 with ``people`` person-shaped boxes
+    (height 15-60 % of the image, aspect 2-3, flat random colours) and ``clutter`` other rectangles on
+    noise, and the people's boxes ``(people, 4)`` xyxy pixels: scenes for the detector simulator whose
+    edge maps have the density of a street scene (tests, parity checks of the Seq2Seq-NMS export)."""
+    img = rng.integers(90, 140, (height, width, 3)).astype(np.uint8)
+    for _ in range(clutter):
+        x0, y0 = int(rng.integers(0, max(1, width - 5))), int(rng.integers(0, max(1, height - 5)))
+        img[y0:y0 + int(rng.integers(5, max(6, height // 4))), x0:x0 + int(rng.integers(5, max(6, width // 10)))] = (
+            rng.integers(0, 255, 3))
+    h = rng.uniform(0.15, 0.6, people) * height
+    w = h / rng.uniform(2.0, 3.0, people)
+    x0, y0 = rng.uniform(0, 1, people) * (width - w), rng.uniform(0, 1, people) * (height - h)
+    gt = np.stack([x0, y0, x0 + w, y0 + h], axis=1)
+    for box in gt[np.argsort(gt[:, 3])]:  # nearer (lower) people drawn last, over the others
+        c0, r0, c1, r1 = (int(round(v)) for v in box)
+        img[r0:r1, c0:c1] = rng.integers(0, 255, 3)
+    return img, gt
+
+
 def paired_iou(a: np.ndarray, b: np.ndarray) -> np.ndarray:
     """``(K,)`` IoU of ``a[k]`` with ``b[k]`` (continuous coordinates, as :func:`~hcgym.perception.nms.iou_matrix`)."""
     iw = np.clip(np.minimum(a[:, 2], b[:, 2]) - np.maximum(a[:, 0], b[:, 0]), 0.0, None)
