@@ -102,8 +102,9 @@ def category(spec: SensorSpec, categories: dict[str, int]) -> int | None:
 
 
 def run(config: BenchConfig, source: Source, sensor: Any, spec: SensorSpec,
-        labels: dict[str, ImageLabels] | None = None, limit: int | None = None, categories: dict[str, int] | None = None,
-        on_image: Callable[[str, np.ndarray, Drawn], None] | None = None, progress: bool = True) -> dict[str, Any]:
+        labels: dict[str, ImageLabels] | None = None, limit: int | None = None,
+        categories: dict[str, int] | None = None, on_image: Callable[[str, np.ndarray, Drawn], None] | None = None,
+        progress: bool = True) -> dict[str, Any]:
     """Run ``sensor`` on every picture of ``source`` (at most ``limit``) and score it on the labelled ones.
 
     Args:

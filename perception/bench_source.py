@@ -282,6 +282,33 @@ def _labels(img: dict[str, Any], persons: list[dict], faces: list[dict]) -> Imag
                        int(img["id"]))
 
 
+def check_sizes(source: Source, labels: dict[str, ImageLabels]) -> None:
+    """Refuse, before any picture is run, labels whose image size is not the picture's (photo headers are read,
+    a video's frame size taken from the container)."""
+    from PIL import Image
+
+    if source.kind == "video":
+        import cv2
+
+        cap = open_video(source.path)[0]
+        size = (int(cap.get(cv2.CAP_PROP_FRAME_WIDTH)), int(cap.get(cv2.CAP_PROP_FRAME_HEIGHT)))
+        cap.release()
+        sizes = {name: size for name in labels}
+    else:
+        folder = source.path if source.path.is_dir() else source.path.parent
+        sizes = {}
+        for name in labels:
+            try:
+                with Image.open(folder / name) as im:
+                    sizes[name] = im.size
+            except OSError:
+                raise SpecError("--source", f"cannot read image {folder / name}") from None
+    for name, lab in labels.items():
+        if sizes[name] != (lab.width, lab.height):
+            raise SpecError("--annotations", f"image {name!r} is {sizes[name][0]}x{sizes[name][1]} but its labels "
+                                             f"say {lab.width}x{lab.height}")
+
+
 # ------------------------------------------------------------------ frames
 def _truth(k: int, box: np.ndarray, amodal: np.ndarray | None, pixels: int, face: np.ndarray | None,
            face_seen: bool, name: str) -> HumanTruth:
@@ -330,5 +357,5 @@ def labelled_frame(rgb: np.ndarray, labels: ImageLabels | None = None, index: in
                  camera=name or "photo", time=index / fps, humans=[] if labels is None else humans_of(labels))
 
 
-__all__ = ["IMAGE_SUFFIXES", "ImageLabels", "REAL_SET", "Source", "VIDEO_FRAME_NAME", "humans_of", "iter_video",
-           "labelled_frame", "list_images", "open_source", "open_video", "read_coco", "read_rgb"]
+__all__ = ["IMAGE_SUFFIXES", "ImageLabels", "REAL_SET", "Source", "VIDEO_FRAME_NAME", "check_sizes", "humans_of",
+           "iter_video", "labelled_frame", "list_images", "open_source", "open_video", "read_coco", "read_rgb"]

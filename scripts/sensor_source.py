@@ -16,7 +16,8 @@ Writes into ``--out``: ``results.json`` (the sensor's output per picture, the CO
 the metrics where labels exist, latency), ``table.md``, and the overlays (ground truth green, output red):
 ``overlays/<name>.jpg`` per photo or ``overlay.mp4`` for a video. Refused with one message before anything
 is written: a missing or unreadable source, a folder without photos, an ``--annotations`` file that is not
-COCO or names images, image ids or categories that do not exist, a sensor that takes no picture, and
+COCO or names images, image ids or categories that do not exist or sizes that are not the pictures', a
+sensor that takes no picture, and
 ``--source`` together with ``--world``, ``--sweep``, ``--camera`` or ``--size``.
 """
 
@@ -77,7 +78,7 @@ def overlay_names(names: list[str]) -> dict[str, str]:
 def run(args: argparse.Namespace) -> int:
     """Check everything, run the sensor over the source, write the results and overlays."""
     from hcgym.perception import bench, bench_real
-    from hcgym.perception.bench_source import open_source, read_coco
+    from hcgym.perception.bench_source import check_sizes, open_source, read_coco
     from hcgym.perception.registry import spec as spec_of
     from hcgym.report import json_bytes, write_files
     from hcgym.scripts.sensor_sweep import _check_out
@@ -93,6 +94,8 @@ def run(args: argparse.Namespace) -> int:
     source = open_source(args.source)
     annotations = args.annotations or source.annotations
     labels = read_coco(annotations, source.names) if annotations is not None else None
+    if labels is not None:
+        check_sizes(source, labels)
     categories = ({c["name"]: c["id"] for c in json.loads(Path(annotations).read_text())["categories"]
                    if isinstance(c, dict) and "name" in c} if annotations is not None else {})
     config = _config(args, source.fps)

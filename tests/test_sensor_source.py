@@ -146,6 +146,7 @@ def _coco(tmp_path, name, **change):
     ("unknown_image", "names unknown image_id 5"),
     ("unknown_category", "names unknown category_id 9"),
     ("not_in_source", "image 'bus.jpg' is not in the source"),
+    ("wrong_size", "image 'astronaut.jpg' is 512x512 but its labels say 640x480"),
     ("world", "--source: runs on real pictures and cannot be combined with --world"),
     ("sweep", "cannot be combined with --sweep"),
 ])
@@ -174,6 +175,9 @@ def test_cli_bad_inputs_write_nothing(tmp_path, capsys, case, message):
     elif case == "not_in_source":
         extra = ["--annotations", _coco(tmp_path, "a.json", images=[
             {"id": 1, "file_name": "bus.jpg", "width": 810, "height": 1080}])]
+    elif case == "wrong_size":
+        extra = ["--annotations", _coco(tmp_path, "a.json", images=[
+            {"id": 1, "file_name": "astronaut.jpg", "width": 640, "height": 480}])]
     elif case == "world":
         extra = ["--world", "greeting"]
     elif case == "sweep":
