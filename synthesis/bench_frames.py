@@ -6,6 +6,10 @@ animated) and yields one :class:`~hcgym.types.Frame` per time step ``k / fps``, 
 fps) - 1``, exactly the times of :func:`hcgym.synthesis.dataset.video.render_video`. Static worlds render one
 frame per step too (their people do not move; only the frame time changes).
 
+``enrolment_frames(world, seed)`` renders the gallery of a face recognition bench: one clean frontal
+portrait of every person of the world (neutral expression, standing), alone in the studio world
+(:func:`hcgym.worlds.studio.studio_world`, the gallery of :mod:`hcgym.synthesis.identity_study`).
+
 Top layer of synthesis: it drives a backend, never an env.
 """
 
@@ -78,4 +82,49 @@ def _frames(world: Any, n: int, fps: float, seed: int, camera: str | None, backe
             yield sim.render(camera)
 
 
-__all__ = ["frame_count", "iter_world_frames", "with_camera_size"]
+#: Size of the enrolment portraits (the active face recognition envs' 400x300) and the camera distance (m).
+ENROLMENT_SIZE = (400, 300)
+ENROLMENT_DISTANCE = 1.0
+
+
+def enrolment_frames(world: Any, seed: int = 0, size: tuple[int, int] = ENROLMENT_SIZE,
+                     distance: float = ENROLMENT_DISTANCE, backend: str = "embedded") -> Iterator[Frame]:
+    """Yield one frontal portrait of each distinct identity among ``world``'s people (in world order).
+
+    Each person's avatar (``avatar: random`` ones drawn from ``seed``, as :meth:`WorldSpec.avatars`) is
+    shown alone in the studio world with a neutral face, standing, and rendered ``distance`` metres in front
+    of the face at ``size = (width, height)`` pixels (60 degrees horizontal field of view). The frame's
+    ground truth names the identity (``frame.humans[i].identity`` of the one person in view); people who
+    share an identity (re-dressed copies) are rendered once. Bad arguments raise a :class:`SpecError` when
+    the generator is created, before anything is rendered.
+    """
+    specs = world.avatars(seed)  # a bad seed fails here
+    w, h = (int(v) for v in size)
+    if w < 8 or h < 8:
+        raise SpecError("size", f"expected width and height of at least 8 pixels, got {size!r}")
+    if not (isinstance(distance, (int, float)) and 0.2 <= distance <= 20):
+        raise SpecError("distance", f"expected metres in [0.2, 20], got {distance!r}")
+    unique: dict[str, Any] = {}
+    for s in specs:
+        unique.setdefault(s.identity_key(), s.with_(expression="neutral", pose="stand", facial_actions={},
+                                                    bone_rotations={}))
+    return _portraits(list(unique.values()), (w, h), float(distance), backend)
+
+
+def _portraits(specs: list, size: tuple[int, int], distance: float, backend: str) -> Iterator[Frame]:
+    from hcgym.envs.backends import make_backend
+    from hcgym.synthesis.studio import portrait_pose, show_only
+    from hcgym.worlds.spec import CameraSpec
+    from hcgym.worlds.studio import studio_world
+
+    if not specs:
+        return
+    with make_backend(backend) as sim:
+        sim.load(studio_world(specs, cameras=(CameraSpec("cam", *size),)))
+        for i, h in enumerate(sim.humans):
+            show_only(sim, i)
+            yield sim.render(pose=portrait_pose(h.avatar, distance))
+
+
+__all__ = ["ENROLMENT_DISTANCE", "ENROLMENT_SIZE", "enrolment_frames", "frame_count", "iter_world_frames",
+           "with_camera_size"]

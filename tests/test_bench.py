@@ -103,12 +103,14 @@ def test_determinism():
 
 
 def test_latency_only_sensors_do_not_crash(street):
-    r = bench.run(config("nms/greedy_0.5"), street, progress=False)
+    spec = SensorSpec("speech/fake", "x:y", "speech commands", "audio signal", "SpeechLabel")
+    r = bench.run(config("speech/fake"), street, progress=False, spec=spec)
     assert r["task"] == "latency only" and r["latency_ms"] is None and "not a frame" in r["notes"][0]
-    spec = SensorSpec("face/fake-embedder", "x:y", "face recognizer", "rgb frame", "Embeddings")
-    r = bench.run(config("face/fake-embedder"), street, progress=False, sensor=lambda f: None, spec=spec)
+    assert not bench.runs(spec)
+    spec = SensorSpec("face/fake-attributes", "x:y", "face attributes", "rgb frame", "Attributes")
+    r = bench.run(config("face/fake-attributes"), street, progress=False, sensor=lambda f: None, spec=spec)
     assert r["latency_ms"]["calls"] == 1 and r["breakdown"] == {} and bench.figures(r) == {}
-    assert "latency" in bench.table_markdown(r) and "does not provide" in r["notes"][0]
+    assert "latency" in bench.table_markdown(r) and "no task of the bench" in r["notes"][0]
 
 
 # ------------------------------------------------------------------ keypoints (fake sensors)
