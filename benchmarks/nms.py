@@ -6,8 +6,9 @@
 2. Seq2Seq-NMS (the shipped checkpoint when there is one, else the untrained CPU configuration: the
    time does not depend on the weights): median ms per image at N = 100/200/400 of the full
    ``Seq2SeqNMS`` call, edge map included, with the former dense computation (``fast=False``) and the
-   fast path (gather ROIAlign, attention on the unmasked pairs only), the largest score difference
-   between the two, and the ONNX export (ONNX Runtime) with its difference to PyTorch.
+   fast path (grid-sample ROIAlign, attention on the unmasked pairs only), the largest score difference
+   between the two, and the ONNX export of the fast path (the same call on ONNX Runtime,
+   ``hcgym export nms/seq2seq``) with its difference to PyTorch.
 3. The person detector: median ms per image (network only, and raw candidates with the pre-NMS) in
    PyTorch and ONNX Runtime, and the ratio.
 
@@ -52,12 +53,10 @@ def median_ms(fn, repeats: int, warmup: int = 3) -> float:
 
 
 def scene_image(rng: np.random.Generator, w: int = 640, h: int = 480) -> np.ndarray:
-    """A cluttered synthetic RGB image (rectangles on noise): edge density like a street scene."""
-    img = rng.integers(90, 140, (h, w, 3)).astype(np.uint8)
-    for _ in range(80):
-        x0, y0 = int(rng.integers(0, w - 20)), int(rng.integers(0, h - 20))
-        img[y0:y0 + int(rng.integers(10, 120)), x0:x0 + int(rng.integers(5, 60))] = rng.integers(0, 255, 3)
-    return img
+    """A cluttered synthetic RGB image (80 rectangles on noise): edge density like a street scene."""
+    from hcgym.perception.nms.simulate import synthetic_scene
+
+    return synthetic_scene(rng, w, h, people=0, clutter=80)[0]
 
 
 def classical(args: argparse.Namespace, rng: np.random.Generator) -> None:
@@ -82,20 +81,14 @@ def classical(args: argparse.Namespace, rng: np.random.Generator) -> None:
 
 
 def seq2seq(args: argparse.Namespace, rng: np.random.Generator, tmp: Path) -> None:
-    import onnxruntime as ort
-    import torch
-
+    from hcgym.perception.base import OnnxSensor
     from hcgym.perception.nms import seq2seq as s2s
 
     method = s2s.Seq2SeqNMS(checkpoint=args.checkpoint)  # None: untrained (the time does not depend on weights)
+    method.name = "nms/seq2seq"
     model = method.model
     image = scene_image(rng)
-    edges, _ = s2s.edge_map(image, model.config.max_side)
-    path = s2s.export_onnx(model, tmp / "seq2seq.onnx", edge_hw=tuple(edges.shape[-2:]))
-    opts = ort.SessionOptions()
-    opts.intra_op_num_threads = args.threads
-    session = ort.InferenceSession(str(path), opts, providers=["CPUExecutionProvider"])
-    wh = np.array([image.shape[1], image.shape[0]], np.float32)
+    exported = OnnxSensor(method.export_onnx(tmp / "seq2seq.onnx"), threads=args.threads, sensor="nms/seq2seq")
     old = s2s.Seq2SeqNMS(model=model, fast=False)
     print(f"| Seq2Seq-NMS ({'checkpoint' if args.checkpoint else 'untrained'}, "
           f"{sum(p.numel() for p in model.parameters()):,} parameters) | PyTorch before (dense) ms | "
@@ -104,22 +97,14 @@ def seq2seq(args: argparse.Namespace, rng: np.random.Generator, tmp: Path) -> No
     reps = max(3, args.repeats // 5)
     for n in args.sizes:
         boxes, scores = crowded_candidates(n, rng)
-        order = np.argsort(-scores, kind="stable")
-        b, s = boxes[order].astype(np.float32), scores[order].astype(np.float32)
-
-        def run_onnx() -> np.ndarray:
-            e, _ = s2s.edge_map(image, model.config.max_side)
-            return session.run(None, {"edges": e.numpy(), "boxes": b, "scores": s, "image_wh": wh})[0]
-
         t_old = median_ms(lambda: old(boxes, scores, image), reps, warmup=1)
         t_fast = median_ms(lambda: method(boxes, scores, image), reps, warmup=1)
-        t_onnx = median_ms(run_onnx, reps, warmup=1)
-        gap_old = float(np.abs(method(boxes, scores, image).scores - old(boxes, scores, image).scores).max())
-        with torch.no_grad():
-            p_torch = model(edges, torch.from_numpy(b), torch.from_numpy(s), torch.from_numpy(wh)).numpy()
-        gap = float(np.abs(p_torch - run_onnx()).max())
+        t_onnx = median_ms(lambda: exported(boxes, scores, image), reps, warmup=1)
+        p_fast = method(boxes, scores, image).scores
+        gap_old = float(np.abs(p_fast - old(boxes, scores, image).scores).max())
+        gap = float(np.abs(p_fast - exported(boxes, scores, image).scores).max())
         print(f"| N={n} | {t_old:.1f} | {t_fast:.1f} | {t_old / t_fast:.1f}x | {gap_old:.1e} | {t_onnx:.1f} | {gap:.1e} |")
-    print(f"\nmedian of {reps} images after warm-up; edge map included; {args.threads} thread(s)\n")
+    print(f"\nmedian of {reps} images after warm-up; whole call, edge map included; {args.threads} thread(s)\n")
 
 
 def detector(args: argparse.Namespace, rng: np.random.Generator, tmp: Path) -> None:
