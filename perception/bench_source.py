@@ -166,6 +166,9 @@ class Source:
 
 #: The ``--source`` keyword of the shipped real-image set.
 REAL_SET = "real"
+#: Its photos and labels (package data of :mod:`hcgym.perception.real_images`, which reads them with this module).
+REAL_IMAGES = Path(__file__).resolve().parent / "real_images" / "images"
+REAL_ANNOTATIONS = REAL_IMAGES.parent / "annotations.json"
 
 
 def open_source(text: str | Path) -> Source:
@@ -173,10 +176,8 @@ def open_source(text: str | Path) -> Source:
     that name), a folder of photos, one photo, or a video file. Refuses, with one :class:`SpecError`, a
     missing path, a folder without photos and a file that is neither a photo nor a readable video."""
     if str(text) == REAL_SET:
-        from hcgym.perception import real_images
-
-        return Source("real", real_images.IMAGES, [p.name for p in list_images(real_images.IMAGES)],
-                      annotations=real_images.ANNOTATIONS)
+        return Source("real", REAL_IMAGES, [p.name for p in list_images(REAL_IMAGES)],
+                      annotations=REAL_ANNOTATIONS)
     path = Path(text)
     if path.is_dir():
         return Source("photos", path, [p.name for p in list_images(path)])

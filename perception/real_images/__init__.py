@@ -27,13 +27,20 @@ from pathlib import Path
 
 import numpy as np
 
-from hcgym.perception.bench_source import ImageLabels, labelled_frame, read_coco, read_rgb
+from hcgym.perception.bench_source import (
+    REAL_ANNOTATIONS,
+    REAL_IMAGES,
+    ImageLabels,
+    labelled_frame,
+    read_coco,
+    read_rgb,
+)
 from hcgym.types import Frame
 
 #: This folder, its photos, the COCO labels and the per-image provenance.
 ROOT = Path(__file__).resolve().parent
-IMAGES = ROOT / "images"
-ANNOTATIONS = ROOT / "annotations.json"
+IMAGES = REAL_IMAGES
+ANNOTATIONS = REAL_ANNOTATIONS
 SOURCES = ROOT / "sources.json"
 
 
