@@ -148,3 +148,20 @@ def test_ship_rewrites_the_export_beside_the_checkpoint(tmp_path, monkeypatch, c
     with pytest.raises(SpecError, match="no shipped ONNX export for face/hcgym-irnet"):
         ship(["face/hcgym-irnet"])
     assert main(["export", "nms/seq2seq"]) == 2 and "give one SENSOR and --out DIR" in capsys.readouterr().err
+
+
+def test_the_bench_scores_the_shipped_exports_like_the_originals(crowd):
+    """``hcgym evaluate sensor`` metrics of each export equal the original's within 0.5 points, on two views
+    of crowd_street (the world's camera at 640x480 and a narrower 384x288 one)."""
+    from hcgym.perception import bench
+    from hcgym.types import CameraIntrinsics
+
+    frames = [crowd.render(), crowd.render(intrinsics=CameraIntrinsics.from_hfov(384, 288, 45.0))]
+    for sensor in SHIPPED:
+        a, b = (bench.run(bench.BenchConfig(sensor=s, world="crowd_street", seconds=2, fps=1), frames,
+                          progress=False)["metrics"] for s in (sensor, f"{sensor}-onnx"))
+        assert a["people"] == b["people"] >= 10 and a["ap50"] > 30
+        for key in ("ap50", "ap"):  # percent
+            assert abs(a[key] - b[key]) <= 0.5, (sensor, key, a[key], b[key])
+        for key in ("recall", "precision"):  # fractions
+            assert abs(a[key] - b[key]) <= 0.005, (sensor, key, a[key], b[key])
