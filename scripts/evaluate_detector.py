@@ -16,6 +16,17 @@ Writes ``results.json``, ``table.md`` (beside the seed's Table 12) and ``domain_
 ``--domain urban`` scores the urban set only. The protocol is :mod:`hcgym.perception.detection.evaluation`,
 the test sets :mod:`hcgym.synthesis.dataset.test_sets`.
 
+Sim to real::
+
+    hcgym evaluate detector --domain real [--detector NEW] [--baseline OLD] [--real COCO.json]
+        [--sim-data DIR] --out DIR
+
+scores the detector (and a baseline beside it) on annotated real photos (default: the shipped set of
+:mod:`hcgym.perception.real_images`) and on simulated scenes (the ``val`` split of ``--sim-data``, a generated
+folder, or the urban test set from the seed) at one fixed score threshold: recall at IoU 0.5, false positives
+per image, AP; a per-image table. Writes ``results.json``, ``table.md``, ``sim2real.png`` (recall and false
+positives against the threshold) and ``real_examples.png`` (:mod:`hcgym.perception.detection.sim2real`).
+
 Any detector's output::
 
     hcgym evaluate detector --detections RESULTS.json --annotations COCO.json --out DIR
@@ -50,7 +61,8 @@ def register(targets: argparse._SubParsersAction) -> None:
     d = targets.add_parser("detector", help="person detector: field domain shift (§2.6) or recordings",
                            description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     mode = d.add_mutually_exclusive_group(required=True)
-    mode.add_argument("--domain", choices=("field", "urban"), help="generated-domain protocol")
+    mode.add_argument("--domain", choices=("field", "urban", "real"),
+                      help="generated-domain protocol (field, urban) or real photos beside simulated scenes (real)")
     mode.add_argument("--source", type=Path, help="a video file or a folder of images")
     mode.add_argument("--detections", type=Path,
                       help="a COCO results file of any detector, scored against --annotations (no images needed)")
@@ -68,6 +80,13 @@ def register(targets: argparse._SubParsersAction) -> None:
     d.add_argument("--finetune-lr", type=float, default=5e-4, help="peak learning rate of the fine-tuning")
     d.add_argument("--replay", type=int, default=100,
                    help="urban training-domain images mixed into every fine-tuning (0: field images only)")
+    d.add_argument("--baseline", default=None,
+                   help="--domain real: a second detector scored beside --detector (e.g. the model before retraining)")
+    d.add_argument("--real", type=Path, default=None,
+                   help="--domain real: COCO file of the real photos (default: the shipped real test set)")
+    d.add_argument("--sim-data", type=Path, default=None,
+                   help="--domain real: a generated scene folder whose val split is the simulated set "
+                        "(default: the urban test set from --seed)")
     d.add_argument("--workers", type=_args.positive_int, default=2, help="processes generating the sets")
     d.add_argument("--every", type=_args.positive_int, default=1, help="use every n-th video frame (--source)")
     d.add_argument("--out", type=Path, default=Path("out/evaluate-detector"), help="output directory")
@@ -86,6 +105,11 @@ def run(args: argparse.Namespace) -> int:
         return run_detections(args)
     if args.source is not None:
         return run_source(args)
+    if args.domain == "real":
+        return run_real(args)
+    for flag in ("baseline", "real", "sim_data"):
+        if getattr(args, flag) is not None:
+            raise SpecError("--" + flag.replace("_", "-"), "only used with --domain real")
     return run_domain(args)
 
 
@@ -122,6 +146,44 @@ def run_domain(args: argparse.Namespace) -> int:
         raise _flag(e) from None
     write_report(args.out, results, ev.table_markdown(results), ev.figures(results))
     print(f"[evaluate] wrote {args.out}/results.json, table.md, domain_shift.png", flush=True)
+    return 0
+
+
+def run_real(args: argparse.Namespace) -> int:
+    """The detector (and ``--baseline``) on real photos and simulated scenes, side by side."""
+    from hcgym.perception.detection import sim2real
+    from hcgym.perception.detection.sensor import load_detector
+    from hcgym.perception.detection.training import load_split
+    from hcgym.report import write_report
+    from hcgym.synthesis.dataset.test_sets import generate_test_set
+
+    if args.sim_data is not None and not (args.sim_data / "annotations" / "val.json").is_file():
+        raise SpecError("--sim-data", f"{args.sim_data} has no annotations/val.json (an `hcgym generate` folder)")
+    try:
+        real = sim2real.load_real(args.real)
+    except SpecError as e:
+        raise _flag(e) from None
+    names = ([args.baseline] if args.baseline is not None else []) + [args.detector]
+    if len(set(names)) < len(names):
+        raise SpecError("--baseline", f"is the same detector as --detector ({args.detector})")
+    detectors = {str(n): load_detector(n) for n in names}
+    if args.sim_data is not None:
+        sim, sim_name = load_split(args.sim_data, "val"), f"val split of {args.sim_data}"
+    else:
+        from hcgym.perception.detection.evaluation import SET_SEEDS
+
+        seed = SET_SEEDS["urban"] + args.seed
+        folder = generate_test_set(args.out / "data" / f"urban_s{args.seed}_n{args.urban_images}", "urban",
+                                   args.urban_images, seed, workers=args.workers)
+        sim, sim_name = load_split(folder, "test"), f"urban test set (seed {seed})"
+    results = sim2real.run(detectors, real, sim, args.score_threshold, nms=args.nms, sim_name=sim_name)
+    results.update(real_annotations=str(args.real or "shipped real test set"), seed=args.seed)
+    write_report(args.out, results, sim2real.table_markdown(results), sim2real.figures(results, real))
+    for r in results["rows"]:
+        print(f"[evaluate] {r['model']}: real recall {100 * r['real']['recall']:.1f} %, "
+              f"{r['real']['fp_per_image']:.2f} FP / image @ {args.score_threshold}, real AP0.5 "
+              f"{r['real']['ap50']:.1f}; sim AP0.5 {r['sim']['ap50']:.1f}", flush=True)
+    print(f"[evaluate] wrote {args.out}/results.json, table.md, sim2real.png, real_examples.png", flush=True)
     return 0
 
 

@@ -1,8 +1,9 @@
 """``hcgym train detector``: train (or fine-tune) the person detector on an ``hcgym generate`` folder.
 
 Trains :class:`hcgym.perception.detection.centernet.CenterNet` on the ``train`` split of ``--data``
-(full-body boxes of the generator's COCO files), scores AP0.5 on its ``val`` split after every
-epoch, and writes ``OUT/person_centernet.pt``, its ONNX export (checked against PyTorch),
+(full-body boxes of the generator's COCO files; several folders are trained on together, e.g.
+domain-randomised scenes with replayed plain ones), scores AP0.5 on the ``val`` split of the first
+folder after every epoch, and writes ``OUT/person_centernet.pt``, its ONNX export (checked against PyTorch),
 ``OUT/PROVENANCE.json`` (command, seed, data, settings, per-epoch loss and AP) and
 ``OUT/training_curve.png``. Epochs are resumable (``--resume``). ``--init shipped`` fine-tunes the
 shipped detector, e.g. on ``--max-images 10`` images of a new domain.
@@ -29,14 +30,17 @@ def register(targets: argparse._SubParsersAction) -> None:
 
 
 def add_arguments(d: argparse.ArgumentParser) -> None:
-    d.add_argument("--data", type=Path, required=True, help="an `hcgym generate` scene folder (train/val splits)")
+    d.add_argument("--data", type=Path, nargs="+", required=True,
+                   help="`hcgym generate` scene folders (train splits trained on together; the first one's val "
+                        "split is scored after every epoch)")
     d.add_argument("--out", type=Path, default=Path("out/detector"), help="where the model files go")
     d.add_argument("--epochs", type=_args.positive_int, default=30)
     d.add_argument("--batch-size", type=_args.positive_int, default=16)
     d.add_argument("--lr", type=float, default=2e-3, help="peak learning rate (Adam, cosine decay)")
     d.add_argument("--seed", type=_args.seed, default=0)
     d.add_argument("--init", default=None, help="start from a checkpoint (PATH or 'shipped') to fine-tune")
-    d.add_argument("--max-images", type=_args.positive_int, default=None, help="use the first K training images")
+    d.add_argument("--max-images", type=_args.positive_int, default=None,
+                   help="use the first K training images of each --data folder")
     d.add_argument("--width", type=float, default=1.0, help="channel width multiplier of a new model")
     d.add_argument("--input-size", type=_args.size, default=(384, 288), help="canvas WxH of a new model")
     d.add_argument("--device", default="cpu", help="torch device (cpu, cuda); the result is the same model either way")
@@ -75,19 +79,20 @@ def run(args: argparse.Namespace) -> int:
     else:
         init = None
         model = CenterNet(CenterNetConfig(input_size=tuple(args.input_size), width=0.25 if args.tiny else args.width))
-    items = load_split(args.data, "train", args.max_images)
-    val = None if args.no_val else load_split(args.data, "val", 8 if args.tiny else None)
+    items = [it for data in args.data for it in load_split(data, "train", args.max_images)]
+    val = None if args.no_val else load_split(args.data[0], "val", 8 if args.tiny else None)
     if len(items) < cfg.batch_size:
         cfg = replace(cfg, batch_size=len(items))
     print(f"[train] {len(items)} training images, {0 if val is None else len(val)} validation images; "
           f"{sum(p.numel() for p in model.parameters()):,} parameters; {cfg.epochs} epochs on {cfg.device}", flush=True)
     result = train_detector(items, cfg, model=model, out_dir=args.out / "train_state", val_items=val)
     args.out.mkdir(parents=True, exist_ok=True)
-    manifest = args.data / "manifest.json"
+    configs = [json.loads((d / "manifest.json").read_text()).get("dataset") if (d / "manifest.json").is_file()
+               else None for d in args.data]
     provenance = {
         "command": "hcgym " + " ".join(shlex.quote(a) for a in getattr(args, "argv", [])),
-        "seed": args.seed, "data": str(args.data), "train_images": len(items),
-        "data_config": json.loads(manifest.read_text()).get("dataset") if manifest.is_file() else None,
+        "seed": args.seed, "data": " ".join(str(d) for d in args.data), "train_images": len(items),
+        "data_config": configs[0] if len(configs) == 1 else configs,
         "init": None if init is None else str(init), "model_config": result.model.config.to_dict(),
         "parameters": sum(p.numel() for p in result.model.parameters()), "train_config": asdict(cfg),
         "history": result.history, "seconds": round(time.time() - t0, 1),

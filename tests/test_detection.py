@@ -191,6 +191,16 @@ def test_cli_trains_exports_and_evaluates_recordings(crowd_set, tmp_path, capsys
     assert all(d["category_id"] == 1 and len(d["bbox"]) == 4 for d in dets)
 
 
+def test_cli_trains_on_several_data_folders_together(crowd_set, tmp_path):
+    """Domain-randomised scenes with replayed plain ones: the train splits add up, provenance lists both."""
+    out = tmp_path / "two"
+    assert run_cli(["train", "detector", "--data", str(crowd_set), str(crowd_set), "--out", str(out), "--epochs", "1",
+                    "--tiny", "--input-size", "160x128", "--threads", "1", "--no-val"]) == 0
+    prov = json.loads((out / "PROVENANCE.json").read_text())
+    assert prov["train_images"] == 16 and prov["data"] == f"{crowd_set} {crowd_set}"
+    assert isinstance(prov["data_config"], list) and len(prov["data_config"]) == 2
+
+
 @pytest.mark.parametrize("argv, field", [
     (["train", "detector", "--data", "/nonexistent"], "--data"),
     (["evaluate", "detector", "--source", "/nonexistent", "--detector", "x.pt"], "--source"),
