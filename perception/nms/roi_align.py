@@ -9,8 +9,10 @@ average); samples inside are clamped to the border, exactly as torchvision does.
 Bilinear sampling is separable: along each axis, output bin ``p`` of box ``k`` is a weighted sum of
 ``T = 2 * grid`` feature rows (two taps per sample), so :func:`roi_align` gathers the ``T x T`` taps of
 every output value and contracts them with the two weight vectors: O(K PH PW T^2) work, independent of
-the feature-map size, pure tensor algebra (exportable to ONNX with a fixed ``sampling_ratio``). In eager
-mode, one sample per bin on a one-image map (the FMoD edge map) goes through ``grid_sample`` instead.
+the feature-map size, pure tensor algebra. In eager mode, one sample per bin on a one-image map (the
+FMoD edge map) goes through ``grid_sample`` instead. In an ONNX export (TorchScript exporter) with a fixed
+``sampling_ratio`` and ``aligned=True`` it is the ONNX ``RoiAlign`` operator (``half_pixel``, the same
+definition), with per-axis scales applied to the boxes first.
 :func:`roi_align_dense` is the former formulation, two dense interpolation-and-pooling matrices
 ``Ay (K, PH, H)``, ``Ax (K, PW, W)`` and ``Ay @ feature @ Ax^T`` (O(K PH H W); same outputs within
 float rounding), kept for comparison.
@@ -143,7 +145,10 @@ def roi_align(input: torch.Tensor, rois: torch.Tensor, output_size: int | tuple[
                                                             sampling_ratio, aligned)
     b, c, h, w = input.shape
     k = rois.shape[0]
-    compiling = torch.compiler.is_compiling()          # traced (ONNX export): one piece, no data-dependent branch
+    if torch.onnx.is_in_onnx_export() and sampling_ratio > 0 and aligned:
+        scaled = torch.stack([x0, y0, x0 + rw, y0 + rh], dim=1) + 0.5   # the boxes in map coordinates
+        return _OnnxRoiAlign.apply(input, scaled, rois[:, 0].to(torch.int64), ph, pw, sampling_ratio)
+    compiling = torch.compiler.is_compiling()          # traced (torch.export): one piece, no data-dependent branch
     if not compiling and k == 0:
         return input.new_zeros(0, c, ph, pw)
     if not compiling and sampling_ratio == 1 and b == 1 and h > 1 and w > 1:
@@ -159,6 +164,27 @@ def roi_align(input: torch.Tensor, rois: torch.Tensor, output_size: int | tuple[
     outs = [_pool_taps(flat, bidx[s:s + step], iy[s:s + step], wy[s:s + step], ix[s:s + step], wx[s:s + step], h, w)
             for s in range(0, k, step)]
     return (outs[0] if len(outs) == 1 else torch.cat(outs, dim=1)).transpose(0, 1)
+
+
+class _OnnxRoiAlign(torch.autograd.Function):
+    """ROIAlign as the ONNX ``RoiAlign`` operator (``half_pixel``: ``aligned=True``) in an ONNX export; traced
+    inputs: ``boxes`` (K, 4) already in map coordinates (per-axis scales applied), ``batch`` (K,) int64."""
+
+    @staticmethod
+    def forward(ctx, input, boxes, batch, ph, pw, sampling_ratio):  # noqa: ANN001, ANN205 - autograd signature
+        rois = torch.cat([batch[:, None].to(boxes.dtype), boxes], dim=1)
+        iy, wy = _axis_taps(boxes[:, 1] - 0.5, boxes[:, 3] - boxes[:, 1], ph, torch.full_like(batch, sampling_ratio),
+                            sampling_ratio, input.shape[-2])
+        ix, wx = _axis_taps(boxes[:, 0] - 0.5, boxes[:, 2] - boxes[:, 0], pw, torch.full_like(batch, sampling_ratio),
+                            sampling_ratio, input.shape[-1])
+        flat = input.transpose(0, 1).reshape(input.shape[1], -1)
+        return _pool_taps(flat, rois[:, 0].to(torch.int64), iy, wy, ix, wx, input.shape[-2], input.shape[-1]
+                          ).transpose(0, 1)
+
+    @staticmethod
+    def symbolic(g, input, boxes, batch, ph, pw, sampling_ratio):  # noqa: ANN001, ANN205 - exporter signature
+        return g.op("RoiAlign", input, boxes, batch, mode_s="avg", output_height_i=ph, output_width_i=pw,
+                    sampling_ratio_i=sampling_ratio, spatial_scale_f=1.0, coordinate_transformation_mode_s="half_pixel")
 
 
 def _sample_one_per_bin(input: torch.Tensor, y0: torch.Tensor, rh: torch.Tensor, ph: int, h: int, x0: torch.Tensor,

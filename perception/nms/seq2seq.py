@@ -113,8 +113,8 @@ class Seq2SeqNMS(TorchModel, NmsMethod):
     requires_image = True
     onnx_input_names = ("edges", "boxes", "scores", "image_wh")
     onnx_output_names = ("p",)
-    #: GridSample on double (the fast ROIAlign) needs opset 20; ScatterElements max, opset 18.
-    onnx_opset = 20
+    #: ``ScatterElements`` with a max reduction needs opset 18 (``RoiAlign`` half-pixel, ``ScatterND`` add: 16).
+    onnx_opset = 18
 
     def __init__(self, checkpoint: str | Path | None = None, config: Seq2SeqConfig | None = None,
                  score_threshold: float = 0.0, max_candidates: int | None = None,
@@ -289,7 +289,7 @@ _SYMBOLICS = {"aten::index_add": (_index_add_scatter_nd, ("v", "i", "v", "v", "n
               "aten::scatter_reduce": (_scatter_amax, ("v", "i", "v", "v", "s", "b"))}
 
 
-def _trace(model: Seq2SeqNMSNet, example: tuple[torch.Tensor, ...], dynamic: bool, opset: int = 20) -> bytes:
+def _trace(model: Seq2SeqNMSNet, example: tuple[torch.Tensor, ...], dynamic: bool, opset: int = 18) -> bytes:
     """The ONNX bytes of ``model`` traced (TorchScript exporter, no gradients: the fast inference path of
     :meth:`Seq2SeqNMSNet.forward`) on ``example``; ``dynamic``: the edge-map size and N are dynamic axes."""
     import io
@@ -322,8 +322,8 @@ def export_onnx(model: Seq2SeqNMSNet, path: str | Path, edge_hw: tuple[int, int]
                 n_example: int = 8, dynamic: bool = True) -> Path:
     """Export ``model`` (inputs ``edges, boxes, scores, image_wh``; output ``p``) to ONNX (atomically).
 
-    The graph is the fast inference path (grid-sample ROIAlign, attention on the unmasked query-key
-    pairs; opset 20). With ``dynamic`` the edge-map size and the number of candidates N are dynamic
+    The graph is the fast inference path (ROIAlign as the ``RoiAlign`` operator, attention on the unmasked
+    query-key pairs; opset 18). With ``dynamic`` the edge-map size and the number of candidates N are dynamic
     axes; otherwise they are fixed at ``edge_hw`` and ``n_example``. ``image_wh`` is an input, so the
     boxes may be in any image whose edge map is given.
     """
