@@ -182,7 +182,7 @@ class Seq2SeqNMS(TorchModel, NmsMethod):
         return _DYNAMIC_AXES
 
     def onnx_bytes(self) -> bytes:
-        return _trace(self.model, _example(n=8, edge_hw=(240, 320)), dynamic=True, opset=self.onnx_opset)
+        return _trace(self.model, tuple(torch.from_numpy(x) for x in self.example_inputs()), True, self.onnx_opset)
 
     def parity_inputs(self, rng: np.random.Generator, n: int) -> list[tuple[np.ndarray, ...]]:
         """``n`` candidate sets of the detector simulator (:mod:`~hcgym.perception.nms.simulate`, 16 copies
@@ -207,7 +207,7 @@ class Seq2SeqNMS(TorchModel, NmsMethod):
                 "people at 640x480, 384x288 and 1280x720, with their edge maps")
 
     def latency_inputs(self, rng: np.random.Generator) -> list[tuple[np.ndarray, ...]]:
-        """8 crowded 640x480 scenes (40 people) with N = 400 candidates each."""
+        """8 crowded 640x480 scenes (50 people) with N = 400 candidates each."""
         from hcgym.perception.nms.simulate import DetectorSimulator, synthetic_scene
 
         sim, out = DetectorSimulator(seed=int(rng.integers(1 << 31)), rate=16.0), []
