@@ -119,6 +119,11 @@ class TorchModel(ABC):
         """Inputs to time PyTorch against ONNX Runtime on; ``None``: the first 8 parity inputs."""
         return None
 
+    def reload_check(self, exported: Any, rng: np.random.Generator) -> dict[str, Any] | None:
+        """``{"same": bool, "detail": str}``: whether ``exported`` (this object's export, reloaded) answers one
+        input drawn from ``rng`` as this object does; ``None``: the export's check for image sensors."""
+        return None
+
     def onnx_bytes(self) -> bytes:
         """The network as an ONNX model (traced with :meth:`example_inputs`, :meth:`onnx_dynamic_axes`)."""
         import io

@@ -170,20 +170,13 @@ def _table(report: dict[str, Any]) -> str:
 
 
 def _reload_check(original: Any, exported: Any, rng: np.random.Generator) -> dict[str, Any]:
-    """Both sensors on one synthetic input: the same kind of answer, numerically equal within tolerance."""
-    from hcgym.perception.nms.base import NmsMethod
+    """Both sensors on one synthetic input (the sensor's own :meth:`~hcgym.perception.base.TorchModel.reload_check`
+    where it has one): the same kind of answer, numerically equal within tolerance."""
     from hcgym.types import Detections, Embeddings
 
-    if isinstance(original, NmsMethod):  # an NMS network: a simulated candidate set and its scene
-        from hcgym.perception.nms.simulate import DetectorSimulator, synthetic_scene
-
-        image, gt = synthetic_scene(rng, 640, 480, people=25)
-        boxes, scores = DetectorSimulator(seed=int(rng.integers(1 << 31))).candidates(image, 400, gt_boxes=gt)
-        a, b = original(boxes, scores, image), exported(boxes, scores, image)
-        diff = float(np.max(np.abs(a.scores - b.scores), initial=0.0))
-        same = set(a.keep.tolist()) == set(b.keep.tolist()) and diff <= PARITY_LIMIT
-        return {"same": bool(same), "detail": f"NmsResult on {len(boxes)} simulated candidates: {len(a)} vs "
-                                              f"{len(b)} kept, scores max abs diff {diff:.1e}"}
+    own = original.reload_check(exported, rng)
+    if own is not None:
+        return own
     if hasattr(original, "embed_aligned"):  # a face embedder: aligned face chips in, embeddings out
         size = int(getattr(original, "input_size", 112))
         chips = rng.uniform(0, 255, (4, size, size, 3)).astype(np.uint8)
@@ -211,13 +204,18 @@ def _reload_check(original: Any, exported: Any, rng: np.random.Generator) -> dic
 # --------------------------------------------------------------------------------------------
 
 
-def shipped_exports() -> dict[str, tuple[Path, Path]]:
-    """``{sensor id: (shipped checkpoint, its shipped ONNX export)}``; each export's sidecar is
-    ``X.onnx.json`` and its provenance ``PROVENANCE_<stem>_onnx.json`` beside it."""
-    from hcgym.perception.detection.sensor import SHIPPED as DETECTOR_PT
-    from hcgym.perception.nms.seq2seq import SHIPPED, SHIPPED_ONNX
+#: Entry point of the registry's ``<id>-onnx`` sensors: a shipped export of ``<id>``.
+SHIPPED_ENTRY_POINT = "hcgym.perception.export:shipped_onnx"
 
-    return {"person/centernet": (DETECTOR_PT, DETECTOR_PT.with_suffix(".onnx")), "nms/seq2seq": (SHIPPED, SHIPPED_ONNX)}
+
+def shipped_exports() -> dict[str, tuple[Path, Path]]:
+    """``{sensor id: (shipped checkpoint, its shipped ONNX export)}``, from the registered sensors whose entry
+    point is :func:`shipped_onnx` (their ``sensor``, ``source`` and ``path`` arguments: each task declares its
+    own); each export's sidecar is ``X.onnx.json`` and its provenance ``PROVENANCE_<stem>_onnx.json`` beside it."""
+    from hcgym.perception.registry import specs
+
+    return {s.kwargs["sensor"]: (Path(s.kwargs["source"]), Path(s.kwargs["path"]))
+            for s in specs() if s.entry_point == SHIPPED_ENTRY_POINT}
 
 
 def provenance_path(onnx: Path) -> Path:
@@ -271,19 +269,16 @@ def ship(sensors: list[str] | None = None, n: int = 32, seed: int = 0) -> list[d
     return [r for _, _, r in staged]
 
 
-def shipped_onnx(sensor: str, path: str | Path = "shipped", threads: int = 1, **overrides: Any) -> Any:
-    """The registry's ``<sensor>-onnx``: the shipped ONNX export of ``sensor`` (or ``path``, another export
-    of it) on ONNX Runtime with ``threads`` threads, answering the same calls
-    (:class:`~hcgym.perception.base.OnnxSensor`); ``overrides`` replace the export's config values
-    (``score_threshold``, ``nms``, ...)."""
+def shipped_onnx(sensor: str, path: str | Path, source: str | Path | None = None, threads: int = 1,
+                 **overrides: Any) -> Any:
+    """A registry ``<sensor>-onnx``: the ONNX export ``path`` of ``sensor`` (the shipped one, exported from the
+    checkpoint ``source``, unless another is given) on ONNX Runtime with ``threads`` threads, answering the
+    original's calls (:class:`~hcgym.perception.base.OnnxSensor`); ``overrides`` replace the export's config
+    values (``score_threshold``, ``nms``, ...)."""
     from hcgym.perception.base import OnnxSensor
 
-    if str(path) == "shipped":
-        table = shipped_exports()
-        if sensor not in table:
-            raise SpecError("sensor", f"no shipped ONNX export for {sensor!r} (shipped: {', '.join(table)})")
-        path = table[sensor][1]
-        if not path.is_file():
-            raise SpecError("path", f"the shipped export {path} is missing; write it with `hcgym export --ship "
-                                    f"{sensor}`")
+    path = Path(path)
+    if not path.is_file():
+        raise SpecError("path", f"ONNX file not found: {path} (`hcgym export --ship {sensor}` rewrites the shipped "
+                                "export from the shipped checkpoint)")
     return OnnxSensor(path, threads=threads, sensor=sensor, **overrides)

@@ -116,10 +116,7 @@ def test_person_detector_onnx_detects_like_the_original():
 
 
 def test_shipped_onnx_refuses_what_is_not_shipped(tmp_path):
-    from hcgym.perception.export import shipped_onnx
-
-    with pytest.raises(SpecError, match="no shipped ONNX export for 'face/hcgym-irnet'"):
-        shipped_onnx("face/hcgym-irnet")
+    assert set(SHIPPED) == {"person/centernet", "nms/seq2seq"}
     with pytest.raises(SpecError, match="ONNX file not found"):
         hp.make("nms/seq2seq-onnx", path=tmp_path / "missing.onnx")
     with pytest.raises(SpecError, match="is an export of 'person/centernet', not of 'nms/seq2seq'"):

@@ -30,8 +30,10 @@ def register_all() -> None:
     register(DETECTOR, "hcgym.perception.detection.sensor:PersonDetector", kind="person detector",
              input="rgb frame", output="Detections", onnx=True,
              description="CenterNet person detector + NMS (shipped, or checkpoint=; nms=NAME)")
+    models = Path(__file__).resolve().parent / "models"  # the shipped export of the shipped checkpoint
     register(DETECTOR + "-onnx", "hcgym.perception.export:shipped_onnx", kind="person detector", input="rgb frame",
-             output="Detections", kwargs={"sensor": DETECTOR},
+             output="Detections", kwargs={"sensor": DETECTOR, "path": str(models / "person_centernet.onnx"),
+                                          "source": str(models / "person_centernet.pt")},
              description="the shipped person detector's ONNX export on ONNX Runtime (path=, threads=, nms=NAME)")
 
 

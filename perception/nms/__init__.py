@@ -25,6 +25,7 @@ docstrings of :mod:`hcgym.perception.nms.classical` and in ``docs/detection.md``
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
 from hcgym.errors import SpecError
@@ -68,8 +69,11 @@ def register_all() -> None:
     register("nms/seq2seq", "hcgym.perception.nms.seq2seq:Seq2SeqNMS", kind="nms post-processor",
              input="boxes + scores + image", output="NmsResult", kwargs={"checkpoint": "shipped"}, onnx=True,
              description="Seq2Seq-NMS, torch (shipped, or checkpoint=); hcgym export nms/seq2seq")
+    models = Path(__file__).resolve().parent / "models"  # the shipped export of the shipped checkpoint
     register("nms/seq2seq-onnx", "hcgym.perception.export:shipped_onnx", kind="nms post-processor",
-             input="boxes + scores + image", output="NmsResult", kwargs={"sensor": "nms/seq2seq"},
+             input="boxes + scores + image", output="NmsResult",
+             kwargs={"sensor": "nms/seq2seq", "path": str(models / "seq2seq_nms.onnx"),
+                     "source": str(models / "seq2seq_nms.pt")},
              description="Seq2Seq-NMS, its shipped ONNX export on ONNX Runtime (path=, threads=)")
 
 
