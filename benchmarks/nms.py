@@ -52,6 +52,21 @@ def median_ms(fn, repeats: int, warmup: int = 3) -> float:
     return 1000 * statistics.median(times)
 
 
+def alternating_ms(fns: list, repeats: int, warmup: int = 1) -> list[float]:
+    """Median ms per call of each of ``fns``, called in turn in every round (so that a varying machine load
+    weighs on each alike)."""
+    for _ in range(warmup):
+        for fn in fns:
+            fn()
+    times: list[list[float]] = [[] for _ in fns]
+    for _ in range(repeats):
+        for fn, t in zip(fns, times):
+            t0 = time.perf_counter()
+            fn()
+            t.append(time.perf_counter() - t0)
+    return [1000 * statistics.median(t) for t in times]
+
+
 def scene_image(rng: np.random.Generator, w: int = 640, h: int = 480) -> np.ndarray:
     """A cluttered synthetic RGB image (80 rectangles on noise): edge density like a street scene."""
     from hcgym.perception.nms.simulate import synthetic_scene
@@ -98,13 +113,14 @@ def seq2seq(args: argparse.Namespace, rng: np.random.Generator, tmp: Path) -> No
     for n in args.sizes:
         boxes, scores = crowded_candidates(n, rng)
         t_old = median_ms(lambda: old(boxes, scores, image), reps, warmup=1)
-        t_fast = median_ms(lambda: method(boxes, scores, image), reps, warmup=1)
-        t_onnx = median_ms(lambda: exported(boxes, scores, image), reps, warmup=1)
+        t_fast, t_onnx = alternating_ms([lambda: method(boxes, scores, image), lambda: exported(boxes, scores, image)],
+                                        args.repeats)
         p_fast = method(boxes, scores, image).scores
         gap_old = float(np.abs(p_fast - old(boxes, scores, image).scores).max())
         gap = float(np.abs(p_fast - exported(boxes, scores, image).scores).max())
         print(f"| N={n} | {t_old:.1f} | {t_fast:.1f} | {t_old / t_fast:.1f}x | {gap_old:.1e} | {t_onnx:.1f} | {gap:.1e} |")
-    print(f"\nmedian of {reps} images after warm-up; whole call, edge map included; {args.threads} thread(s)\n")
+    print(f"\nmedian of {reps} calls (dense) and {args.repeats} calls (fast path and ONNX, called in turn) after "
+          f"warm-up; whole call, edge map included; {args.threads} thread(s)\n")
 
 
 def detector(args: argparse.Namespace, rng: np.random.Generator, tmp: Path) -> None:
