@@ -188,6 +188,15 @@ def table_markdown(results: dict[str, Any]) -> str:
     return "\n".join(lines)
 
 
+def _scoring(bench: dict[str, Any]) -> str:
+    """The scoring settings in words (face rules only where they are set)."""
+    out = f"score >= {bench['score_threshold']:g}"
+    if "face_match" in bench:
+        rule = f"IoU >= {bench['face_iou']:g}" if bench["face_match"] == "iou" else "box contains the face centre"
+        out = f"face hit: {rule}, {out}, faces with >= {bench['face_min_landmarks']} visible landmarks"
+    return out
+
+
 def _fmt(v: Any) -> str:
     if v is None:
         return "-"
@@ -230,7 +239,7 @@ def lines_plot(results: dict[str, Any], scored: list[dict[str, Any]]) -> bytes:
     return png_bytes(fig)
 
 
-def heat_maps(results: dict[str, Any], scored: list[dict[str, Any]], ncols: int = 3) -> bytes:
+def heat_maps(results: dict[str, Any], scored: list[dict[str, Any]]) -> bytes:
     """One heat map per sensor and value of the axes after the second: first axis down, second across; cells
     annotated (percent for fractions), grey where a cell has nothing to score."""
     from hcgym.report import png_bytes, pyplot
@@ -239,7 +248,7 @@ def heat_maps(results: dict[str, Any], scored: list[dict[str, Any]], ncols: int 
     first, second = results["sweep"]["grid"][:2]
     panels = [(x, label, mat) for x in scored
               for label, _, _, mat in pivot(results, [c["metrics"].get(x["primary"]) for c in x["cells"]])]
-    ncols = min(ncols, len(panels))
+    ncols = 2 if len(panels) == 4 else min(3, len(panels))
     nrows = -(-len(panels) // ncols)
     cw, ch = 0.42 * len(second["values"]) + 1.4, 0.34 * len(first["values"]) + 1.2
     fig, axes = plt.subplots(nrows, ncols, figsize=(cw * ncols, ch * nrows), dpi=100, squeeze=False)
@@ -264,8 +273,8 @@ def heat_maps(results: dict[str, Any], scored: list[dict[str, Any]], ncols: int 
     for ax in list(axes.flat)[len(panels):]:
         ax.set_visible(False)
     s = results["sweep"]
-    fig.suptitle(f"{s['per_cell']} avatars per cell, {s['size'][0]}x{s['size'][1]}, FOV {s['hfov']:g} deg; grey: "
-                 "nothing to score", fontsize=8)
+    fig.suptitle(f"{s['per_cell']} avatars per cell, {s['size'][0]}x{s['size'][1]}, FOV {s['hfov']:g} deg; "
+                 f"{_scoring(s['bench'])}; grey: nothing to score", fontsize=8)
     fig.tight_layout()
     if image is not None and all(x["primary"] in FRACTIONS for x in scored):
         fig.colorbar(image, ax=axes.ravel().tolist(), shrink=0.6, pad=0.01)
