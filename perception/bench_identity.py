@@ -24,8 +24,12 @@ import numpy as np
 
 from hcgym.errors import SpecError
 from hcgym.perception.bench_base import BenchConfig, Drawn, Scorer, face_truth, greedy_match, ratio, rounded, subject
-from hcgym.perception.registry import SensorSpec
+from hcgym.perception.registry import SensorSpec, resolve
 from hcgym.types import Detections, Frame
+
+#: Task code the scorer uses, loaded by name (the perception package imports no task package).
+GALLERY = "hcgym.perception.face.gallery:Gallery"
+RECOGNIZER_CUTOFF = "hcgym.perception.face.models:recognizer_cutoff"
 
 
 def takes_boxes(spec: SensorSpec) -> bool:
@@ -59,10 +63,8 @@ def gallery_cutoff(config: BenchConfig, spec: SensorSpec) -> tuple[float, bool]:
     """``(cut-off a, L2-normalise embeddings)`` of the recognizer: the calibrated pair, ``config.cutoff`` over
     its ``a``; recognizers without a calibrated cut-off need ``config.cutoff`` (their embeddings are
     L2-normalised, like every recognizer's but dlib's)."""
-    from hcgym.perception.face.models import recognizer_cutoff
-
     try:
-        a, normalize = recognizer_cutoff(spec.id)
+        a, normalize = resolve(RECOGNIZER_CUTOFF)(spec.id)
     except SpecError as e:
         if config.cutoff is None:
             raise SpecError("cutoff", f"{e.problem} (the distance a of the paper's confidence c = 1 - d / a)") from None
@@ -76,8 +78,7 @@ def enrol(sensor: Any, spec: SensorSpec, frames: Iterable[Frame], config: BenchC
     labelled with that person's ``identity``; the face comes from the ground-truth box or the sensor's own
     detection as the queries' (:attr:`BenchConfig.face_boxes`). A portrait without an embedding is left out
     (its person's faces then count as wrong); none at all raises a :class:`SpecError`."""
-    from hcgym.perception.face.gallery import Gallery
-
+    Gallery = resolve(GALLERY)  # noqa: N806 (a class)
     cutoff, normalize = gallery_cutoff(config, spec)  # before anything is rendered
     gallery = Gallery(cutoff, recognizer=spec.id, normalize=normalize)
     portraits = 0

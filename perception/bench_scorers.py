@@ -313,12 +313,12 @@ class NmsScorer(PersonDetectionScorer):
     task = "person detection (NMS on detector candidates)"
 
     def __init__(self, config: BenchConfig, spec: SensorSpec) -> None:
-        from hcgym.perception.nms.candidates import PERSON_DETECTOR
-        from hcgym.perception.registry import make
+        from hcgym.perception.registry import make, resolve
 
         super().__init__(config, spec)
-        self.detector_id = PERSON_DETECTOR
-        self.detector = make(PERSON_DETECTOR)
+        # the NMS family's candidate detector, by name: the perception package imports no task package
+        self.detector_id = resolve("hcgym.perception.nms.candidates:PERSON_DETECTOR")
+        self.detector = make(self.detector_id)
         self.n_candidates = 0
 
     def inputs(self, frame: Frame) -> tuple:

@@ -147,6 +147,12 @@ def _import(entry_point: str) -> Any:
     return getattr(importlib.import_module(module), attr)
 
 
+def resolve(entry_point: str) -> Any:
+    """The object ``"module:attribute"`` names, imported now. How the perception package's own modules (the
+    bench) reach task code without importing a task package at module level (no import cycle)."""
+    return _import(_check_entry_point(entry_point, "entry_point"))
+
+
 def make(id: str, **kwargs: Any) -> Any:
     """Create the sensor registered as ``id``; ``kwargs`` override its defaults. Its ``name`` is ``id``."""
     s = spec(id)

@@ -47,6 +47,8 @@ SYNTHESIS_TOP = (
     "hcgym.synthesis.identity_study",
     "hcgym.synthesis.face_sets",
     "hcgym.synthesis.motion_fidelity",
+    "hcgym.synthesis.bench_sweep",
+    "hcgym.synthesis.bench_sweep_report",
     "hcgym.synthesis.bench_frames",
 )
 #: Bottom layer of synthesis (pure avatars): imports only the root package and other bottom modules.
