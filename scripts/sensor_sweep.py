@@ -74,6 +74,8 @@ def config_from(args: argparse.Namespace):
         raise SpecError("--ray-address", "only with --engine ray")
     bench = {k: getattr(args, k) for k in ("score_threshold", "face_iou", "face_match", "face_min_landmarks")
              if getattr(args, k, None) is not None}
+    if getattr(args, "onnx", None) is not None:
+        bench["onnx"] = str(args.onnx)
     identities = tuple(args.identities or ())
     config = SweepConfig(sensors=tuple(s.strip() for s in args.id.split(",")), grid=parse_sweep(args.sweep),
                          per_cell=len(identities) or args.per_cell, seed=args.seed, identities=identities,

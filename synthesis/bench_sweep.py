@@ -184,6 +184,8 @@ class SweepConfig:
             raise SpecError("ID", "a sensor is listed twice")
         if self.sensor_kwargs and len(self.sensors) > 1:
             raise SpecError("--sensor-arg", "applies to one sensor: give a single ID with --sensor-arg")
+        if self.bench.get("onnx") and len(self.sensors) > 1:
+            raise SpecError("--onnx", "an export is one sensor's: give a single ID with --onnx")
         for sid in self.sensors:
             try:
                 spec = spec_of(sid)
@@ -196,7 +198,7 @@ class SweepConfig:
                 why = "moving people (behaviour timelines)" if task.needs_motion else "a gallery of the people"
                 raise SpecError("ID", f"{sid} ({task.name}) is scored against {why}, which a sweep's studio "
                                       "scenes do not have: sweep it in a world with hcgym evaluate sensor --world")
-            self.bench_config(sid)
+            self.try_sensor(sid, spec)
         if not isinstance(self.per_cell, int) or not 1 <= self.per_cell <= 1000:
             raise SpecError("--per-cell", f"expected 1..1000 avatars per cell, got {self.per_cell!r}")
         if self.identities and len(self.identities) != self.per_cell:
@@ -222,6 +224,19 @@ class SweepConfig:
             raise SpecError("--" + e.field.replace("_", "-"), e.problem) from None
         except TypeError as e:
             raise SpecError("bench", f"not a setting of the bench: {e}") from None
+
+    def try_sensor(self, sensor: str, spec: Any) -> None:
+        """Make (and close) the sensor once: bad keyword arguments or ONNX files are refused before rendering."""
+        from hcgym.perception.bench import make_sensor
+
+        config = self.bench_config(sensor)
+        try:
+            made = make_sensor(config, spec)
+        except SpecError as e:
+            raise SpecError({"sensor_kwargs": "--sensor-arg"}.get(e.field, "--" + e.field), e.problem) from None
+        close = getattr(made, "close", None)
+        if callable(close):
+            close()
 
     def avatar_seeds(self) -> tuple[int, ...]:
         """The avatar seeds of every cell."""
@@ -256,10 +271,13 @@ class SweepJob:
 
 @dataclass
 class SweepPart:
-    """What a job returns: one entry per cell (``index``, ``values``, ``truth`` and per-sensor ``scores``)."""
+    """What a job returns: one entry per cell (``index``, ``values``, ``truth`` and per-sensor ``scores``), or the
+    ``error`` (field, problem) of a :class:`SpecError` a scorer raised (handed back as data: it stops the run in
+    the driver, whichever process the job ran in)."""
 
     index: int
     cells: list[dict[str, Any]]
+    error: tuple[str, str] | None = None
 
 
 _STUDIO: dict[str, Any] = {}  # this process's loaded studio: {"key": ..., "sim": backend}
@@ -321,6 +339,13 @@ def cell_truth(frames: list[Frame]) -> dict[str, Any]:
 
 def run_sweep_job(job: SweepJob) -> SweepPart:
     """Render the job's cells and score every sensor on each (the function every engine runs)."""
+    try:
+        return _score_cells(job)
+    except SpecError as e:
+        return SweepPart(job.index, [], (e.field, e.problem))
+
+
+def _score_cells(job: SweepJob) -> SweepPart:
     from hcgym.perception import bench
     from hcgym.perception.registry import spec as spec_of
 

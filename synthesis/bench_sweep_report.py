@@ -22,6 +22,7 @@ from typing import Any
 
 import numpy as np
 
+from hcgym.errors import SpecError
 from hcgym.synthesis.bench_sweep import AXES, SweepConfig, SweepPart, close_studio, format_sweep, plan_jobs
 
 #: Count fields of a scorer's summary that add up over cells (precision is recomputed from them).
@@ -48,6 +49,8 @@ def run(config: SweepConfig, engine: str = "local", workers: int = 1, address: s
                    dynamic_ncols=True)
 
     def on_result(part: SweepPart) -> None:
+        if part.error is not None:
+            raise SpecError(*part.error)
         parts[part.index] = part
         if bar is not None:
             bar.update(len(part.cells))

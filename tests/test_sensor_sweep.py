@@ -87,6 +87,9 @@ def test_bad_grids_name_the_problem(text, problem):
     ({"bench": {"face_match": "box"}}, "--face-match", "expected iou or centre"),
     ({"bench": {"face_min_landmarks": 6}}, "--face-min-landmarks", "0..5"),
     ({"bench": {"score_threshold": 2.0}}, "--score-threshold", "(0, 1]"),
+    ({"sensor_kwargs": {"upsample": 9}}, "--sensor-arg", "expected 0-3, got 9"),
+    ({"sensor_kwargs": {"zoom": 2}}, "--sensor-arg", "does not take these arguments"),
+    ({"sensors": ("face/dlib-hog", "face/mediapipe-full"), "bench": {"onnx": "x.onnx"}}, "--onnx", "single ID"),
 ])
 def test_bad_settings_are_refused_before_rendering(kw, field, problem):
     base = {"sensors": ("face/dlib-hog",), "grid": parse_sweep("yaw=0"), "per_cell": 2, "identities": SEEDS}
@@ -118,6 +121,19 @@ def test_cell_frames_show_each_avatar_alone_where_the_cell_says():
         assert h.face_yaw == pytest.approx(-60, abs=3) and h.distance == pytest.approx(2.5, abs=0.1)
         cx, cy = (h.face_box[0] + h.face_box[2]) / 2, (h.face_box[1] + h.face_box[3]) / 2
         assert abs(cx - 160) < 20 and abs(cy - 120) < 20  # aimed at the face
+
+
+def test_a_scorer_refusing_the_scene_comes_back_as_data():
+    """A worker hands a scorer's SpecError back as (field, problem), so that it stops the run in the driver
+    whichever process the job ran in (SpecError itself does not survive pickling)."""
+    from hcgym.synthesis.bench_sweep import plan_jobs, run_sweep_job
+
+    config = small("yaw=0", sensors=("face/dlib-68",))
+    try:
+        part = run_sweep_job(plan_jobs(config, 1)[0])
+    finally:
+        close_studio()
+    assert part.cells == [] and part.error[0] == "world" and "68 dlib landmarks" in part.error[1]
 
 
 # ------------------------------------------------------------------ scoring
@@ -154,6 +170,7 @@ def test_same_scores_inline_and_in_a_process_pool():
     assert [c["truth"]["face_px"] for c in inline["cells"]][0] > [c["truth"]["face_px"] for c in inline["cells"]][2]
 
 
+@pytest.mark.slow
 def test_same_scores_on_a_local_ray():
     ray = pytest.importorskip("ray")
     config = small("distance=1,yaw=0,45")
