@@ -186,19 +186,6 @@ class SweepConfig:
             raise SpecError("--sensor-arg", "applies to one sensor: give a single ID with --sensor-arg")
         if self.bench.get("onnx") and len(self.sensors) > 1:
             raise SpecError("--onnx", "an export is one sensor's: give a single ID with --onnx")
-        for sid in self.sensors:
-            try:
-                spec = spec_of(sid)
-            except SpecError as e:
-                raise SpecError("ID", e.problem) from None
-            task = bench.task_for(spec)
-            if not bench.runs_on_frames(spec):
-                raise SpecError("ID", f"{sid} takes '{spec.input}', not a frame: a sweep has nothing to run it on")
-            if task.needs_motion or getattr(task, "needs_gallery", False):
-                why = "moving people (behaviour timelines)" if task.needs_motion else "a gallery of the people"
-                raise SpecError("ID", f"{sid} ({task.name}) is scored against {why}, which a sweep's studio "
-                                      "scenes do not have: sweep it in a world with hcgym evaluate sensor --world")
-            self.try_sensor(sid, spec)
         if not isinstance(self.per_cell, int) or not 1 <= self.per_cell <= 1000:
             raise SpecError("--per-cell", f"expected 1..1000 avatars per cell, got {self.per_cell!r}")
         if self.identities and len(self.identities) != self.per_cell:
@@ -212,6 +199,19 @@ class SweepConfig:
             raise SpecError("--hfov", f"expected a horizontal field of view in [1, 170] degrees, got {self.hfov!r}")
         if not self.grid:
             raise SpecError("--sweep", "a sweep needs at least one axis")
+        for sid in self.sensors:
+            try:
+                spec = spec_of(sid)
+            except SpecError as e:
+                raise SpecError("ID", e.problem) from None
+            task = bench.task_for(spec)
+            if not bench.runs_on_frames(spec):
+                raise SpecError("ID", f"{sid} takes '{spec.input}', not a frame: a sweep has nothing to run it on")
+            if task.needs_motion or getattr(task, "needs_gallery", False):
+                why = "moving people (behaviour timelines)" if task.needs_motion else "a gallery of the people"
+                raise SpecError("ID", f"{sid} ({task.name}) is scored against {why}, which a sweep's studio "
+                                      "scenes do not have: sweep it in a world with hcgym evaluate sensor --world")
+            self.try_sensor(sid, spec)
 
     def bench_config(self, sensor: str) -> Any:
         """The :class:`~hcgym.perception.bench.BenchConfig` of ``sensor`` in every cell."""
