@@ -190,7 +190,7 @@ def _examples(results: dict[str, Any], real: list[dict[str, Any]], height: int =
                 cv2.rectangle(img, (int(b[0]), int(b[1])), (int(b[2]), int(b[3])), (150, 150, 150), 1)
             w = max(1, round(img.shape[1] * height / img.shape[0]))
             tile = cv2.resize(img, (w, height), interpolation=cv2.INTER_AREA)
-            cv2.putText(tile, r["model"][-18:], (3, height - 5), cv2.FONT_HERSHEY_SIMPLEX, 0.35, (255, 255, 0), 1,
+            cv2.putText(tile, _short(r["model"]), (3, height - 5), cv2.FONT_HERSHEY_SIMPLEX, 0.35, (255, 255, 0), 1,
                         cv2.LINE_AA)
             pair.append(tile)
         pair.append(np.full((height, 6, 3), 255, np.uint8))
@@ -204,6 +204,13 @@ def _examples(results: dict[str, Any], real: list[dict[str, Any]], height: int =
     return buf.tobytes()
 
 
+def _short(name: str, width: int = 24) -> str:
+    """A detector's name for a figure: as given when short, else ``folder/stem`` of its path (at most ``width``)."""
+    if len(name) > width:
+        name = f"{Path(name).parent.name}/{Path(name).stem}"
+    return name[-width:]
+
+
 def _curves(results: dict[str, Any]) -> bytes:
     from hcgym.report import png_bytes, pyplot
 
@@ -211,8 +218,8 @@ def _curves(results: dict[str, Any]) -> bytes:
     fig, (a, b) = plt.subplots(1, 2, figsize=(8.0, 3.2), dpi=110)
     for r in results["rows"]:
         c = r["real"]["curve"]
-        a.plot(c["thresholds"], [100 * v for v in c["recall"]], marker=".", label=r["model"])
-        b.plot(c["thresholds"], c["fp_per_image"], marker=".", label=r["model"])
+        a.plot(c["thresholds"], [100 * v for v in c["recall"]], marker=".", label=_short(r["model"]))
+        b.plot(c["thresholds"], c["fp_per_image"], marker=".", label=_short(r["model"]))
     for ax, label in ((a, "real recall @ IoU 0.5 (%)"), (b, "real false positives / image")):
         ax.axvline(results["score_threshold"], color="grey", lw=0.8, ls="--")
         ax.set_xlabel("score threshold")
