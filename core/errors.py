@@ -22,6 +22,11 @@ class SpecError(HcgymError, ValueError):
         where = f"{source}: " if source else ""
         super().__init__(f"{where}{field}: {problem}")
 
+    def __reduce__(self) -> tuple:
+        # rebuild from the three fields (the default pickles only the message): errors raised in a
+        # process-pool or Ray worker reach the caller intact
+        return (type(self), (self.field, self.problem, self.source))
+
 
 class DependencyNotInstalled(HcgymError, ImportError):
     """An optional dependency (Webots, an InsightFace model pack, ...) is missing."""

@@ -59,9 +59,9 @@ def _check_args(args: argparse.Namespace) -> None:
 
 def _config(args: argparse.Namespace, fps: float):
     from hcgym.perception.bench import BenchConfig
+    from hcgym.scripts.evaluate_sensor import scoring_options
 
-    scoring = {k: getattr(args, k) for k in ("score_threshold", "face_iou", "face_match", "face_min_landmarks")
-               if getattr(args, k, None) is not None}
+    scoring = scoring_options(args)
     try:
         return BenchConfig(sensor=args.id, sensor_kwargs=dict(args.sensor_arg), seconds=0.0, fps=fps,
                            onnx=None if args.onnx is None else str(args.onnx), **scoring)

@@ -72,8 +72,9 @@ def config_from(args: argparse.Namespace):
         raise SpecError("--engine", f"unknown engine {args.engine!r} (allowed: {', '.join(ENGINES)})")
     if args.ray_address and args.engine != "ray":
         raise SpecError("--ray-address", "only with --engine ray")
-    bench = {k: getattr(args, k) for k in ("score_threshold", "face_iou", "face_match", "face_min_landmarks")
-             if getattr(args, k, None) is not None}
+    from hcgym.scripts.evaluate_sensor import scoring_options
+
+    bench = scoring_options(args)
     if getattr(args, "onnx", None) is not None:
         bench["onnx"] = str(args.onnx)
     identities = tuple(args.identities or ())
