@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import math
+from typing import Any
 
 
 def seed_range(text: str) -> list[int]:
@@ -106,3 +107,11 @@ def size(text: str) -> tuple[int, int]:
     if w < 8 or h < 8:
         raise argparse.ArgumentTypeError(f"expected WxH with both at least 8, e.g. 84x84, got {text!r}")
     return w, h
+
+
+def scoring_options(args: argparse.Namespace) -> dict[str, Any]:
+    """The bench's scoring options given on the command line (``--score-threshold``, ``--face-iou``,
+    ``--face-match``, ``--face-min-landmarks``), as :class:`~hcgym.perception.bench.BenchConfig` fields;
+    options left at ``None`` keep the config's defaults."""
+    names = ("score_threshold", "face_iou", "face_match", "face_min_landmarks")
+    return {k: getattr(args, k) for k in names if getattr(args, k, None) is not None}

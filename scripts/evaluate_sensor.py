@@ -84,14 +84,6 @@ def run(args: argparse.Namespace) -> int:
     return run_world(args)
 
 
-def scoring_options(args: argparse.Namespace) -> dict[str, Any]:
-    """The bench's scoring options given on the command line (``--score-threshold``, ``--face-iou``,
-    ``--face-match``, ``--face-min-landmarks``), as :class:`~hcgym.perception.bench.BenchConfig` fields;
-    options left at ``None`` keep the config's defaults."""
-    names = ("score_threshold", "face_iou", "face_match", "face_min_landmarks")
-    return {k: getattr(args, k) for k in names if getattr(args, k, None) is not None}
-
-
 def run_world(args: argparse.Namespace) -> int:
     """One world over time: the bench on ``--seconds`` of frames at ``--fps``."""
     from hcgym.perception import bench
@@ -112,7 +104,7 @@ def run_world(args: argparse.Namespace) -> int:
         config = bench.BenchConfig(sensor=args.id, world=world.name, seconds=args.seconds, fps=args.fps,
                                    seed=args.seed, camera=args.camera, sensor_kwargs=dict(args.sensor_arg),
                                    onnx=None if args.onnx is None else str(args.onnx), cutoff=args.cutoff,
-                                   face_boxes=args.face_boxes, **scoring_options(args))
+                                   face_boxes=args.face_boxes, **_args.scoring_options(args))
         frames = iter_world_frames(world, args.seconds, args.fps, args.seed, args.camera, size=args.size)
         bench.check_world(spec, world.animated, world.name)
         sensor = bench.make_sensor(config, spec) if bench.runs(spec) else None

@@ -59,7 +59,7 @@ def _check_args(args: argparse.Namespace) -> None:
 
 def _config(args: argparse.Namespace, fps: float):
     from hcgym.perception.bench import BenchConfig
-    from hcgym.scripts.evaluate_sensor import scoring_options
+    from hcgym.scripts._args import scoring_options
 
     scoring = scoring_options(args)
     try:

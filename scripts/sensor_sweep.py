@@ -72,7 +72,7 @@ def config_from(args: argparse.Namespace):
         raise SpecError("--engine", f"unknown engine {args.engine!r} (allowed: {', '.join(ENGINES)})")
     if args.ray_address and args.engine != "ray":
         raise SpecError("--ray-address", "only with --engine ray")
-    from hcgym.scripts.evaluate_sensor import scoring_options
+    from hcgym.scripts._args import scoring_options
 
     bench = scoring_options(args)
     if getattr(args, "onnx", None) is not None:
