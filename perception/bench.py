@@ -164,12 +164,12 @@ def check_world(spec: SensorSpec, animated: bool, world: str = "") -> None:
 # ------------------------------------------------------------------ making the sensor
 def _required_arguments(spec: SensorSpec, given: dict[str, Any]) -> list[str]:
     """Parameters of the sensor's entry point without a default that neither the registry nor ``given`` set."""
-    import importlib
     import inspect
 
-    module, _, attr = spec.entry_point.partition(":")
+    from hcgym.perception.registry import resolve
+
     try:
-        params = inspect.signature(getattr(importlib.import_module(module), attr)).parameters.values()
+        params = inspect.signature(resolve(spec.entry_point)).parameters.values()
     except (TypeError, ValueError):  # no signature to read: the call itself will tell
         return []
     return [p.name for p in params if p.default is p.empty and p.kind in (p.POSITIONAL_OR_KEYWORD, p.KEYWORD_ONLY)

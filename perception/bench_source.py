@@ -80,15 +80,16 @@ class ImageLabels:
 
 
 # ------------------------------------------------------------------ reading pictures
-def read_rgb(path: str | Path) -> np.ndarray:
-    """One photo as (H, W, 3) uint8 RGB (grey and RGBA files converted); :class:`SpecError` if unreadable."""
-    from PIL import Image, UnidentifiedImageError
+def read_rgb(path: str | Path, field: str = "--source") -> np.ndarray:
+    """One photo as (H, W, 3) uint8 RGB (grey and RGBA files converted); :class:`SpecError` naming ``field``
+    if unreadable."""
+    from PIL import Image
 
     try:
         with Image.open(path) as im:
-            return np.asarray(im.convert("RGB"))
-    except (OSError, UnidentifiedImageError) as e:
-        raise SpecError("--source", f"cannot read image {path} ({type(e).__name__})") from None
+            return np.array(im.convert("RGB"))
+    except (OSError, ValueError) as e:  # UnidentifiedImageError is an OSError
+        raise SpecError(field, f"cannot read image {path} ({type(e).__name__})") from None
 
 
 def list_images(folder: str | Path) -> list[Path]:

@@ -194,13 +194,9 @@ def _check_layout(data: dict[str, np.ndarray], m: int, path: Path) -> None:
 
 def read_rgb(path: str | Path) -> np.ndarray:
     """``(H, W, 3)`` uint8 RGB of an image file; :class:`SpecError` (field ``image``) if unreadable."""
-    from PIL import Image
+    from hcgym.perception.bench_source import read_rgb as read
 
-    try:
-        with Image.open(path) as im:
-            return np.array(im.convert("RGB"))
-    except (OSError, ValueError) as e:
-        raise SpecError("image", f"cannot read {path}: {e}") from None
+    return read(path, "image")
 
 
 def coco_file(dataset: str | Path, split: str = "test") -> Path:

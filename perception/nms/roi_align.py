@@ -231,21 +231,7 @@ def roi_align_dense(input: torch.Tensor, rois: torch.Tensor, output_size: int | 
                     spatial_scale: float | torch.Tensor = 1.0, sampling_ratio: int = -1,
                     aligned: bool = True) -> torch.Tensor:
     """:func:`roi_align` as dense matrix products ``Ay @ feature @ Ax^T`` (the former implementation;
-    O(K PH H W), same outputs within float rounding).
-
-    Args:
-        input: ``(B, C, H, W)`` feature map.
-        rois: ``(K, 5)`` rows ``[batch_index, x0, y0, x1, y1]`` in input-image coordinates.
-        output_size: ``(PH, PW)`` or one int for both.
-        spatial_scale: factor from box to feature-map coordinates; a float, or a tensor of one value
-            or two values ``(scale_x, scale_y)`` (per-axis scales, e.g. for an anisotropic resize).
-        sampling_ratio: samples per bin along each axis; ``<= 0`` uses ``ceil(roi_size / pooled)``
-            per box (adaptive; not exportable, as the grid size depends on the data).
-        aligned: shift boxes by -0.5 pixel (pixel centres at integer coordinates).
-
-    Returns:
-        ``(K, C, PH, PW)``.
-    """
+    O(K PH H W), same outputs within float rounding). Arguments and result as :func:`roi_align`."""
     ph, pw, x0, y0, rw, rh, gx, gy, gxmax, gymax = _prepare(input, rois, output_size, spatial_scale,
                                                             sampling_ratio, aligned)
     _, _, h, w = input.shape
