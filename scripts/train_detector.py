@@ -38,6 +38,8 @@ def add_arguments(d: argparse.ArgumentParser) -> None:
     d.add_argument("--batch-size", type=_args.positive_int, default=16)
     d.add_argument("--lr", type=float, default=2e-3, help="peak learning rate (Adam, cosine decay)")
     d.add_argument("--seed", type=_args.seed, default=0)
+    d.add_argument("--person-zoom", type=float, default=0.0,
+                   help="probability of a close-up crop around one person (portrait framing; 0 = off)")
     d.add_argument("--init", default=None, help="start from a checkpoint (PATH or 'shipped') to fine-tune")
     d.add_argument("--max-images", type=_args.positive_int, default=None,
                    help="use the first K training images of each --data folder")
@@ -65,11 +67,14 @@ def run(args: argparse.Namespace) -> int:
     t0 = time.time()
     if args.lr <= 0:
         raise SpecError("--lr", f"expected > 0, got {args.lr}")
+    if not 0.0 <= args.person_zoom <= 1.0:
+        raise SpecError("--person-zoom", f"expected a probability 0-1, got {args.person_zoom}")
     state = args.out / "train_state" / "last.pt"
     if state.is_file() and not args.resume:
         raise SpecError("--out", f"{state} exists: pass --resume to continue it, or choose another --out")
     cfg = DetectorTrainConfig(epochs=args.epochs, batch_size=args.batch_size, lr=args.lr, seed=args.seed,
-                              threads=args.threads, device=args.device, loader_workers=args.loader_workers)
+                              threads=args.threads, device=args.device, loader_workers=args.loader_workers,
+                              person_zoom=args.person_zoom)
     if args.tiny:
         cfg = replace(cfg, batch_size=min(cfg.batch_size, 2), warmup=2)
     if args.init is not None:

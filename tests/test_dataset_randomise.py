@@ -190,6 +190,25 @@ def test_tints_change_the_people_only():
     assert not randomise.skin_like(np.array([[[120, 200, 170]]], np.uint8))[0, 0]  # blue: clothes
 
 
+def test_garments_repaint_clothes_not_skin_nor_background():
+    rgb, seg = _scene()
+    rng = np.random.default_rng(0)
+    dressed = []
+    for _ in range(20):
+        out, params = randomise.dress_people(rgb, seg, 2, rng)
+        assert len(params) == 2
+        assert np.array_equal(out[seg == 0], rgb[seg == 0])  # background untouched
+        assert np.array_equal(out[seg == 1], rgb[seg == 1])  # skin-coloured person untouched
+        if params[1] is not None:
+            assert not np.array_equal(out[seg == 2], rgb[seg == 2])
+            assert set(params[1]) == {"upper", "lower", "split", "pattern"}
+            dressed.append(params[1])
+    assert 0 < len(dressed) < 20  # a share of the people, not all or none
+    again = randomise.dress_people(rgb, seg, 2, np.random.default_rng(0))
+    first = randomise.dress_people(rgb, seg, 2, np.random.default_rng(0))
+    assert np.array_equal(again[0], first[0]) and again[1] == first[1]
+
+
 @pytest.mark.parametrize("kind", randomise.BACKGROUND_KINDS)
 def test_every_background_kind_is_a_textured_image(kind):
     img, got = randomise.background(np.random.default_rng(0), 48, 64, kind)
@@ -210,6 +229,7 @@ def test_backgrounds_and_distractors_stay_behind_the_people(monkeypatch):
     """With the people's colours and the camera effects switched off, person pixels are untouched while the
     background changes."""
     monkeypatch.setattr(randomise, "tint_people", lambda rgb, seg, count, rng: (rgb, []))
+    monkeypatch.setattr(randomise, "dress_people", lambda rgb, seg, count, rng: (rgb, []))
     monkeypatch.setattr(randomise, "camera_effects", lambda rgb, rng: (rgb, {}))
     rgb, seg = _scene()
     changed = 0

@@ -125,6 +125,32 @@ def test_coco_ap_and_precision_on_hand_built_cases():
 
 
 # ---------------------------------------------------------------- training, ONNX, CLI
+def test_person_zoom_frames_one_person_like_a_portrait():
+    """A close-up crop magnifies one person to 45-125 % of the canvas height (at most 3x), keeps the head inside
+    and the box on the person; with the option off the augmentation draws exactly as before."""
+    from dataclasses import replace
+
+    from hcgym.perception.detection.training import DetectorTrainConfig, _augment
+
+    image = np.zeros((288, 384, 3), np.uint8)
+    image[100:220, 180:210] = 200  # one person, 120 px tall
+    boxes = np.array([[180, 100, 210, 220]], np.float32)
+    cfg = replace(DetectorTrainConfig(), flip=0.0, photometric=0.0, person_zoom=1.0)
+    heights = []
+    for seed in range(12):
+        canvas, out, ign = _augment(image, boxes, np.zeros(1, bool), cfg, np.random.default_rng(seed), (384, 288))
+        assert canvas.shape == (288, 384, 3) and len(out) == 1 and not ign[0]
+        x0, y0, x1, y1 = out[0]
+        assert y0 > 0  # the head is inside the crop
+        assert canvas[int(y0) + 2, int((x0 + x1) / 2)].max() == 200  # the box is on the person
+        heights.append(y1 - y0)
+    assert 0.4 * 288 <= min(heights) and max(heights) <= 288 and np.ptp(heights) > 20
+    small = np.array([[180, 100, 190, 120]], np.float32)  # too small to magnify: at most the plain zoom's 1/0.6
+    for seed in range(6):
+        _, out, _ = _augment(image, small, np.zeros(1, bool), cfg, np.random.default_rng(seed), (384, 288))
+        assert out[0, 3] - out[0, 1] <= 20 / 0.6 + 0.5
+
+
 def test_training_lowers_the_loss_is_deterministic_and_resumes_exactly(crowd_set, tmp_path, one_torch_thread):
     from hcgym.perception.detection.centernet import CenterNet, CenterNetConfig
     from hcgym.perception.detection.training import DetectorTrainConfig, load_split, train_detector

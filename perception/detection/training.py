@@ -27,7 +27,10 @@ class DetectorTrainConfig:
     """Optimisation settings (Adam, linear warm-up then cosine decay to 1 % of ``lr``).
 
     ``flip``/``zoom``/``photometric`` are the augmentation probabilities (zoom: a random crop of
-    60-100 % of the image, resized back to the canvas).
+    60-100 % of the image, resized back to the canvas). ``person_zoom`` is the probability of a close-up
+    crop instead: around one person, so that the person is 45-125 % of the crop's height with the head
+    inside it (cut at the bottom like the subject of a portrait), magnified at most :data:`PERSON_ZOOM_MAX`
+    times.
     """
 
     epochs: int = 30
@@ -39,6 +42,7 @@ class DetectorTrainConfig:
     flip: float = 0.5
     zoom: float = 0.5
     photometric: float = 0.8
+    person_zoom: float = 0.0
     threads: int = 2
     device: str = "cpu"
     loader_workers: int = 0
@@ -72,6 +76,30 @@ def load_split(data_dir: str | Path, split: str = "train", max_images: int | Non
     return items
 
 
+#: Largest magnification of a person close-up crop, and the smallest person height (pixels) it starts from.
+PERSON_ZOOM_MAX = 3.0
+PERSON_ZOOM_MIN_PX = 32
+
+
+def _person_crop(image: np.ndarray, boxes: np.ndarray, ignore: np.ndarray, rng: np.random.Generator,
+                 aspect: float) -> tuple[int, int, int, int] | None:
+    """A close-up crop ``(x0, y0, w, h)`` (may reach past the image) around one person, or ``None`` when no
+    person is large enough to magnify."""
+    heights = boxes[:, 3] - boxes[:, 1]
+    ok = np.nonzero(~ignore & (heights >= PERSON_ZOOM_MIN_PX))[0]
+    if not len(ok):
+        return None
+    j = int(ok[int(rng.integers(len(ok)))])
+    x0, y0, x1, y1 = (float(v) for v in boxes[j])
+    ratio = float(rng.uniform(0.45, 1.25))
+    ch = max((y1 - y0) / ratio, image.shape[0] / PERSON_ZOOM_MAX, 8.0)
+    ch = min(ch, float(image.shape[0]))
+    cw = ch * aspect
+    top = y0 - float(rng.uniform(0.03, 0.25)) * ch
+    left = (x0 + x1) / 2 - cw / 2 + float(rng.uniform(-0.2, 0.2)) * cw
+    return int(round(left)), int(round(top)), max(8, int(round(cw))), max(8, int(round(ch)))
+
+
 def _augment(image: np.ndarray, boxes: np.ndarray, ignore: np.ndarray, cfg: DetectorTrainConfig,
              rng: np.random.Generator, input_size: tuple[int, int]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Letterboxed, augmented canvas and its boxes (canvas pixels)."""
@@ -81,11 +109,20 @@ def _augment(image: np.ndarray, boxes: np.ndarray, ignore: np.ndarray, cfg: Dete
 
     h, w = image.shape[:2]
     boxes = boxes.copy()
-    if rng.random() < cfg.zoom:
+    crop = None
+    if cfg.person_zoom and rng.random() < cfg.person_zoom:
+        crop = _person_crop(image, boxes, ignore, rng, input_size[0] / input_size[1])
+    if crop is None and rng.random() < cfg.zoom:
         s = rng.uniform(0.6, 1.0)
-        cw, ch = int(w * s), int(h * s)
-        x0, y0 = int(rng.integers(0, w - cw + 1)), int(rng.integers(0, h - ch + 1))
-        image = image[y0:y0 + ch, x0:x0 + cw]
+        crop = (int(rng.integers(0, w - int(w * s) + 1)), int(rng.integers(0, h - int(h * s) + 1)),
+                int(w * s), int(h * s))
+    if crop is not None:
+        x0, y0, cw, ch = crop
+        pad = np.full((ch, cw, 3), image.reshape(-1, 3).mean(0), np.uint8)  # past the image: its mean colour
+        xa, ya, xb, yb = max(0, x0), max(0, y0), min(w, x0 + cw), min(h, y0 + ch)
+        if xb > xa and yb > ya:
+            pad[ya - y0:yb - y0, xa - x0:xb - x0] = image[ya:yb, xa:xb]
+        image = pad
         boxes = boxes - np.array([x0, y0, x0, y0], np.float32)
         clipped = np.clip(boxes, 0, [cw, ch, cw, ch])
         area = np.maximum(boxes[:, 2] - boxes[:, 0], 0) * np.maximum(boxes[:, 3] - boxes[:, 1], 0)

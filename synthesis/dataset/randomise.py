@@ -12,7 +12,9 @@ bytes):
   up to :data:`ROLL_DEG` degrees;
 * light: direction, colour temperature, intensity and ambient level over wide ranges (:func:`sample_light`);
 * skin and clothing: per person, a lightness change of the skin-coloured pixels and a hue rotation of the
-  others (clothes, hair), :func:`tint_people`;
+  others (clothes, hair), :func:`tint_people`; then, for a share of the people, new garments: the clothes
+  repainted in suit, uniform and everyday colours (upper and lower garment, or one suit), with the rendered
+  shading kept and sometimes a woven or printed pattern, :func:`dress_people`;
 * backgrounds: with probability :data:`BACKGROUND_P` every pixel that is not a person is replaced by a
   procedural texture (gradients, multi-scale noise, tiles, stripes, blobs), :func:`background`;
 * distractors: non-person 2-D shapes (ellipses, boxes, polygons, poles, noise patches), drawn behind the
@@ -35,7 +37,7 @@ import numpy as np
 from hcgym.synthesis.dataset.sampling import LightSample
 
 #: Share of close-up images, and their ranges (metres, degrees, people per image).
-CLOSE_UP_FRACTION = 0.35
+CLOSE_UP_FRACTION = 0.5
 CLOSE_UP_DISTANCE = (0.8, 3.5)
 CLOSE_UP_HEIGHT = (1.0, 1.9)
 CLOSE_UP_PITCH = (-15.0, 10.0)
@@ -55,6 +57,18 @@ LIGHT_AMBIENT = (0.15, 0.8)
 SKIN_VALUE = (0.65, 1.25)
 CLOTH_HUE_DEG = 90.0
 CLOTH_SATURATION = (0.6, 1.4)
+#: Garments: probability that a person is re-dressed, that upper and lower garment share one colour (a suit),
+#: that the cloth gets a pattern; where the upper garment ends (share of the person's visible height, from
+#: the top); the palette (RGB; dark suits and uniforms, shirts, everyday colours) and the share of colours
+#: drawn from it rather than uniformly.
+GARMENT_P = 0.6
+GARMENT_SUIT_P = 0.4
+GARMENT_PATTERN_P = 0.25
+GARMENT_SPLIT = (0.4, 0.62)
+GARMENT_COLOURS = ((20, 20, 22), (45, 47, 52), (28, 32, 62), (40, 45, 80), (85, 85, 90), (130, 130, 135),
+                   (60, 62, 45), (90, 62, 42), (185, 165, 135), (235, 235, 232), (160, 185, 215), (120, 25, 32),
+                   (225, 110, 40), (200, 170, 40))
+GARMENT_PALETTE_P = 0.75
 #: Probability of a procedural background, and its kinds.
 BACKGROUND_P = 0.5
 BACKGROUND_KINDS = ("gradient", "noise", "tiles", "stripes", "blobs")
@@ -156,6 +170,60 @@ def tint_people(rgb: np.ndarray, seg: np.ndarray, count: int, rng: np.random.Gen
     out[..., 1:] = np.clip(out[..., 1:], 0, 255)
     tinted = cv2.cvtColor(np.clip(out, 0, 255).astype(np.uint8), cv2.COLOR_HSV2RGB)
     return np.where((seg > 0)[..., None], tinted, rgb), params
+
+
+def _garment_colour(rng: np.random.Generator) -> np.ndarray:
+    if rng.random() < GARMENT_PALETTE_P:
+        base = np.asarray(GARMENT_COLOURS[int(rng.integers(len(GARMENT_COLOURS)))], np.float32)
+        return np.clip(base * rng.uniform(0.8, 1.2) + rng.normal(0, 6, 3), 0, 255).astype(np.float32)
+    return _colour(rng)
+
+
+def dress_people(rgb: np.ndarray, seg: np.ndarray, count: int, rng: np.random.Generator) -> tuple[np.ndarray, list]:
+    """New garments for a share :data:`GARMENT_P` of the people: the pixels of person ``k`` (``seg == k + 1``)
+    that are not skin-coloured get an upper and a lower garment colour (one colour with probability
+    :data:`GARMENT_SUIT_P`), split at a share :data:`GARMENT_SPLIT` of the person's visible height, times the
+    rendered shading (the pixel's brightness over the garment's bright level), and with probability
+    :data:`GARMENT_PATTERN_P` a stripe, check or noise pattern.
+
+    Returns the (H, W, 3) uint8 image and per person ``None`` (not re-dressed) or
+    ``{"upper": rgb, "lower": rgb, "split": share, "pattern": kind or None}``.
+    """
+    import cv2
+
+    params: list = []
+    out = rgb.astype(np.float32)
+    hsv = cv2.cvtColor(rgb, cv2.COLOR_RGB2HSV) if count else None
+    lum = out.mean(axis=2)
+    for k in range(count):
+        if rng.random() >= GARMENT_P:
+            params.append(None)
+            continue
+        upper = _garment_colour(rng)
+        lower = upper if rng.random() < GARMENT_SUIT_P else _garment_colour(rng)
+        split = float(rng.uniform(*GARMENT_SPLIT))
+        pattern = None
+        if rng.random() < GARMENT_PATTERN_P:
+            pattern = str(("stripes", "tiles", "noise")[int(rng.integers(3))])
+        params.append({"upper": [round(float(v), 1) for v in upper], "lower": [round(float(v), 1) for v in lower],
+                       "split": round(split, 3), "pattern": pattern})
+        person = seg == k + 1
+        m = person & ~skin_like(hsv)
+        if not m.any():
+            continue
+        ys, xs = np.nonzero(m)
+        top, bottom = np.nonzero(person.any(axis=1))[0][[0, -1]]
+        y_split = top + split * (bottom - top + 1)
+        level = max(float(np.percentile(lum[ys, xs], 80)), 8.0)
+        shade = np.clip(lum[ys, xs] / level, 0.2, 1.5)[:, None]
+        colour = np.where((ys < y_split)[:, None], upper, lower)
+        if pattern is not None:
+            y0, y1, x0, x1 = ys.min(), ys.max() + 1, xs.min(), xs.max() + 1
+            tex, _ = background(rng, int(y1 - y0), int(x1 - x0), pattern)
+            grey = tex.astype(np.float32).mean(axis=2)
+            colour = colour * (0.6 + 0.8 * grey[ys - y0, xs - x0] / 255.0)[:, None]
+        out[ys, xs] = colour * shade
+    return np.clip(out, 0, 255).astype(np.uint8), params
 
 
 # -------------------------------------------------------------- background
@@ -304,8 +372,8 @@ def camera_effects(rgb: np.ndarray, rng: np.random.Generator) -> tuple[np.ndarra
 
 
 def apply(rgb: np.ndarray, seg: np.ndarray, count: int, rng: np.random.Generator) -> tuple[np.ndarray, dict[str, Any]]:
-    """Every image-space randomisation, in a fixed order: people's colours, background, distractors (behind
-    the people: person pixels ``seg > 0`` are kept), camera effects.
+    """Every image-space randomisation, in a fixed order: people's colours and garments, background,
+    distractors (behind the people: person pixels ``seg > 0`` are kept), camera effects.
 
     Args:
         rgb: (H, W, 3) uint8 render. seg: (H, W) int, ``k + 1`` on person ``k`` of ``count``, 0 elsewhere.
@@ -314,7 +382,8 @@ def apply(rgb: np.ndarray, seg: np.ndarray, count: int, rng: np.random.Generator
     h, w = seg.shape
     people = (seg > 0)[..., None]
     out, tints = tint_people(rgb, seg, count, rng)
-    info: dict[str, Any] = {"tints": tints}
+    out, garments = dress_people(out, seg, count, rng)
+    info: dict[str, Any] = {"tints": tints, "garments": garments}
     if rng.random() < BACKGROUND_P:
         bg, kind = background(rng, h, w)
         out = np.where(people, out, bg)
