@@ -189,6 +189,8 @@ def test_config_round_trip_and_errors():
         (dict(TINY, temporal_kernel=2), "temporal_kernel"),
         (dict(TINY, attention_scope="video"), "attention_scope"),
         (dict(TINY, widths=(8, 0)), "widths"),
+        (dict(TINY, alpha="half"), "alpha"),
+        (dict(TINY, frames="8"), "frames"),
     ]
     for kw, field in cases:
         with pytest.raises(SpecError) as err:

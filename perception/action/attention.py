@@ -44,7 +44,7 @@ def check_mode(mode: str, alpha: float, field: str = "mode") -> None:
     """Raise :class:`SpecError` unless ``mode`` is one of :data:`MODES` and ``alpha`` lies in [0, 1]."""
     if mode not in MODES:
         raise SpecError(field, f"unknown attention mode {mode!r} (allowed: {', '.join(MODES)})")
-    if not 0.0 <= float(alpha) <= 1.0:
+    if isinstance(alpha, bool) or not isinstance(alpha, (int, float)) or not 0.0 <= alpha <= 1.0:
         raise SpecError("alpha", f"expected a value in [0, 1], got {alpha}")
 
 
@@ -70,7 +70,8 @@ def _pool_dims(x: Tensor, scope: str) -> tuple[int, ...]:
 
 def _channels_last(layer: nn.Module, x: Tensor) -> Tensor:
     """Apply a ``nn.Linear`` over dim 1 of ``(N, C, *S)``."""
-    return layer(x.movedim(1, -1)).movedim(-1, 1)
+    last = x.dim() - 1  # a positive dim: ONNX export writes a negative one into Transpose's perm
+    return layer(x.transpose(1, last)).transpose(1, last)
 
 
 class _ChannelAttention(nn.Module):
