@@ -326,3 +326,10 @@ def test_agcn_clip_attention_converts_to_per_frame():
             assert (outs[t] - per_frame(window)).abs().max() <= TOL
             assert (outs[t] - clip_att(window)).abs().max() > 1e-3
     assert clip_att.blocks[1].gcn.attention == "clip"  # the clip model is left as it was
+
+
+def test_strides_without_a_continual_schedule_are_refused():
+    """k = 3 with a stride-2 residual block: the residual's frames and the convolution's never line up."""
+    cfg = GCNConfig(channels=(8, 16, 16), strides=(1, 2, 1), temporal_kernel=3, num_classes=3)
+    with pytest.raises(SpecError, match="multiple of the stride"):
+        to_continual(build_gcn(cfg).eval(), 20)

@@ -492,6 +492,13 @@ def to_continual(model: GCN, clip_len: int) -> CoGCN:
     if pooled < 1:
         raise SpecError("clip_len", f"must be an integer of at least {cfg.receptive_field()} frames "
                         f"(the unpadded receptive field), got {clip_len!r}")
+    half = (cfg.temporal_kernel - 1) // 2
+    for i, (stride, res) in enumerate(zip(cfg.strides, model.residuals)):
+        # the strided residual picks frames (k - 1) / 2 steps into the stream, the strided convolution k - 1
+        # steps in; both fire every `stride` steps, so they only meet when (k - 1) / 2 is a multiple of it
+        if res == "conv" and stride > 1 and half % stride:
+            raise SpecError("strides", f"block {i}: a temporal stride of {stride} with kernel {cfg.temporal_kernel} "
+                            f"has no continual version ((k - 1) / 2 = {half} must be a multiple of the stride)")
     modules: OrderedDict[str, nn.Module] = OrderedDict(data_bn=FrameWise(copy.deepcopy(model.data_bn)))
     for i, block in enumerate(model.blocks):
         modules[f"block{i}"] = _continual_block(block)
