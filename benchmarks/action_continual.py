@@ -18,7 +18,7 @@ AGCN on T = 300 frames, 25 joints, M = 2 persons, the full widths 64x4, 128x3, 2
   through its public ``forward_step``), traced (both traced with ``torch.jit.trace``; the continual one
   through its explicit-state step, the graph its ONNX export records, so neither pays Python per module),
   and like-with-like (traced, with every convolution of both run as per-frame 2D / 1D convolutions and
-  temporal padding skipped, ``cost.per_frame_convolutions``: the same kernels on both sides, the reference's
+  temporal padding skipped, ``stepping.per_frame_convolutions``: the same kernels on both sides, the reference's
   caveat about torch's CPU conv3d). Ratios are per round, median [min - max] over the rounds.
 * Parameters, state floats (and bytes, int64 ring indices included) and the delay in frames.
 
@@ -105,7 +105,7 @@ def _spread(values: list[float]) -> str:
 
 def measure(case: Case, repeats: int, seed: int) -> dict[str, Any]:
     """MACs, state and timing of one case."""
-    from hcgym.perception.action import cost
+    from hcgym.perception.action import cost, stepping
 
     co_model = case.make_continual().eval()
     flops = cost.flops_per_prediction(case.clip_model, co_model, case.clip, seed=seed)
@@ -115,12 +115,12 @@ def measure(case: Case, repeats: int, seed: int) -> dict[str, Any]:
     with torch.no_grad():
         for t in range(int(co_model.delay)):
             co_model.forward_step(case.stream[:, :, t % case.stream.shape[2]])
-    framed_clip = cost.per_frame_convolutions(case.clip_model)
+    framed_clip = stepping.per_frame_convolutions(case.clip_model)
     fns = {"clip": case.clip_model, "forward_step": co_model.forward_step,
-           "clip_traced": cost.traced_clip(case.clip_model, case.clip),
-           "step_traced": cost.TracedStep(case.make_continual(), case.stream),
-           "clip_framed": cost.traced_clip(framed_clip, case.clip),
-           "step_framed": cost.TracedStep(cost.per_frame_convolutions(case.make_continual(), inplace=True),
+           "clip_traced": stepping.traced_clip(case.clip_model, case.clip),
+           "step_traced": stepping.TracedStep(case.make_continual(), case.stream),
+           "clip_framed": stepping.traced_clip(framed_clip, case.clip),
+           "step_framed": stepping.TracedStep(stepping.per_frame_convolutions(case.make_continual(), inplace=True),
                                           case.stream)}
     frames = [(case.stream[:, :, t],) for t in range(case.stream.shape[2])]
     step_names = ("forward_step", "step_traced", "step_framed")

@@ -1,5 +1,6 @@
-"""MAC counting by ptflops and fvcore, MACs per prediction, state memory and the per-frame convolutions of
-:mod:`hcgym.perception.action.cost` (no timed assertions: speed is measured by benchmarks/action_continual.py)."""
+"""MAC counting by ptflops and fvcore, MACs per prediction and state memory (:mod:`hcgym.perception.action.cost`);
+the explicit, traced and per-frame-convolution ways of running the models (:mod:`.stepping`). No timed
+assertions: speed is measured by benchmarks/action_continual.py."""
 
 from __future__ import annotations
 
@@ -10,7 +11,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from hcgym.errors import SpecError
-from hcgym.perception.action import cost, gcn, x3d
+from hcgym.perception.action import cost, gcn, stepping, x3d
 from hcgym.perception.action.graph import NUM_JOINTS, ntu_adjacency
 
 V = NUM_JOINTS
@@ -163,28 +164,28 @@ def test_conv_by_frames_equals_conv3d_and_conv2d(stride, padding, dilation, grou
     g = torch.Generator().manual_seed(0)
     x, w, b = torch.randn(2, 4, 7, 9, 9, generator=g), torch.randn(6, 4 // groups, 3, 3, 3, generator=g), torch.randn(6)
     ref = F.conv3d(x, w, b, stride, padding, dilation, groups)
-    assert torch.allclose(cost.conv_by_frames(x, w, b, stride, padding, dilation, groups), ref, atol=1e-5)
+    assert torch.allclose(stepping.conv_by_frames(x, w, b, stride, padding, dilation, groups), ref, atol=1e-5)
     ref2 = F.conv2d(x[..., 0], w[..., 0], None, stride[:2], padding[:2], dilation[:2], groups)
-    got2 = cost.conv_by_frames(x[..., 0], w[..., 0], None, stride[:2], padding[:2], dilation[:2], groups)
+    got2 = stepping.conv_by_frames(x[..., 0], w[..., 0], None, stride[:2], padding[:2], dilation[:2], groups)
     assert torch.allclose(got2, ref2, atol=1e-5)
 
 
 def test_per_frame_convolutions_keep_the_outputs():
     clip_model = _tiny_x3d(12, padding=True)
     clip = torch.randn(1, 3, 12, 16, 16)
-    framed = cost.per_frame_convolutions(clip_model)
-    assert any(isinstance(m, cost._FrameConv3d) for m in framed.modules())
-    assert not any(isinstance(m, cost._FrameConv3d) for m in clip_model.modules())  # a copy
+    framed = stepping.per_frame_convolutions(clip_model)
+    assert any(isinstance(m, stepping._FrameConv3d) for m in framed.modules())
+    assert not any(isinstance(m, stepping._FrameConv3d) for m in clip_model.modules())  # a copy
     with torch.no_grad():
         assert torch.allclose(framed(clip), clip_model(clip), atol=1e-5)
-        native, per_frame = x3d.to_continual(clip_model), cost.per_frame_convolutions(x3d.to_continual(clip_model),
+        native, per_frame = x3d.to_continual(clip_model), stepping.per_frame_convolutions(x3d.to_continual(clip_model),
                                                                                       inplace=True)
         stream = torch.randn(1, 3, int(native.delay) + 3, 16, 16)
         outputs = [(native.forward_step(frame), per_frame.forward_step(frame)) for frame in stream.unbind(2)]
         assert outputs[-1][0] is not None
         assert all((a is None) == (b is None) and (a is None or torch.allclose(a, b, atol=1e-5)) for a, b in outputs)
         co_gcn = gcn.to_continual(_tiny_gcn(strides=(1, 2, 1, 1)), 32)
-        framed_gcn = cost.per_frame_convolutions(co_gcn)
+        framed_gcn = stepping.per_frame_convolutions(co_gcn)
         stream = torch.randn(1, 3, 48, V, 1)
         assert torch.allclose(co_gcn.forward_steps(stream), framed_gcn.forward_steps(stream), atol=1e-5)
 
@@ -203,7 +204,7 @@ def test_throughput_interleaves_and_cycles_inputs():
 
 def test_explicit_step_equals_forward_step():
     co_model = gcn.to_continual(_tiny_gcn(strides=(1, 2, 1, 1)), 32)
-    stepper = cost.ExplicitStep(gcn.to_continual(_tiny_gcn(strides=(1, 2, 1, 1)), 32))
+    stepper = stepping.ExplicitStep(gcn.to_continual(_tiny_gcn(strides=(1, 2, 1, 1)), 32))
     stream = torch.randn(1, 3, 48, V, 1)
     emitted = 0
     with torch.no_grad():
@@ -220,7 +221,7 @@ def test_traced_step_and_clip_equal_the_eager_models():
     clip_model = _tiny_gcn(strides=(1, 2, 1, 1))
     co_model = gcn.to_continual(clip_model, 32)
     stream = torch.randn(1, 3, int(co_model.delay) + 12, V, 1)
-    traced = cost.TracedStep(gcn.to_continual(clip_model, 32), stream[:, :, :1])
+    traced = stepping.TracedStep(gcn.to_continual(clip_model, 32), stream[:, :, :1])
     assert len(traced.graphs) == 2
     with torch.no_grad():
         for _ in range(int(co_model.delay)):
@@ -232,9 +233,9 @@ def test_traced_step_and_clip_equal_the_eager_models():
     x3d_clip = _tiny_x3d(12, padding=True)
     clip = torch.randn(1, 3, 12, 16, 16)
     with torch.no_grad():
-        assert torch.allclose(cost.traced_clip(x3d_clip, clip)(clip), x3d_clip(clip), atol=1e-6)
+        assert torch.allclose(stepping.traced_clip(x3d_clip, clip)(clip), x3d_clip(clip), atol=1e-6)
         co_x3d, stream = x3d.to_continual(x3d_clip), torch.randn(1, 3, 30, 16, 16)
-        traced = cost.TracedStep(x3d.to_continual(x3d_clip), stream[:, :, :1])
+        traced = stepping.TracedStep(x3d.to_continual(x3d_clip), stream[:, :, :1])
         for _ in range(int(co_x3d.delay)):
             co_x3d.forward_step(stream[:, :, 0])
         assert all(torch.allclose(co_x3d.forward_step(f), traced(f), atol=1e-5) for f in stream.unbind(2))

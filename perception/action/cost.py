@@ -25,11 +25,8 @@ are its MACs on one clip; the continual model makes one prediction every ``frame
 many consecutive frames in the steady state (after ``delay`` frames). Counts are per sample: inputs have a
 batch of 1.
 
-Like-with-like timing (reference §1.5 caveat: torch's CPU ``conv3d`` is slower per MAC than ``conv2d``):
-:func:`per_frame_convolutions` runs every convolution of a model, clip or continual, as one
-lower-dimensional convolution per temporal tap over the frames it meets (frames folded into the batch,
-temporal zero padding skipped), so both paths use the same kernels and the continual step does exactly the
-work of Eq. 4.
+Timing: :func:`throughput` (interleaved rounds); the ways of running the models it times (eager,
+explicit-state, traced, per-frame convolutions) are in :mod:`.stepping`.
 """
 
 from __future__ import annotations
@@ -46,11 +43,11 @@ from typing import Any, Callable, Iterator, Mapping, Sequence
 
 import continual as co
 import torch
-import torch.nn.functional as F
 from torch import Tensor, nn
 
 from hcgym.errors import SpecError
 from hcgym.perception.action import gcn, x3d
+from hcgym.perception.action.stepping import ExplicitStep, conv_output_size, frames_per_prediction
 
 MODES = ("clip", "step")
 COUNTERS = ("ptflops", "fvcore")
@@ -88,10 +85,6 @@ def _counting_einsum(collector: list[int]) -> Iterator[None]:
 
 
 # ---------------------------------------------------------------------------------------------- ptflops
-def _out_size(n: int, k: int, s: int, p: int, d: int) -> int:
-    return (n + 2 * p - d * (k - 1) - 1) // s + 1
-
-
 def _co_conv_hook(module: nn.Module, inputs: tuple, output: Any) -> None:
     """ptflops hook of ``co.Conv*d``: Eq. 4 from the input frame in step mode (``(N, C, *S)``), the usual
     count in clip mode (``(N, C, T, *S)``)."""
@@ -101,7 +94,7 @@ def _co_conv_hook(module: nn.Module, inputs: tuple, output: Any) -> None:
     if x.dim() == len(module.kernel_size) + 2:
         conv_flops_counter_hook(module, inputs, output)
         return
-    spatial = [_out_size(n, *a) for n, a in zip(x.shape[2:], zip(module.kernel_size[1:], module.stride[1:],
+    spatial = [conv_output_size(n, *a) for n, a in zip(x.shape[2:], zip(module.kernel_size[1:], module.stride[1:],
                                                                   module.padding[1:], module.dilation[1:]))]
     positions = x.shape[0] * math.prod(spatial)
     macs = positions * math.prod(module.kernel_size) * module.in_channels * module.out_channels // module.groups
@@ -147,71 +140,6 @@ class _Stepper(nn.Module):
         finally:
             self.model.call_mode = mode
         return out
-
-
-class ExplicitStep:
-    """Steps a continual model through its explicit-state ``_forward_step(frame, state)`` (the path
-    ``co.onnx.OnnxWrapper`` exports), keeping the state here; the outputs equal ``forward_step``'s."""
-
-    def __init__(self, model: nn.Module) -> None:
-        self.model, self.state = model, None
-
-    def __call__(self, frame: Tensor) -> Tensor | None:
-        """One frame ``(N, C, ...)`` -> the model's output or ``None`` (during the delay, strided frames)."""
-        out, self.state = self.model._forward_step(frame, self.state)
-        return out
-
-    def flat_state(self) -> list[Tensor]:
-        """The state tensors in ``co.onnx.OnnxWrapper`` input order."""
-        return list(co.utils.flatten(self.state, remove_none=True))
-
-
-def _frozen(model: nn.Module) -> nn.Module:
-    """``model`` in eval mode with ``requires_grad`` off (tracing turns parameters into graph constants)."""
-    return model.eval().requires_grad_(False)
-
-
-def traced_clip(model: nn.Module, clip: Tensor) -> Callable[[Tensor], Tensor]:
-    """The clip model traced with ``torch.jit.trace`` on ``clip`` (its parameters are frozen in place):
-    ``(N, C, T, ...) -> logits`` without Python per module, for like-for-like timing with :class:`TracedStep`."""
-    _frozen(model)
-    with torch.no_grad(), warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        return torch.jit.trace(lambda x: model(x), (clip,), check_trace=False)
-
-
-class TracedStep:
-    """The explicit-state step of a continual model traced with ``torch.jit.trace`` (the graph its ONNX
-    export records), run without Python per module; its parameters are frozen in place.
-
-    A temporal stride makes the step graph depend on the stride phase, so one graph is traced per phase
-    (``frames_per_prediction`` of them) and they are used in turn. ``frames`` ``(1, C, T, ...)`` with
-    ``T >= 1``: the model is stepped ``delay`` frames (cycling through them) before tracing, so the state is
-    full. ``__call__(frame)`` -> output or ``None``, equal to ``forward_step``'s up to rounding.
-    """
-
-    def __init__(self, model: nn.Module, frames: Tensor) -> None:
-        stepper, wrapper = ExplicitStep(_frozen(model)), co.onnx.OnnxWrapper(model)
-        stream = [frames[:, :, t % frames.shape[2]] for t in range(int(model.delay) + frames_per_prediction(model))]
-
-        def step(*args: Tensor) -> tuple[Tensor, ...]:
-            out, *state = wrapper(*args)
-            return (torch.empty(0) if out is None else out, *state)
-
-        self.graphs = []
-        with torch.no_grad(), warnings.catch_warnings():
-            warnings.simplefilter("ignore")
-            for i, frame in enumerate(stream):
-                if i >= int(model.delay):
-                    state = [t.clone() for t in stepper.flat_state()]
-                    self.graphs.append(torch.jit.trace(step, (frame, *state), check_trace=False))
-                stepper(frame)
-        self.state, self.t = stepper.flat_state(), 0
-
-    def __call__(self, frame: Tensor) -> Tensor | None:
-        out, *self.state = self.graphs[self.t % len(self.graphs)](frame, *self.state)
-        self.t += 1
-        return None if out.numel() == 0 else out
 
 
 def _ptflops(module: nn.Module, x: Tensor) -> int:
@@ -327,11 +255,6 @@ def _clean(model: nn.Module) -> Iterator[nn.Module]:
         model.train(training)
 
 
-def frames_per_prediction(co_model: nn.Module) -> int:
-    """Frames between two predictions of a continual model: the product of its temporal strides."""
-    return int(co_model.stride[0])
-
-
 def flops_per_prediction(clip_model: nn.Module, co_model: nn.Module, clip: Tensor, predictions_per_clip: int = 1,
                          seed: int = 0) -> dict[str, Any]:
     """MACs per prediction of a clip model and of its continual version, by both counters.
@@ -433,73 +356,3 @@ def throughput(fns: Mapping[str, Callable[..., Any]], inputs: Mapping[str, Seque
         torch.set_num_threads(old)
     return {name: {"seconds": s, "median_s": statistics.median(s), "min_s": min(s), "max_s": max(s),
                    "per_s": 1 / statistics.median(s), "per_s_best": 1 / min(s)} for name, s in seconds.items()}
-
-
-# ---------------------------------------------------------------------------------------------- like with like
-def conv_by_frames(input: Tensor, weight: Tensor, bias: Tensor | None = None, stride: Any = 1, padding: Any = 0,
-                   dilation: Any = 1, groups: int = 1) -> Tensor:
-    """``F.conv3d`` / ``F.conv2d`` (zero padding) computed as one ``conv2d`` / ``conv1d`` per temporal tap.
-
-    ``input`` ``(N, C, T, *S)`` with time at dim 2, ``weight`` ``(O, C / g, k_T, *k_S)``; returns
-    ``(N, O, T_out, *S_out)`` (may be a non-contiguous view). For each tap ``j`` only the output frames whose
-    input frame ``o s + j d - p`` exists are computed, on those frames folded into the batch: temporal zero
-    padding costs nothing, so a single padded frame (the continual step) costs exactly Eq. 4.
-    """
-    nd = input.dim() - 3
-    if nd not in (1, 2):
-        raise SpecError("input", f"expected (N, C, T, V) or (N, C, T, H, W), got {tuple(input.shape)}")
-    conv = F.conv1d if nd == 1 else F.conv2d
-    expand = (lambda v: tuple(v) if isinstance(v, (tuple, list)) else (v,) * (nd + 1))
-    stride, padding, dilation = expand(stride), expand(padding), expand(dilation)
-    n, c, t = input.shape[:3]
-    k, s, p, d = weight.shape[2], stride[0], padding[0], dilation[0]
-    t_out = _out_size(t, k, s, p, d)
-    pieces = []
-    for j in range(k):
-        lo = max(0, -(-(p - j * d) // s))  # first output frame whose input frame exists
-        hi = min(t_out - 1, (t - 1 + p - j * d) // s)
-        if lo > hi:
-            continue
-        first = lo * s + j * d - p
-        frames = input[:, :, first:first + (hi - lo) * s + 1:s]
-        m = frames.shape[2]
-        y = conv(frames.transpose(1, 2).reshape(n * m, c, *input.shape[3:]), weight[:, :, j], None, stride[1:],
-                 padding[1:], dilation[1:], groups)
-        pieces.append((lo, hi, y.reshape(n, m, *y.shape[1:]).transpose(1, 2)))
-    if not pieces:
-        raise SpecError("input", f"no output frame of a temporal kernel {k} meets the {t} input frames")
-    if len(pieces) == 1 and pieces[0][:2] == (0, t_out - 1):
-        out = pieces[0][2]
-    else:
-        y = pieces[0][2]
-        out = y.new_zeros((n, y.shape[1], t_out, *y.shape[3:]))
-        for lo, hi, y in pieces:
-            out[:, :, lo:hi + 1] += y
-    if bias is not None:
-        out = out + bias.view(1, -1, *([1] * (nd + 1)))
-    return out
-
-
-class _FrameConv2d(nn.Conv2d):
-    def _conv_forward(self, input: Tensor, weight: Tensor, bias: Tensor | None) -> Tensor:
-        return conv_by_frames(input, weight, bias, self.stride, self.padding, self.dilation, self.groups)
-
-
-class _FrameConv3d(nn.Conv3d):
-    def _conv_forward(self, input: Tensor, weight: Tensor, bias: Tensor | None) -> Tensor:
-        return conv_by_frames(input, weight, bias, self.stride, self.padding, self.dilation, self.groups)
-
-
-def per_frame_convolutions(model: nn.Module, inplace: bool = False) -> nn.Module:
-    """``model`` (clip or continual; a copy unless ``inplace``) with every 2D / 3D convolution run through
-    :func:`conv_by_frames` (the like-with-like variant for timing); outputs are equal up to rounding.
-    CoX3D cannot be deep-copied (``co.forward_stepping`` modules): convert a fresh one in place."""
-    out = model if inplace else copy.deepcopy(model)
-    for m in out.modules():
-        if isinstance(m, (co.Conv2d, co.Conv3d)):
-            m._conv_func = conv_by_frames
-        elif isinstance(m, (nn.Conv2d, nn.Conv3d)):
-            if m.padding_mode != "zeros" or isinstance(m.padding, str):
-                raise SpecError("model", f"per-frame convolutions need numeric zero padding, got {m}")
-            m.__class__ = _FrameConv3d if isinstance(m, nn.Conv3d) else _FrameConv2d
-    return out
