@@ -18,7 +18,7 @@ from hcgym.scripts import _args
 
 
 def register(sub: argparse._SubParsersAction) -> None:
-    p = sub.add_parser("train", help="train a model (face-embedder, active-fr, detector, seq2seq-nms)", description=__doc__)
+    p = sub.add_parser("train", help="train a model (face-embedder, active-fr, detector, seq2seq-nms, action)", description=__doc__)
     targets = p.add_subparsers(dest="target", metavar="TARGET", required=True)
     f = targets.add_parser("face-embedder", help="the in-house face recognizer (IRNet + ArcFace) and its exits")
     f.add_argument("--identities", type=_args.positive_int, default=500, help="training identities (avatars)")
@@ -60,10 +60,11 @@ def register(sub: argparse._SubParsersAction) -> None:
     a.add_argument("--workers", type=_args.positive_int, default=2, help="processes building lattices")
     a.set_defaults(func=run_active_fr)
 
-    from hcgym.scripts import train_detector, train_seq2seq_nms
+    from hcgym.scripts import train_action, train_detector, train_seq2seq_nms
 
     train_detector.register(targets)
     train_seq2seq_nms.register(targets)
+    train_action.register(targets)
 
 
 def run_face_embedder(args: argparse.Namespace) -> int:

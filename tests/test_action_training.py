@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+
 import numpy as np
 import pytest
 import torch
@@ -116,3 +118,55 @@ def test_bad_inputs_name_the_problem(tmp_path):
         save_model(build_model("stgcn", GCN), "stgcn", GCN, tmp_path / "m.pt", {"bad": object()})
     assert not (tmp_path / "m.pt").exists()
     assert np.isfinite(ActionTrainConfig().lr)
+
+
+def _cache(path, n: int = 12, frames: int = 10, size: int = 32):
+    """A small action-data cache in the format of ``action_data.prepare`` (two separable actions)."""
+    from hcgym.synthesis.action_data import FORMAT, npz_bytes
+
+    rng = np.random.default_rng(0)
+    label = np.arange(n) % 2
+    rgb = rng.integers(0, 40, (n, frames, size, size, 3)).astype(np.uint8)
+    rgb[label == 1, :, 8:24, 8:24] = 220
+    skel = (0.05 * rng.standard_normal((n, frames, 25, 3))).astype(np.float32)
+    skel[label == 1, :, 7, 1] += np.sin(np.arange(frames) / 2)[None, :].astype(np.float32)
+    split = np.array(["train"] * (n - 4) + ["val"] * 2 + ["test"] * 2)
+    arrays = {"rgb": rgb, "skeleton_truth": skel, "label": label.astype(np.int64), "labels": np.array(["a", "b"]),
+              "split": split, "identity": np.arange(n), "metadata": np.array(json.dumps({"format": FORMAT}))}
+    path.write_bytes(npz_bytes(arrays))
+    return path
+
+
+@pytest.mark.parametrize("model", ["stgcn", "x3d", "mmtm"])
+def test_cli_trains_every_kind_and_writes_model_provenance_and_curve(model, tmp_path, one_torch_thread):
+    from hcgym.scripts.cli import main
+
+    data = _cache(tmp_path / "a.npz")
+    out = tmp_path / model
+    args = ["train", "action", "--data", str(data), "--model", model, "--tiny", "--epochs", "2", "--threads", "1",
+            "--out", str(out)]
+    assert main(args) == 0
+    prov = json.loads((out / "PROVENANCE.json").read_text())
+    assert prov["model"] == model and len(prov["history"]) == 2 and prov["labels"] == ["a", "b"]
+    assert "train action" in prov["command"] and (out / "training_curve.png").stat().st_size > 1000
+    trained, meta = load_model(out / f"action_{model}.pt")
+    assert meta["labels"] == ["a", "b"]
+    if model == "stgcn":  # the "*" variant from it: same weights, stride 1, loads back
+        assert main(["train", "action", "--data", str(data), "--model", "stgcn", "--tiny", "--epochs", "1",
+                     "--threads", "1", "--star-from", str(out / "action_stgcn.pt"), "--out", str(tmp_path / "s")]) == 0
+        star, smeta = load_model(tmp_path / "s" / "action_stgcn_star.pt")
+        assert set(smeta["config"]["strides"]) == {1} and star.cfg.frames_per_prediction == 1
+
+
+@pytest.mark.parametrize("extra,field", [(["--data", "missing.npz"], "--data"),
+                                         (["--model", "x3d", "--star-from", "x.pt"], "--star-from"),
+                                         (["--lr", "0"], "--lr"), (["--alpha", "2"], "--alpha")])
+def test_cli_bad_input_is_one_line_and_writes_nothing(extra, field, tmp_path, capsys):
+    from hcgym.scripts.cli import main
+
+    data = _cache(tmp_path / "a.npz")
+    args = ["train", "action", "--data", str(data), "--tiny", "--epochs", "1", "--out", str(tmp_path / "o"), *extra]
+    assert main([a if a != "missing.npz" else str(tmp_path / a) for a in args]) != 0
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and field in err[0]
+    assert not (tmp_path / "o").exists()

@@ -66,7 +66,8 @@ def build_model(kind: str, config: dict[str, Any]) -> Any:
     """A fresh model of ``kind`` (:data:`KINDS`) from its config dict.
 
     ``x3d``: an :class:`~.x3d.X3DConfig` dict; ``stgcn``/``agcn``: a :class:`~.gcn.GCNConfig` dict (its
-    ``model`` is set from ``kind``); ``mmtm``: ``{"x3d": X3DConfig dict, "skeleton_widths": [..],
+    ``model`` is set from ``kind``; an optional ``residuals`` list overrides the residual kinds, as a
+    "*" model's does); ``mmtm``: ``{"x3d": X3DConfig dict, "skeleton_widths": [..],
     "joints": 25, "mode": attention mode, "alpha": a}``.
     """
     if kind == "x3d":
@@ -74,9 +75,11 @@ def build_model(kind: str, config: dict[str, Any]) -> Any:
 
         return build_x3d(X3DConfig.from_dict(config))
     if kind in ("stgcn", "agcn"):
-        from hcgym.perception.action.gcn import GCNConfig, build_gcn
+        from hcgym.perception.action.gcn import GCN, GCNConfig
 
-        return build_gcn(GCNConfig.from_dict({**config, "model": kind}))
+        config = dict(config)
+        residuals = config.pop("residuals", None)  # a "*" model keeps its clip model's residual kinds
+        return GCN(GCNConfig.from_dict({**config, "model": kind}), None if residuals is None else tuple(residuals))
     if kind == "mmtm":
         from hcgym.perception.action.fusion import TwoStreamMMTM, skeleton_tcn, x3d_stages
         from hcgym.perception.action.x3d import X3DConfig, build_x3d
