@@ -1,0 +1,1 @@
+"""Shipped action models, each with the provenance of its training run beside it."""
