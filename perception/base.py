@@ -289,7 +289,8 @@ class OnnxSensor(Sensor):
         if len(inputs) != len(self._feed):
             raise SpecError("inputs", f"{self.path.name} takes {len(self._feed)} inputs "
                                       f"({', '.join(n for n, _ in self._feed)}), got {len(inputs)}")
-        feed = {name: np.ascontiguousarray(x, dtype=dtype) for (name, dtype), x in zip(self._feed, inputs)}
+        # np.require keeps 0-d inputs 0-d (np.ascontiguousarray makes them 1-d: the continual steps' counters)
+        feed = {name: np.require(x, dtype, "C") for (name, dtype), x in zip(self._feed, inputs)}
         return list(self.session.run(None, feed))
 
     def __getattr__(self, item: str) -> Any:

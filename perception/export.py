@@ -61,7 +61,10 @@ def export_sensor(sensor_id: str, out: str | Path, n: int = 32, seed: int = 0, r
     out = Path(out)
     if out.exists() and not out.is_dir():
         raise SpecError("out", f"{out} exists and is not a directory")
-    sensor = make(sensor_id, **kwargs)
+    try:
+        sensor = make(sensor_id, **kwargs)
+    except TypeError as e:
+        raise SpecError("sensor_kwargs", f"{sensor_id} does not take these arguments: {e}") from None
     name = sensor_id.replace("/", "_")
     staging = out.parent / f".{out.name}.export-tmp"
     shutil.rmtree(staging, ignore_errors=True)
@@ -91,6 +94,8 @@ def export_sensor(sensor_id: str, out: str | Path, n: int = 32, seed: int = 0, r
                            "onnxruntime_1_thread": 1000 * statistics.median(t_onnx)},
             "reload": reload,
         }
+        if getattr(sensor, "step_report", None):  # a continual model: its step checked against forward_step
+            report["continual_step"] = sensor.step_report
         (staging / "export.json").write_text(json.dumps(report, indent=1) + "\n")
         (staging / "table.md").write_text(_table(report))
         out.mkdir(parents=True, exist_ok=True)
@@ -166,6 +171,11 @@ def _table(report: dict[str, Any]) -> str:
             ["ONNX Runtime, 1 thread", f"{lat['onnxruntime_1_thread']:.2f} ms"],
             ["speed-up", f"{lat['torch_eager_1_thread'] / lat['onnxruntime_1_thread']:.2f}x"],
             ["reloaded through the registry", report["reload"]["detail"]]]
+    if "continual_step" in report:
+        step = report["continual_step"]
+        rows.append([f"step vs the continual model's forward_step, {step['steps']} frames",
+                     f"logits {step['logits_max_abs_diff']:.1e}, state {step['co_state_max_abs_diff']:.1e} "
+                     f"(delay {step['delay']}, {step['predictions']} predictions)"])
     return "\n".join([f"# ONNX export of {report['sensor']}", "", *markdown_table(["", "value"], rows), ""])
 
 

@@ -8,6 +8,7 @@ from pathlib import Path
 
 from hcgym.errors import SpecError
 from hcgym.scripts import _args
+from hcgym.scripts.evaluate_sensor import sensor_arg
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -25,6 +26,8 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--ship", action="store_true", help="rewrite the shipped ONNX files from the shipped checkpoints")
     p.add_argument("--inputs", type=_args.positive_int, default=32, help="parity inputs (default 32)")
     p.add_argument("--seed", type=_args.seed, default=0, help="seed of the parity inputs")
+    p.add_argument("--sensor-arg", type=sensor_arg, action="append", default=[], metavar="KEY=VALUE",
+                   help="keyword argument of the sensor (repeatable), e.g. checkpoint=out/stgcn/action_stgcn.pt")
     p.set_defaults(func=run)
 
 
@@ -34,12 +37,14 @@ def run(args: argparse.Namespace) -> int:
     if args.ship:
         if args.out is not None:
             raise SpecError("--out", "--ship writes the package's model folders; leave --out out")
+        if args.sensor_arg:
+            raise SpecError("--sensor-arg", "--ship exports the shipped checkpoints as they are; leave it out")
         for r in ship(args.sensor, n=args.inputs, seed=args.seed):
             _print(r, f"shipped {r['onnx']} ({r['sensor']}, from {r['source']['file']})")
         return 0
     if len(args.sensor) != 1 or args.out is None:
         raise SpecError("sensor", "give one SENSOR and --out DIR (or --ship)")
-    r = export_sensor(args.sensor[0], args.out, n=args.inputs, seed=args.seed)
+    r = export_sensor(args.sensor[0], args.out, n=args.inputs, seed=args.seed, **dict(args.sensor_arg))
     _print(r, f"wrote {args.out}/{r['onnx']} (+ .json), export.json, table.md")
     return 0
 

@@ -51,6 +51,10 @@ MediaPipe's 33 points map to NTU-25 by :data:`MEDIAPIPE_TO_NTU`: the twelve limb
 landmarks along segments (e.g. ``spine_base`` between the hips, ``*_hand_tip`` 2.4 times the
 wrist-to-knuckles vector from the wrist), fractions fitted to the ground truth.
 
+The mapping, the lift and the normalisation live in :mod:`hcgym.perception.action.skeleton`, the crop and the
+RGB normalisation in :mod:`hcgym.perception.action.crop`: the live action sensors
+(:mod:`hcgym.perception.action.sensors`) prepare their frames with the same functions.
+
 Example (the default set; the generator settings give every one of the 24 actions at least 40 training
 and 10 test clips on held-out identities)::
 
@@ -69,7 +73,6 @@ from __future__ import annotations
 
 import io
 import json
-import math
 import zipfile
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -78,51 +81,17 @@ from typing import Any, Sequence
 import numpy as np
 
 from hcgym.errors import SpecError
-from hcgym.synthesis.motion.skeleton import NTU_JOINTS
-from hcgym.types import KEYPOINT_SCHEMES
+from hcgym.perception.action.crop import CROP_MARGIN, RGB_MEAN, RGB_STD, crop_frames, square_box
+from hcgym.perception.action.skeleton import MEDIAPIPE_TO_NTU, SPINE, camera_joints, lift, normalise
+
+__all__ = ["CROP_MARGIN", "FORMAT", "MEDIAPIPE_TO_NTU", "RGB_MEAN", "RGB_STD", "SOURCES", "SPINE", "ActionData",
+           "PrepareSettings", "crop_frames", "frame_indices", "lift", "load", "normalise", "npz_bytes", "prepare",
+           "prepare_clip", "read_index", "square_box", "to_crop"]
 
 #: Format tag stored in the cache's metadata.
 FORMAT = "hcgym-action-data-1"
 #: Skeleton sources :func:`prepare` can write.
 SOURCES = ("truth", "mediapipe")
-#: The crop's side is the larger side of the union box times this.
-CROP_MARGIN = 1.15
-#: Mean and standard deviation of the normalised RGB of :meth:`ActionData.x3d` (X3D / PyTorchVideo values).
-RGB_MEAN, RGB_STD = 0.45, 0.225
-SPINE = NTU_JOINTS.index("spine_mid")
-_TORSO = (NTU_JOINTS.index("spine_base"), NTU_JOINTS.index("spine_shoulder"))
-
-
-def _mediapipe_weights() -> dict[str, dict[int, float]]:
-    """NTU joint -> {MediaPipe Pose point index: weight} (weights sum to 1).
-
-    The fractions along each segment were fitted (least squares, then rounded) to the ground-truth joints
-    on 960 frames of 32 action clips (``hcgym generate --mode clips --labels actions --n 32 --seed 0``),
-    MediaPipe run on the frames as :func:`prepare` runs it.
-    """
-    out: dict[str, dict[int, float]] = {name: {i: 1.0} for i, name in KEYPOINT_SCHEMES["mediapipe33"].items()}
-    out.update({
-        "spine_base": {23: 0.5, 24: 0.5},                                    # between the hips
-        "spine_mid": {23: 1 / 3, 24: 1 / 3, 11: 1 / 6, 12: 1 / 6},           # a third of the way up
-        "spine_shoulder": {11: 0.575, 12: 0.575, 23: -0.075, 24: -0.075},    # 1.15 torsos up from the hips
-        "neck": {11: 0.15, 12: 0.15, 7: 0.35, 8: 0.35},                      # 0.7 of the way to the ears
-        "head": {7: 0.375, 8: 0.375, 0: 0.25},                               # ears, a quarter to the nose
-    })
-    for side, wrist, pinky, index, thumb, heel, toe in (("left", 15, 17, 19, 21, 29, 31),
-                                                         ("right", 16, 18, 20, 22, 30, 32)):
-        out[f"{side}_hand"] = {wrist: 0.3, pinky: 0.35, index: 0.35}       # 0.7 of wrist to knuckles
-        out[f"{side}_hand_tip"] = {wrist: -1.4, pinky: 1.2, index: 1.2}    # 2.4 x wrist to knuckles
-        out[f"{side}_thumb"] = {wrist: -1.0, thumb: 2.0}                   # twice wrist to thumb point
-        out[f"{side}_foot"] = {heel: 0.1, toe: 0.9}                        # near the toe point
-    return out
-
-
-#: MediaPipe Pose (``mediapipe33``) to NTU RGB+D joints, as (25, 33) weights: ``ntu = MEDIAPIPE_TO_NTU @ points``.
-MEDIAPIPE_TO_NTU: np.ndarray = np.zeros((len(NTU_JOINTS), 33))
-for _name, _w in _mediapipe_weights().items():
-    for _i, _v in _w.items():
-        MEDIAPIPE_TO_NTU[NTU_JOINTS.index(_name), _i] = _v
-del _name, _w, _i, _v
 
 
 # ----------------------------------------------------------------------------- checks
@@ -197,63 +166,9 @@ def _check(index: dict[str, Any], out_file: str | Path, size: Any, frames: Any, 
 
 
 # ----------------------------------------------------------------------------- one clip
-def square_box(boxes: np.ndarray, margin: float = CROP_MARGIN) -> np.ndarray:
-    """The integer square ``[x0, y0, x1, y1]`` around the union of (K, 4) boxes, sides times ``margin``."""
-    lo, hi = boxes[:, :2].min(axis=0), boxes[:, 2:].max(axis=0)
-    centre = (lo + hi) / 2.0
-    side = max(1, math.ceil(float((hi - lo).max()) * margin))
-    x0, y0 = (int(math.floor(c - side / 2.0)) for c in centre)
-    return np.array([x0, y0, x0 + side, y0 + side], dtype=np.int64)
-
-
-def crop_frames(frames: np.ndarray, box: np.ndarray, size: int) -> np.ndarray:
-    """(T, H, W, 3) frames cut to ``box`` (black outside the frame) and resized to (T, size, size, 3)."""
-    import cv2
-
-    x0, y0, x1, y1 = (int(v) for v in box)
-    h, w = frames.shape[1:3]
-    side = x1 - x0
-    canvas = np.zeros((len(frames), side, side, 3), dtype=np.uint8)
-    sx0, sy0, sx1, sy1 = max(x0, 0), max(y0, 0), min(x1, w), min(y1, h)
-    if sx1 > sx0 and sy1 > sy0:
-        canvas[:, sy0 - y0:sy1 - y0, sx0 - x0:sx1 - x0] = frames[:, sy0:sy1, sx0:sx1]
-    interp = cv2.INTER_AREA if side > size else cv2.INTER_LINEAR
-    return np.stack([cv2.resize(f, (size, size), interpolation=interp) for f in canvas])
-
-
 def to_crop(points: np.ndarray, box: np.ndarray, size: int) -> np.ndarray:
     """Frame pixel coordinates (..., 2) in crop pixel coordinates of a ``size`` x ``size`` crop of ``box``."""
     return (np.asarray(points, np.float64) - box[:2]) * (size / float(box[2] - box[0]))
-
-
-def normalise(joints: np.ndarray, valid: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """ST-GCN style normalisation of (T, 25, 3) joints: minus ``spine_mid`` of the first valid frame, divided by
-    the mean torso length over the valid frames. Returns the joints (zeros on invalid frames) and
-    ``[cx, cy, cz, scale]`` (zeros when no frame is valid)."""
-    out = np.zeros_like(joints, dtype=np.float64)
-    if not valid.any():
-        return out, np.zeros(4)
-    centre = joints[int(np.flatnonzero(valid)[0]), SPINE]
-    scale = float(np.linalg.norm(joints[valid][:, _TORSO[1]] - joints[valid][:, _TORSO[0]], axis=-1).mean())
-    scale = scale if scale > 1e-6 else 1.0
-    out[valid] = (joints[valid] - centre) / scale
-    return out, np.array([*centre, scale])
-
-
-def lift(world: np.ndarray, pixels: np.ndarray, weight: np.ndarray, camera: dict[str, float]) -> np.ndarray:
-    """MediaPipe's hip-centred metric landmarks (K, 3) in the camera frame: plus the translation ``t`` that
-    best projects them onto their image points (K, 2) with the pinhole ``camera`` (fx, fy, cx, cy), in the
-    weighted least-squares sense of ``fx (X + tx) = (u - cx) (Z + tz)`` and the same in y."""
-    fx, fy, cx, cy = (float(camera[k]) for k in ("fx", "fy", "cx", "cy"))
-    du, dv = pixels[:, 0] - cx, pixels[:, 1] - cy
-    k = len(world)
-    a = np.zeros((2 * k, 3))
-    a[:k, 0], a[:k, 2] = fx, -du
-    a[k:, 1], a[k:, 2] = fy, -dv
-    b = np.concatenate([du * world[:, 2] - fx * world[:, 0], dv * world[:, 2] - fy * world[:, 1]])
-    sw = np.sqrt(np.concatenate([weight, weight]))
-    t = np.linalg.lstsq(a * sw[:, None], b * sw, rcond=None)[0]
-    return world + t
 
 
 _POSE: Any = None
@@ -284,7 +199,7 @@ def _mediapipe_clip(frames: np.ndarray, camera: dict[str, float], box: np.ndarra
             continue
         found[k] = True
         score = np.clip(kp.scores[0], 0.0, 1.0)
-        cam[k] = MEDIAPIPE_TO_NTU @ lift(kp.world[0], kp.points[0], np.maximum(score, 0.05), camera)
+        cam[k] = camera_joints(kp.world[0], kp.points[0], kp.scores[0], camera)
         px[k] = to_crop(MEDIAPIPE_TO_NTU @ kp.points[0], box, size)
         vis[k] = np.clip(np.abs(MEDIAPIPE_TO_NTU) @ score / np.abs(MEDIAPIPE_TO_NTU).sum(axis=1), 0.0, 1.0)
     skeleton, norm = normalise(cam, found)
