@@ -1,8 +1,8 @@
 """The live sensor action/costgcn against the clip model, on generated action clips it has never seen.
 
 Generates ``--n`` action clips (3.2 s at 12.5 fps, 160x120, held-out seed), prepares their MediaPipe skeleton
-cache (``hcgym.synthesis.action_data.prepare``, per-clip normalisation) and, for each shipped CoST-GCN
-checkpoint, compares
+cache (``hcgym.synthesis.action_data.prepare``, per-clip normalisation) and, for each shipped GCN checkpoint
+(ST-GCN on MediaPipe skeletons, the sensor's default; ST-GCN, its "*" variant and AGCN on true skeletons), compares
 
 * the clip model on the cached MediaPipe skeletons of the whole clip (what ``hcgym train action`` scores), with
 * the sensor stepped through the clip's video frame by frame (MediaPipe, lift, causal normalisation, the
@@ -54,7 +54,7 @@ def main() -> None:
     print("| checkpoint | clip model, cached MediaPipe skeletons | sensor, frame by frame | same label | "
           "max score difference (median) |")
     print("|---|---|---|---|---|")
-    for name in ("action_stgcn.pt", "action_stgcn_star.pt"):
+    for name in ("action_stgcn_mediapipe.pt", "action_stgcn.pt", "action_stgcn_star.pt", "action_agcn.pt"):
         model, meta = load_model(MODELS / name)
         sensor = hp.make("action/costgcn", checkpoint=name)
         clip_ok = sensor_ok = agree = 0

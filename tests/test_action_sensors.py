@@ -211,8 +211,9 @@ def test_reset_starts_a_new_stream(checkpoints, frames):
 
 # ------------------------------------------------------------------------------------ shipped models
 def test_the_shipped_checkpoints_by_default_and_by_name():
-    gcn = hp.make("action/costgcn")
-    assert gcn.checkpoint == sensors.MODELS / "action_stgcn.pt" and len(gcn.classes) == 24 and "wave" in gcn.classes
+    gcn = hp.make("action/costgcn")  # trained on MediaPipe skeletons, what the sensor feeds
+    assert gcn.checkpoint == sensors.MODELS / "action_stgcn_mediapipe.pt" and len(gcn.classes) == 24
+    assert "wave" in gcn.classes and gcn.kind == "stgcn"
     assert (gcn.delay, gcn.frames_per_prediction) == (38, 2)  # 40-frame clips of 12.5 fps: 3 s to warm up
     star = hp.make("action/costgcn", checkpoint="action_stgcn_star.pt")  # a shipped file by name
     assert star.checkpoint == sensors.MODELS / "action_stgcn_star.pt"
@@ -222,7 +223,7 @@ def test_the_shipped_checkpoints_by_default_and_by_name():
 # ------------------------------------------------------------------------------------ bad input
 def test_bad_checkpoints_and_options_are_refused(checkpoints, tmp_path, monkeypatch):
     monkeypatch.setattr(sensors, "MODELS", tmp_path)
-    with pytest.raises(SpecError, match=r"action_stgcn\.pt is missing"):
+    with pytest.raises(SpecError, match=r"action_stgcn_mediapipe\.pt is missing"):
         hp.make("action/costgcn")
     with pytest.raises(SpecError, match=r"action_x3d\.pt is missing"):
         hp.make("action/cox3d")

@@ -25,7 +25,7 @@ with an empty one; :attr:`ContinualActionSensor.fresh` says whether the answer i
 new stream (model state, normalisation, box and MediaPipe's tracking).
 
 Models: ``checkpoint=PATH`` (a :func:`~hcgym.perception.action.training.save_model` file with ``labels``, or
-the name of a file in ``perception/action/models``; default the shipped ``action_stgcn.pt`` for
+the name of a file in ``perception/action/models``; default the shipped ``action_stgcn_mediapipe.pt`` for
 ``action/costgcn``, ``action_x3d.pt`` for ``action/cox3d``); ``onnx=PATH`` runs an exported step
 (``hcgym export action/costgcn --out DIR``) in ONNX Runtime (:class:`~hcgym.perception.action.onnx_step.OnnxStepRunner`)
 with the labels of its sidecar. The export itself is :func:`~hcgym.perception.action.onnx_step.export_step`
@@ -45,7 +45,7 @@ from hcgym.errors import SpecError
 from hcgym.perception.base import Sensor, TorchModel, as_image
 from hcgym.types import CameraIntrinsics, Classification
 
-#: Folder of the shipped action checkpoints (``action_stgcn.pt``, ``action_stgcn_star.pt``; ``action_x3d.pt``).
+#: Folder of the shipped action checkpoints (``action_stgcn_mediapipe.pt``, ``action_stgcn.pt``, ...).
 MODELS = Path(__file__).resolve().parent / "models"
 #: Frame rate of the training clips (40 frames at 12.5 fps): the rate the models expect their frames at.
 TRAINING_FPS = 12.5
@@ -393,8 +393,8 @@ class CoSTGCNSensor(ContinualActionSensor):
 
     Args:
         checkpoint: an ``stgcn`` or ``agcn`` checkpoint, or the name of a shipped one (default: the shipped
-            ``action_stgcn.pt``, CoST-GCN, a prediction every 2 frames; ``action_stgcn_star.pt``: CoST-GCN*,
-            one per frame).
+            ``action_stgcn_mediapipe.pt``, CoST-GCN trained on MediaPipe skeletons, a prediction every 2 frames;
+            also ``action_stgcn.pt``, ``action_stgcn_star.pt`` (CoST-GCN*, one per frame), ``action_agcn.pt``).
         onnx: an exported step of this sensor instead (its sidecar beside it).
         frame_stride: feed every k-th frame to the model.
         hold: answer frames without a new prediction with the latest one.
@@ -406,8 +406,8 @@ class CoSTGCNSensor(ContinualActionSensor):
     """
 
     kinds = ("stgcn", "agcn")
-    shipped = "action_stgcn.pt"
-    train_hint = "hcgym train action --model stgcn"
+    shipped = "action_stgcn_mediapipe.pt"
+    train_hint = "hcgym train action --model stgcn --skeleton mediapipe"
     registry_id = "action/costgcn"
 
     def __init__(self, checkpoint: str | Path | None = None, onnx: str | Path | None = None, frame_stride: int = 1,
