@@ -41,7 +41,8 @@ hand keypoints         ``Keypoints`` of scheme ``mediapipe21``: hands matched by
 anything else          latency only (frame sensors), with a note saying that no task scores its output.
 =====================  ===============================================================================
 
-Every sensor: latency per call (median and 90th percentile, ms; one untimed warm-up call first). Breakdowns
+Every sensor: latency per call (median and 90th percentile, ms; one untimed warm-up call first, after which a
+sensor with a ``reset()`` (a stateful, continual one) is reset). Breakdowns
 of the task's metric by distance band, |face yaw| band (15 degrees), occlusion fraction
 (:func:`~hcgym.perception.bench_base.occlusion_fraction`: the occluded share of the in-image keypoints) and
 people per frame (people in view with at least ``min_pixels`` visible pixels).
@@ -267,6 +268,8 @@ def run(config: BenchConfig, frames: Iterable[Frame], progress: bool = True, sen
             if args is not None:
                 if not latencies:
                     sensor(*args)  # warm-up: lazy model loading is not latency
+                    if callable(getattr(sensor, "reset", None)):
+                        sensor.reset()  # a stateful (continual) sensor starts again from the first frame
                 t0 = time.perf_counter()
                 result = sensor(*args)
                 latencies.append(1000.0 * (time.perf_counter() - t0))

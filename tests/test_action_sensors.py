@@ -300,7 +300,7 @@ def test_bench_run_in_the_greeting_world(use_onnx, checkpoints, exported, tmp_pa
     assert results["latency_ms"]["calls"] == 20 and results["latency_ms"]["median"] > 0
     records = results["records"]
     assert len(records) == 20 and {r["true"] for r in records} >= {"walk", "wave"}
-    # the bench's untimed warm-up call feeds frame 0 once more: the delay of 10 model steps ends at frame 9
-    assert [r["predicted"] is not None for r in records] == [False] * 9 + [True] * 11
+    # the bench resets the sensor after its untimed warm-up call: the delay of 10 model steps ends at frame 10
+    assert [r["predicted"] is not None for r in records] == [False] * 10 + [True] * 10
     assert set(results["confusion"]["columns"]) >= {"missed"} and (out / "confusion.png").is_file()
     assert (results["onnx"] is not None) == use_onnx
