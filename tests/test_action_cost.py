@@ -17,12 +17,7 @@ from hcgym.perception.action.graph import NUM_JOINTS, ntu_adjacency
 V = NUM_JOINTS
 
 
-@pytest.fixture(autouse=True)
-def _one_thread():
-    old = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(old)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 def _tiny_gcn(strides: tuple[int, ...] = (1, 1, 1, 1), padding: bool = False, model: str = "stgcn") -> gcn.GCN:

@@ -34,13 +34,7 @@ from hcgym.synthesis.motion.skeleton import NTU_BONES, NTU_JOINTS
 TOL = 1e-5
 
 
-@pytest.fixture(autouse=True)
-def _one_thread():
-    """Tiny models: one thread avoids oversubscription on a shared machine."""
-    old = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(old)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 def _randomise(model: nn.Module, seed: int) -> nn.Module:

@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import io
 import json
-import math
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -26,6 +25,7 @@ from typing import Any, Callable
 import numpy as np
 
 from hcgym.errors import SpecError
+from hcgym.perception.training_common import save_training_state, warmup_cosine
 
 #: Model kinds of :func:`build_model`.
 KINDS = ("x3d", "stgcn", "agcn", "mmtm")
@@ -148,8 +148,6 @@ def train_classifier(model: Any, batch_fn: Callable[[np.ndarray, np.random.Gener
     import torch
     from tqdm import tqdm
 
-    from hcgym.paths import atomic_write_bytes
-
     cfg.check()
     if n_train < 1:
         raise SpecError("--data", "no training samples")
@@ -160,12 +158,6 @@ def train_classifier(model: Any, batch_fn: Callable[[np.ndarray, np.random.Gener
     total = steps_per_epoch * cfg.epochs
     opt = torch.optim.Adam(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
     loss_fn = torch.nn.CrossEntropyLoss(label_smoothing=cfg.label_smoothing)
-
-    def lr_at(step: int) -> float:
-        if step < cfg.warmup:
-            return cfg.lr * (step + 1) / cfg.warmup
-        t = (step - cfg.warmup) / max(1, total - cfg.warmup)
-        return cfg.lr * (0.01 + 0.99 * 0.5 * (1 + math.cos(math.pi * min(t, 1.0))))
 
     history: list[dict[str, Any]] = []
     start = 0
@@ -191,7 +183,7 @@ def train_classifier(model: Any, batch_fn: Callable[[np.ndarray, np.random.Gener
                    leave=False)
         for s in bar:
             for g in opt.param_groups:
-                g["lr"] = lr_at(epoch * steps_per_epoch + s)
+                g["lr"] = warmup_cosine(epoch * steps_per_epoch + s, cfg.lr, cfg.warmup, total)
             idx = order[s * batch:(s + 1) * batch]
             inputs, labels = batch_fn(idx, np.random.default_rng([cfg.seed, epoch, s]), True)
             logits = model(*inputs)
@@ -212,10 +204,8 @@ def train_classifier(model: Any, batch_fn: Callable[[np.ndarray, np.random.Gener
                 rec.update(validate(model))
         history.append(rec)
         if state_path is not None:
-            buf = io.BytesIO()
-            torch.save({"model": model.state_dict(), "optimizer": opt.state_dict(), "epoch": epoch + 1,
-                        "history": history, "config": asdict(cfg), "n_train": n_train}, buf)
-            state_path.parent.mkdir(parents=True, exist_ok=True)
-            atomic_write_bytes(state_path, buf.getvalue())
+            save_training_state(state_path, {"model": model.state_dict(), "optimizer": opt.state_dict(),
+                                             "epoch": epoch + 1, "history": history, "config": asdict(cfg),
+                                             "n_train": n_train})
         log(f"[train] {json.dumps(rec)}")
     return TrainResult(model=model.eval(), history=history)

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import copy
 import json
-import math
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -20,6 +19,7 @@ import numpy as np
 
 from hcgym.errors import SpecError
 from hcgym.perception.scoring import load_coco_boxes
+from hcgym.perception.training_common import save_training_state, warmup_cosine
 
 
 @dataclass(frozen=True)
@@ -194,12 +194,6 @@ def train_detector(items: list[dict[str, Any]], cfg: DetectorTrainConfig, model:
     steps_per_epoch = max(1, len(items) // cfg.batch_size)
     total = steps_per_epoch * cfg.epochs
 
-    def lr_at(step: int) -> float:
-        if step < cfg.warmup:
-            return cfg.lr * (step + 1) / cfg.warmup
-        t = (step - cfg.warmup) / max(1, total - cfg.warmup)
-        return cfg.lr * (0.01 + 0.99 * 0.5 * (1 + math.cos(math.pi * min(t, 1.0))))
-
     history: list[dict[str, Any]] = []
     start_epoch = 0
     state_path = Path(out_dir) / "last.pt" if out_dir is not None else None
@@ -228,7 +222,7 @@ def train_detector(items: list[dict[str, Any]], cfg: DetectorTrainConfig, model:
         for s, (x, t) in enumerate(bar):
             step = epoch * steps_per_epoch + s
             for g in opt.param_groups:
-                g["lr"] = lr_at(step)
+                g["lr"] = warmup_cosine(step, cfg.lr, cfg.warmup, total)
             x = x.to(cfg.device, non_blocking=True)
             t = {k: v.to(cfg.device, non_blocking=True) for k, v in t.items()}
             loss, parts = centernet_loss(model(x), t, model.config.size_weight)
@@ -247,15 +241,9 @@ def train_detector(items: list[dict[str, Any]], cfg: DetectorTrainConfig, model:
             model.to(cfg.device)
         history.append(rec)
         if state_path is not None:
-            import io
-
-            from hcgym.paths import atomic_write_bytes
-
-            buf = io.BytesIO()
-            torch.save({"model": model.state_dict(), "optimizer": opt.state_dict(), "epoch": epoch + 1,
-                        "history": history, "config": asdict(cfg), "n_items": len(items)}, buf)
-            state_path.parent.mkdir(parents=True, exist_ok=True)
-            atomic_write_bytes(state_path, buf.getvalue())
+            save_training_state(state_path, {"model": model.state_dict(), "optimizer": opt.state_dict(),
+                                             "epoch": epoch + 1, "history": history, "config": asdict(cfg),
+                                             "n_items": len(items)})
         log(f"[train] {json.dumps(rec)}")
     model = model.cpu().eval()
     return TrainResult(model=model, history=history)
