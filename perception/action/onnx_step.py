@@ -441,7 +441,7 @@ def _dtype_name(t: Tensor) -> str:
     return str(t.dtype).replace("torch.", "")
 
 
-def _metadata(step: StepModule, state: State, batch: int, opset: int, logits_shape: tuple[int, ...]) -> dict:
+def step_metadata(step: StepModule, state: State, batch: int, opset: int, logits_shape: tuple[int, ...]) -> dict:
     entries = []
     for i, (name, t) in enumerate(zip(step.state_names, state)):
         values = t.flatten()
@@ -473,7 +473,7 @@ def _onnx_bytes(step: StepModule, batch: int, opset: int) -> bytes:
     model = onnx.load_from_string(buf.getvalue())
     entry = model.metadata_props.add()
     entry.key = META_KEY
-    entry.value = json.dumps(_metadata(step, state, batch, opset, tuple(logits.shape)))
+    entry.value = json.dumps(step_metadata(step, state, batch, opset, tuple(logits.shape)))
     return model.SerializeToString()
 
 

@@ -323,10 +323,10 @@ class ContinualActionSensor(TorchModel, Sensor):
     def step_meta(self) -> dict[str, Any]:
         """The step export's metadata (delay, frames per prediction, frame shape, state layout)."""
         if self._step_meta is None:
-            from hcgym.perception.action.onnx_step import _metadata
+            from hcgym.perception.action.onnx_step import step_metadata
 
             step = self.model
-            self._step_meta = _metadata(step, step.initial_state(1), 1, self.onnx_opset, (1, len(self.classes)))
+            self._step_meta = step_metadata(step, step.initial_state(1), 1, self.onnx_opset, (1, len(self.classes)))
         return self._step_meta
 
     def example_inputs(self) -> tuple[np.ndarray, ...]:
