@@ -442,6 +442,8 @@ def _dtype_name(t: Tensor) -> str:
 
 
 def step_metadata(step: StepModule, state: State, batch: int, opset: int, logits_shape: tuple[int, ...]) -> dict:
+    """What an exported step carries beside its graph: delay, frames per prediction, batch, frame and logits
+    shapes, and each state's name, shape, dtype and initial value (JSON data)."""
     entries = []
     for i, (name, t) in enumerate(zip(step.state_names, state)):
         values = t.flatten()
