@@ -103,7 +103,7 @@ def run(args: argparse.Namespace) -> int:
         raise SpecError("--out", f"{state} exists: pass --resume to continue it, or choose another --out")
     if not args.data.is_file():
         raise SpecError("--data", f"not found: {args.data}")
-    data = ActionData.load(args.data)
+    data = ActionData.load(args.data, skip=() if args.model in ("x3d", "mmtm") else ("rgb",))
     a = data.arrays
     train, val = data.select("train"), data.select("val")
     if args.tiny:

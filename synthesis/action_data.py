@@ -343,14 +343,15 @@ def npz_bytes(arrays: dict[str, np.ndarray]) -> bytes:
     return buf.getvalue()
 
 
-def load(npz: str | Path) -> dict[str, Any]:
-    """Every array of a cache written by :func:`prepare`, ``metadata`` as a dict."""
+def load(npz: str | Path, skip: Sequence[str] = ()) -> dict[str, Any]:
+    """The arrays of a cache written by :func:`prepare` (all but those named in ``skip``: a skeleton model need
+    not decompress the 2.4 GB of ``rgb`` of the default set), ``metadata`` as a dict."""
     path = Path(npz)
     if not path.is_file():
         raise SpecError("npz", f"no such file: {path}")
     try:
         with np.load(path, allow_pickle=False) as z:
-            out: dict[str, Any] = {k: z[k] for k in z.files}
+            out: dict[str, Any] = {k: z[k] for k in z.files if k not in skip}
         meta = json.loads(str(out["metadata"]))
     except (OSError, ValueError, KeyError, zipfile.BadZipFile):
         meta = None
@@ -372,8 +373,8 @@ class ActionData:
         self.meta: dict[str, Any] = arrays["metadata"]
 
     @classmethod
-    def load(cls, npz: str | Path) -> "ActionData":
-        return cls(load(npz))
+    def load(cls, npz: str | Path, skip: Sequence[str] = ()) -> "ActionData":
+        return cls(load(npz, skip))
 
     def __len__(self) -> int:
         return int(len(self.arrays["label"]))
@@ -385,7 +386,8 @@ class ActionData:
     @property
     def frames(self) -> int:
         """Frames per clip T in the cache."""
-        return int(self.arrays["rgb"].shape[1])
+        return int(next(self.arrays[k] for k in ("rgb", "skeleton_truth", "skeleton_mediapipe")
+                        if k in self.arrays).shape[1])
 
     def select(self, which: str | Sequence[int] | np.ndarray | None = None) -> np.ndarray:
         """Clip indices of a split name, an index array or ``None`` (every clip)."""

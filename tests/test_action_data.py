@@ -181,6 +181,9 @@ def test_model_inputs(cache, data, one_torch_thread):
     assert np.allclose(x, (raw - 0.45) / 0.225, atol=1e-5)
     s = d.gcn([0, 2], source="mediapipe")
     assert s.shape == (2, 3, 4, 25, 1) and s.dtype == np.float32
+    light = ActionData.load(cache, skip=("rgb",))  # what a skeleton model needs, without the video
+    assert "rgb" not in light.arrays and light.frames == 4
+    assert np.array_equal(light.gcn([0, 2], source="mediapipe"), s)
     assert np.array_equal(s[1, :, :, :, 0], data["skeleton_mediapipe"][2].transpose(2, 0, 1))
     x3d = build_x3d(X3DConfig(num_classes=24, frames=3, size=SIZE, temporal_padding=True)).eval()
     gcn = build_gcn(GCNConfig(num_classes=24, channels=(8, 8), strides=(1, 1), temporal_padding=True)).eval()
