@@ -59,11 +59,12 @@ def register(sub: argparse._SubParsersAction) -> None:
     a.add_argument("--out", type=Path, default=Path("out/evaluate-active-fr"))
     a.set_defaults(func=run_active_fr)
 
-    from hcgym.scripts import evaluate_motion, evaluate_nms, evaluate_synth_view
+    from hcgym.scripts import evaluate_action, evaluate_motion, evaluate_nms, evaluate_synth_view
 
     evaluate_synth_view.register(targets)
     evaluate_nms.register(targets)
     evaluate_motion.register(targets)
+    evaluate_action.register(targets)
 
     from hcgym.scripts import evaluate_detector
 

@@ -60,11 +60,12 @@ def register(sub: argparse._SubParsersAction) -> None:
     a.add_argument("--workers", type=_args.positive_int, default=2, help="processes building lattices")
     a.set_defaults(func=run_active_fr)
 
-    from hcgym.scripts import train_action, train_detector, train_seq2seq_nms
+    from hcgym.scripts import train_action, train_action_study, train_detector, train_seq2seq_nms
 
     train_detector.register(targets)
     train_seq2seq_nms.register(targets)
     train_action.register(targets)
+    train_action_study.register(targets)
 
 
 def run_face_embedder(args: argparse.Namespace) -> int:

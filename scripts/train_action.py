@@ -132,24 +132,11 @@ def run(args: argparse.Namespace) -> int:
     frames = config["frames"] if args.model == "x3d" else config["x3d"]["frames"] if args.model == "mmtm" else None
 
     def batch(idx: np.ndarray, rng: np.random.Generator | None) -> tuple[tuple, Any]:
-        y = torch.from_numpy(a["label"][idx].astype(np.int64))
-        if args.model == "x3d":
-            return (batches.video_batch(rgb, idx, frames, rng, RGB_MEAN, RGB_STD),), y
-        if args.model == "mmtm":
-            starts = batches.window_starts(len(idx), total, frames, rng)
-            video = batches.video_batch(rgb, idx, frames, None, RGB_MEAN, RGB_STD, starts)
-            skel = batches.skeleton_batch(skeleton, idx, rng, frames, starts)[..., 0]
-            return (video, skel), y
-        return (batches.skeleton_batch(skeleton, idx, rng),), y
+        return batches.model_batch(args.model, idx, rng, labels=a["label"], rgb=a.get("rgb"), skeleton=skeleton,
+                                   frames=frames, mean=RGB_MEAN, std=RGB_STD)
 
     def validate(m: Any) -> dict[str, float]:
-        if not len(val):
-            return {}
-        correct = 0
-        for k in range(0, len(val), 32):
-            inputs, y = batch(val[k:k + 32], None)
-            correct += int((m(*inputs).argmax(1) == y).sum())
-        return {"val_acc": round(100.0 * correct / len(val), 2)}
+        return {"val_acc": round(batches.accuracy(m, lambda i: batch(i, None), val), 2)} if len(val) else {}
 
     cfg = ActionTrainConfig(epochs=args.epochs, batch_size=args.batch_size, lr=args.lr, seed=args.seed,
                             threads=args.threads, warmup=2 if args.tiny else 50)

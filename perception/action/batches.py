@@ -65,3 +65,59 @@ def skeleton_batch(skeleton: np.ndarray, idx: np.ndarray, rng: np.random.Generat
             rot = np.array([[math.cos(a), 0, math.sin(a)], [0, 1, 0], [-math.sin(a), 0, math.cos(a)]], np.float32)
             s[k] = (s[k] @ rot.T) * np.float32(rng.uniform(*SCALE))
     return torch.from_numpy(np.ascontiguousarray(s.transpose(0, 3, 1, 2)[..., None]))
+
+
+def downsample(rgb: np.ndarray, size: int) -> np.ndarray:
+    """(N, T, S, S, 3) uint8 clips area-averaged to (N, T, size, size, 3) uint8 (``S`` a multiple of ``size``);
+    clip by clip, so no float copy of the whole set is made."""
+    s = int(rgb.shape[2])
+    if size == s:
+        return rgb
+    if size < 1 or s % size:
+        from hcgym.errors import SpecError
+
+        raise SpecError("size", f"expected a divisor of the cached crop size {s}, got {size}")
+    f = s // size
+    out = np.empty((*rgb.shape[:2], size, size, 3), np.uint8)
+    for i in range(len(rgb)):
+        c = rgb[i].reshape(rgb.shape[1], size, f, size, f, 3).astype(np.uint16).sum((2, 4))
+        out[i] = ((c + (f * f) // 2) // (f * f)).astype(np.uint8)
+    return out
+
+
+def model_batch(kind: str, idx: np.ndarray, rng: np.random.Generator | None, *, labels: np.ndarray,
+                rgb: np.ndarray | None = None, skeleton: np.ndarray | None = None, frames: int | None = None,
+                mean: float = 0.45, std: float = 0.225) -> tuple[tuple, Any]:
+    """``(inputs, labels)`` of the clips ``idx`` for a model of ``kind`` (:data:`.training.KINDS`).
+
+    ``x3d``: a ``frames`` window of ``rgb``; ``stgcn``/``agcn``: the whole ``skeleton`` clip (N, 3, T, 25, 1);
+    ``tcn``: a ``frames`` window of it (N, 3, frames, 25); ``mmtm``: the same window of both. Windows are random
+    with ``rng`` (and skeletons augmented), centred without.
+    """
+    import torch
+
+    y = torch.from_numpy(labels[idx].astype(np.int64))
+    if kind == "x3d":
+        return (video_batch(rgb, idx, frames, rng, mean, std),), y
+    if kind == "mmtm":
+        starts = window_starts(len(idx), rgb.shape[1], frames, rng)
+        video = video_batch(rgb, idx, frames, None, mean, std, starts)
+        return (video, skeleton_batch(skeleton, idx, rng, frames, starts)[..., 0]), y
+    if kind == "tcn":
+        return (skeleton_batch(skeleton, idx, rng, frames)[..., 0],), y
+    return (skeleton_batch(skeleton, idx, rng),), y
+
+
+def accuracy(model: Any, batch: Any, idx: np.ndarray, chunk: int = 32) -> float:
+    """Top-1 accuracy (%) of ``model`` (eval mode, no grad) on the clips ``idx``; ``batch(idx)`` gives
+    ``(inputs, labels)`` (centred windows, no augmentation)."""
+    import torch
+
+    if not len(idx):
+        return float("nan")
+    correct = 0
+    with torch.no_grad():
+        for k in range(0, len(idx), chunk):
+            inputs, y = batch(idx[k:k + chunk])
+            correct += int((model(*inputs).argmax(1) == y).sum())
+    return 100.0 * correct / len(idx)

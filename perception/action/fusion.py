@@ -146,6 +146,22 @@ def x3d_stages(model: X3D) -> tuple[list[nn.Module], list[int]]:
     return stages, list(model.config.widths)
 
 
+class SkeletonTCN(nn.Module):
+    """The skeleton stream of :class:`TwoStreamMMTM` on its own (the fusion study's single-stream baseline):
+    :func:`skeleton_tcn` stages, a global average pool and a linear head; input ``(N, C, T, V)``."""
+
+    def __init__(self, in_channels: int, widths: Sequence[int], num_classes: int, kernel: int = 3) -> None:
+        super().__init__()
+        if num_classes < 1:
+            raise SpecError("num_classes", f"expected >= 1, got {num_classes}")
+        self.stages = nn.Sequential(*skeleton_tcn(in_channels, widths, kernel))
+        self.head = nn.Linear(widths[-1], num_classes)
+
+    def forward(self, skeleton: Tensor) -> Tensor:
+        """``(N, C, T, V)`` -> logits ``(N, num_classes)``."""
+        return self.head(_squeeze(self.stages(skeleton)))
+
+
 def skeleton_tcn(in_channels: int, widths: Sequence[int], kernel: int = 3) -> list[nn.Module]:
     """Skeleton stages: per width, a temporal ``kernel`` x 1 conv over ``(N, C, T, V)`` (joints kept), BN, ReLU."""
     if in_channels < 1 or not widths or min(widths) < 1:

@@ -5,7 +5,8 @@ Models are built by kind from a plain config dict (:func:`build_model`), so a ch
 
 * ``x3d``: :class:`~.x3d.X3D` on video ``(N, 3, T, S, S)`` (pixel values 0-1);
 * ``stgcn`` / ``agcn``: :class:`~.gcn.GCN` on skeletons ``(N, 3, T, 25, M)``;
-* ``mmtm``: :class:`~.fusion.TwoStreamMMTM` of an X3D and a skeleton stream on both.
+* ``mmtm``: :class:`~.fusion.TwoStreamMMTM` of an X3D and a skeleton stream on both;
+* ``tcn``: :class:`~.fusion.SkeletonTCN`, the skeleton stream of ``mmtm`` alone, on skeletons ``(N, 3, T, 25)``.
 
 The loop (:func:`train_classifier`) draws its batches through a caller's ``batch_fn(indices, rng, train)``,
 so clip sampling and augmentation live with the data (:mod:`hcgym.perception.action.clips`). Adam with a
@@ -28,7 +29,7 @@ from hcgym.errors import SpecError
 from hcgym.perception.training_common import save_training_state, warmup_cosine
 
 #: Model kinds of :func:`build_model`.
-KINDS = ("x3d", "stgcn", "agcn", "mmtm")
+KINDS = ("x3d", "stgcn", "agcn", "mmtm", "tcn")
 
 
 @dataclass(frozen=True)
@@ -68,7 +69,8 @@ def build_model(kind: str, config: dict[str, Any]) -> Any:
     ``x3d``: an :class:`~.x3d.X3DConfig` dict; ``stgcn``/``agcn``: a :class:`~.gcn.GCNConfig` dict (its
     ``model`` is set from ``kind``; an optional ``residuals`` list overrides the residual kinds, as a
     "*" model's does); ``mmtm``: ``{"x3d": X3DConfig dict, "skeleton_widths": [..],
-    "joints": 25, "mode": attention mode, "alpha": a}``.
+    "joints": 25, "mode": attention mode, "alpha": a, "fuse": stage indices (default all)}``; ``tcn``:
+    ``{"widths": [..], "num_classes": n}``.
     """
     if kind == "x3d":
         from hcgym.perception.action.x3d import X3DConfig, build_x3d
@@ -88,8 +90,13 @@ def build_model(kind: str, config: dict[str, Any]) -> Any:
         rgb, rgb_channels = x3d_stages(build_x3d(xcfg))
         widths = list(config.get("skeleton_widths", [2 * w for w in rgb_channels]))
         skel = skeleton_tcn(3, widths)
-        return TwoStreamMMTM(rgb, skel, rgb_channels, widths, xcfg.num_classes,
+        fuse = config.get("fuse")
+        return TwoStreamMMTM(rgb, skel, rgb_channels, widths, xcfg.num_classes, fuse=None if fuse is None else list(fuse),
                              mode=config.get("mode", "plain"), alpha=float(config.get("alpha", 1.0)))
+    if kind == "tcn":
+        from hcgym.perception.action.fusion import SkeletonTCN
+
+        return SkeletonTCN(3, list(config["widths"]), int(config["num_classes"]))
     raise SpecError("--model", f"unknown action model {kind!r} (allowed: {', '.join(KINDS)})")
 
 
