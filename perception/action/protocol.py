@@ -66,7 +66,7 @@ class ActionEvalConfig:
         studies: seed studies to score (:data:`STUDIES`).
         pool_sizes: CoX3D pool sizes of the pool-size curve (each at most the clip's frames minus the
             receptive field plus one).
-        timing_steps: timed steps per model for ``preds_per_s``.
+        timing_steps: timed rounds (a clip, then a prediction's steps) per model for ``preds_per_s``.
         data_dir: where the generated clips and their cache go (default: ``$HCGYM_CACHE/action-eval``);
             a second run with the same seed reuses them.
     """
@@ -190,46 +190,37 @@ def _step_all(co_model: Any, stream: Any, chunk: int = 64) -> list[Any]:
     return [None if any(o is None for o in frame) else torch.cat(frame) for frame in outs]
 
 
-def _time_steps(co_model: Any, stream: Any, steps: int, fpp: int) -> float:
-    """Predictions per second of ``co_model`` on one thread, batch 1 (median time per step after the delay)."""
+def throughput(model: Any, clip: Any, co_model: Any, stream: Any, rounds: int, fpp: int) -> tuple[float, float]:
+    """Predictions per second of the clip model (one ``clip`` per prediction) and of the continual model (``fpp``
+    steps per prediction through ``stream[:1]``, after its delay), on one thread, batch 1, timed in alternation
+    (one clip, then one prediction's steps, ``rounds`` times; medians), so load on the machine hits both alike."""
     import torch
 
     threads = torch.get_num_threads()
     torch.set_num_threads(1)
+    frames = stream[:1]
+    total = frames.shape[2]
+    t_clip, t_step = [], []
     try:
-        times = []
         with torch.no_grad():
             co_model.clean_state()
-            clip = stream[:1]
-            t_total = clip.shape[2]
-            for i in range(int(co_model.delay) + steps):
-                x = clip[:, :, i % t_total]
-                t0 = time.perf_counter()
-                co_model.forward_step(x)
-                if i >= int(co_model.delay):
-                    times.append(time.perf_counter() - t0)
-        co_model.clean_state()
-    finally:
-        torch.set_num_threads(threads)
-    return 1.0 / (float(np.median(times)) * fpp)
-
-
-def _time_clip(model: Any, clip: Any, repeats: int) -> float:
-    import torch
-
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    try:
-        with torch.no_grad():
             model(clip)
-            times = []
-            for _ in range(max(3, repeats // 5)):
+            i = 0
+            for i in range(int(co_model.delay) + fpp):
+                co_model.forward_step(frames[:, :, i % total])
+            for _ in range(rounds):
                 t0 = time.perf_counter()
                 model(clip)
-                times.append(time.perf_counter() - t0)
+                t1 = time.perf_counter()
+                for _ in range(fpp):
+                    i += 1
+                    co_model.forward_step(frames[:, :, i % total])
+                t_step.append(time.perf_counter() - t1)
+                t_clip.append(t1 - t0)
     finally:
+        co_model.clean_state()
         torch.set_num_threads(threads)
-    return 1.0 / float(np.median(times))
+    return 1.0 / float(np.median(t_clip)), 1.0 / float(np.median(t_step))
 
 
 def _continual(kind: str, model: Any, frames: int, pool_size: int | None = None) -> Any:
@@ -237,9 +228,17 @@ def _continual(kind: str, model: Any, frames: int, pool_size: int | None = None)
         from hcgym.perception.action.x3d import to_continual
 
         return to_continual(model, pool_size)
+    import logging
+
     from hcgym.perception.action.gcn import to_continual
 
-    return to_continual(model, frames)
+    log = logging.getLogger("continual.conv")  # its per-conversion note on strides: the table says frames per pred
+    level = log.level
+    log.setLevel(logging.ERROR)
+    try:
+        return to_continual(model, frames)
+    finally:
+        log.setLevel(level)
 
 
 def _state_floats(kind: str, co_model: Any, frame: Any) -> int:
@@ -312,8 +311,8 @@ def score_model(name: str, data: Any, config: ActionEvalConfig) -> dict[str, Any
     out["clip_flops"] = int(round(cost["clip"]["ptflops"]))
     out["flops_ratio"] = round(float(cost["ratio"]["ptflops"]), 2)
     out["frames_per_pred"] = fpp
-    out["preds_per_s"] = round(_time_steps(co_model, stream, config.timing_steps, fpp), 2)
-    out["clip_preds_per_s"] = round(_time_clip(model, one, config.timing_steps), 2)
+    clip_rate, step_rate = throughput(model, one, co_model, stream, config.timing_steps, fpp)
+    out["preds_per_s"], out["clip_preds_per_s"] = round(step_rate, 2), round(clip_rate, 2)
     out["params"] = int(sum(p.numel() for p in model.parameters()))
     out["state_floats"] = _state_floats(kind, co_model, stream[:1, :, 0])
     out["delay"] = int(co_model.delay)
