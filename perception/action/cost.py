@@ -26,7 +26,7 @@ many consecutive frames in the steady state (after ``delay`` frames). Counts are
 batch of 1.
 
 Timing: :func:`throughput` (interleaved rounds); the ways of running the models it times (eager,
-explicit-state, traced, per-frame convolutions) are in :mod:`.stepping`.
+explicit-state, traced, per-frame convolutions, CoX3D in frame layout, ONNX Runtime) are in :mod:`.stepping`.
 """
 
 from __future__ import annotations
