@@ -58,6 +58,8 @@ def run_action(args: argparse.Namespace) -> int:
     for study in config.studies:
         best = max(results[study].items(), key=lambda kv: kv[1])
         parts.append(f"{study}: best {best[0]} {best[1]:.1f}")
-    print(f"[action] {'; '.join(parts)}; exactness {results['exactness_max_abs_diff']:.1e}; "
-          f"{results['_seconds']['total']:.0f} s; wrote {args.out}/results.json, table.md and figures")
+    if results["exactness_max_abs_diff"] is not None:
+        parts.append(f"exactness {results['exactness_max_abs_diff']:.1e}")
+    print(f"[action] {'; '.join(parts)}; {results['_seconds']['total']:.0f} s; wrote {args.out}/results.json, "
+          "table.md and figures")
     return 0

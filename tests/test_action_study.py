@@ -195,7 +195,7 @@ def test_table_and_figures_from_results(tmp_path, one_torch_thread):
     assert "Table 18" in table and "Tables 15 and 16" in table and "Table 28" in table
     assert "| mmtm | 60.0 +- 2.0 | 58.0 / 62.0 |" in table and "89.98" in table
     figs = figures(results)
-    assert set(figs) == {"pool_size.png", "transient.png"} and all(v[:4] == b"\x89PNG" for v in figs.values())
+    assert set(figs) == {"pool_size.png", "transient.png", "studies.png"} and all(v[:4] == b"\x89PNG" for v in figs.values())
 
 
 def test_evaluate_cli_bad_input_is_one_line(tmp_path, capsys):
