@@ -149,7 +149,7 @@ def test_test_avatars_are_never_training_avatars():
     from hcgym.perception.action.protocol import EVAL_DATASET_SEED, training_identities
     from hcgym.synthesis.dataset.clips import identity_spec
 
-    train = training_identities(None)
+    train = training_identities()
     assert len(train) >= 24  # the shipped models' 24-person pool
     test = {identity_spec(EVAL_DATASET_SEED + s, j).identity_key() for s in range(3) for j in range(5)}
     assert len(test) == 15 and not train & test

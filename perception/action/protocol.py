@@ -102,7 +102,7 @@ def quick_config(seed: int = 0) -> ActionEvalConfig:
 
 
 # ----------------------------------------------------------------------------- data
-def training_identities(models: Any) -> set[str]:
+def training_identities() -> set[str]:
     """Identity keys of every person in the training sets of the shipped models (from their checkpoints'
     data metadata: the clip generator's pool for that dataset seed)."""
     import json
@@ -132,7 +132,7 @@ def test_data(config: ActionEvalConfig, progress: bool = True) -> tuple[Any, dic
     t0 = time.time()
     dataset_seed = EVAL_DATASET_SEED + config.seed
     people = [identity_spec(dataset_seed, j).identity_key() for j in range(config.people)]
-    seen = training_identities(config.models) & set(people)
+    seen = training_identities() & set(people)
     if seen:  # a hash collision of avatar seeds; never expected
         raise SpecError("seed", f"test identities {sorted(seen)} were in a training set; choose another seed")
     root = Path(config.data_dir) if config.data_dir is not None else cache_dir() / "action-eval"
@@ -190,37 +190,25 @@ def _step_all(co_model: Any, stream: Any, chunk: int = 64) -> list[Any]:
     return [None if any(o is None for o in frame) else torch.cat(frame) for frame in outs]
 
 
-def throughput(model: Any, clip: Any, co_model: Any, stream: Any, rounds: int, fpp: int) -> tuple[float, float]:
+def rates(model: Any, clip: Any, co_model: Any, stream: Any, rounds: int, fpp: int) -> tuple[float, float]:
     """Predictions per second of the clip model (one ``clip`` per prediction) and of the continual model (``fpp``
-    steps per prediction through ``stream[:1]``, after its delay), on one thread, batch 1, timed in alternation
-    (one clip, then one prediction's steps, ``rounds`` times; medians), so load on the machine hits both alike."""
+    steps per prediction through the frames of ``stream[:1]``, after its delay), on one thread, batch 1, timed
+    in alternation by :func:`.cost.throughput` (medians over ``rounds``)."""
     import torch
 
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    frames = stream[:1]
-    total = frames.shape[2]
-    t_clip, t_step = [], []
+    from hcgym.perception.action.cost import throughput
+
+    frames = [(stream[:1, :, t],) for t in range(stream.shape[2])]
+    co_model.clean_state()
     try:
         with torch.no_grad():
-            co_model.clean_state()
-            model(clip)
-            i = 0
-            for i in range(int(co_model.delay) + fpp):
-                co_model.forward_step(frames[:, :, i % total])
-            for _ in range(rounds):
-                t0 = time.perf_counter()
-                model(clip)
-                t1 = time.perf_counter()
-                for _ in range(fpp):
-                    i += 1
-                    co_model.forward_step(frames[:, :, i % total])
-                t_step.append(time.perf_counter() - t1)
-                t_clip.append(t1 - t0)
+            for t in range(int(co_model.delay)):  # past the delay: every timed step does the full work
+                co_model.forward_step(frames[t % len(frames)][0])
+        timed = throughput({"clip": lambda: model(clip), "step": co_model.forward_step}, {"step": frames},
+                           repeats=rounds, calls={"step": fpp})
     finally:
         co_model.clean_state()
-        torch.set_num_threads(threads)
-    return 1.0 / float(np.median(t_clip)), 1.0 / float(np.median(t_step))
+    return timed["clip"]["per_s"], timed["step"]["per_s"] / fpp
 
 
 def _continual(kind: str, model: Any, frames: int, pool_size: int | None = None) -> Any:
@@ -241,41 +229,11 @@ def _continual(kind: str, model: Any, frames: int, pool_size: int | None = None)
         log.setLevel(level)
 
 
-def _state_floats(kind: str, co_model: Any, frame: Any) -> int:
-    if kind == "x3d":
-        from hcgym.perception.action.x3d import state_floats
-
-        with _stepped(co_model, frame):
-            return int(state_floats(co_model))
-    from hcgym.perception.action.gcn import state_floats
-
-    return int(state_floats(co_model))
-
-
-class _stepped:
-    """Context: the model stepped ``delay + 1`` times with ``frame`` inside, clean state after."""
-
-    def __init__(self, co_model: Any, frame: Any) -> None:
-        self.m, self.frame = co_model, frame
-
-    def __enter__(self) -> Any:
-        import torch
-
-        with torch.no_grad():
-            self.m.clean_state()
-            for _ in range(int(self.m.delay) + 1):
-                self.m.forward_step(self.frame)
-        return self.m
-
-    def __exit__(self, *exc: Any) -> None:
-        self.m.clean_state()
-
-
 def score_model(name: str, data: Any, config: ActionEvalConfig) -> dict[str, Any]:
     """Every number of one shipped model on the test clips (see the module docstring)."""
     import torch
 
-    from hcgym.perception.action.cost import flops_per_prediction
+    from hcgym.perception.action.cost import flops_per_prediction, state_memory
     from hcgym.perception.action.gcn import star_variant
     from hcgym.perception.action.sensors import MODELS as SHIPPED
     from hcgym.perception.action.training import load_model
@@ -311,10 +269,10 @@ def score_model(name: str, data: Any, config: ActionEvalConfig) -> dict[str, Any
     out["clip_flops"] = int(round(cost["clip"]["ptflops"]))
     out["flops_ratio"] = round(float(cost["ratio"]["ptflops"]), 2)
     out["frames_per_pred"] = fpp
-    clip_rate, step_rate = throughput(model, one, co_model, stream, config.timing_steps, fpp)
+    clip_rate, step_rate = rates(model, one, co_model, stream, config.timing_steps, fpp)
     out["preds_per_s"], out["clip_preds_per_s"] = round(step_rate, 2), round(clip_rate, 2)
     out["params"] = int(sum(p.numel() for p in model.parameters()))
-    out["state_floats"] = _state_floats(kind, co_model, stream[:1, :, 0])
+    out["state_floats"] = state_memory(co_model, stream[:1, :, 0])["floats"]
     out["delay"] = int(co_model.delay)
     if name == "stgcn":  # the "*" variant of the clip model, transferred without fine-tuning
         star = star_variant(model).eval()
