@@ -82,6 +82,10 @@ def register(sub: argparse._SubParsersAction) -> None:
                         "idle), expressions (the 7 basic ones) or gestures (the 16 hand gestures)")
     c.add_argument("--clip-seconds", type=float, default=2.0, help="clip length in seconds (default 2)")
     c.add_argument("--fps", type=float, default=15.0, help="frames per second (default 15)")
+    c.add_argument("--style", default="posed",
+                   help="expression clips: posed (default; CK+-like: neutral to an apex held to the end, frontal) "
+                        "or wild (AFEW-like: blends, talking, head turns, small faces, varied light, a hand in "
+                        "front of the face; see docs/datasets.md)")
     r = p.add_argument_group("gestures mode (--n identities, --splits of them, --seed, --workers, --out FILE.npz)")
     r.add_argument("--per-class", type=_args.ints(3, "--per-class TRAIN,VAL,TEST"), default=(8, 4, 6),
                    help="samples of each gesture per identity in train, val and test (default 8,4,6)")
@@ -97,7 +101,7 @@ def config_from_args(args: argparse.Namespace):
 
     clips = ClipSettings(labels=args.labels, seconds=args.clip_seconds, fps=args.fps,
                          identities=ClipSettings.identities if args.identities is None else args.identities,
-                         splits=tuple(args.splits))
+                         splits=tuple(args.splits), style=args.style)
     size = args.size
     if size is None:
         size = CLIP_SIZES.get(args.labels, (160, 120)) if args.mode == "clips" else (640, 480)

@@ -8,8 +8,11 @@ only (:func:`plan_clip`):
   straight path across the view; ``sit``, ``sit_down`` and ``stand_up`` on a stool), parameters drawn
   within each action's :class:`~hcgym.synthesis.motion.base.Param` ranges;
 * ``--labels expressions``: the seven expressions of :data:`hcgym.synthesis.expressions.EXPRESSIONS`
-  as an expression track (onset, apex, offset, intensity 0.5-1) over an idling body, with blinks and a
-  small head turn;
+  as an expression track (intensity 0.5-1) over an idling body, with blinks and head turns, in one of two
+  styles (``--style``, :mod:`hcgym.synthesis.dataset.expression_clips`): ``posed`` (CK+-like: from neutral
+  to an apex held to the last frame, a small head turn, a frontal-ish camera) or ``wild`` (AFEW-like:
+  onset, apex and offset, blends of two expressions, talking, big head turns, small faces, varied light,
+  a hand in front of the face);
 * ``--labels gestures``: the hand gestures of :data:`hcgym.synthesis.motion.hands.GESTURES` shown with
   the ``gesture_raise`` arm posture and a gesture track on the same hand (the person's handedness, or
   the other hand one time in four).
@@ -53,6 +56,7 @@ from hcgym.synthesis.dataset.config import (
     label_names,
     split_fractions,
 )
+from hcgym.synthesis.dataset.expression_clips import expression_view, face_px_hfov, occluder_shapes, plan_expression
 from hcgym.synthesis.dataset.shards import ShardJob, ShardResult
 
 #: Format tag of the per-clip JSON files and of ``index.json``.
@@ -177,7 +181,7 @@ def plan_clip(cfg: GenerateConfig, index: int, names: tuple[str, ...], splits: l
     if c.labels == "actions":
         _plan_action(plan, rng, T, style)
     elif c.labels == "expressions":
-        _plan_expression(plan, rng, T)
+        _plan_expression(plan, rng, c, cfg.seed, style)
     else:
         _plan_gesture(plan, rng, T, style)
     # scene: floor, backdrop and light
@@ -200,6 +204,8 @@ def plan_clip(cfg: GenerateConfig, index: int, names: tuple[str, ...], splits: l
         plan.view["height"] = round(float(rng.uniform(0.9, 2.2)), 4)
     else:
         plan.view["elevation"] = round(float(rng.uniform(-15.0, 20.0)), 4)
+    if c.labels == "expressions":
+        expression_view(plan, rng, c.style)
     return plan
 
 
@@ -251,20 +257,11 @@ def _plan_action(plan: ClipPlan, rng: np.random.Generator, T: float, style) -> N
         plan.hand = style.handedness if params["hand"] == "auto" else params["hand"]
 
 
-def _plan_expression(plan: ClipPlan, rng: np.random.Generator, T: float) -> None:
-    start = float(rng.uniform(0.0, 0.1)) * T
-    onset = float(rng.uniform(0.15, 0.3)) * T
-    offset = float(rng.uniform(0.15, 0.25)) * T
-    apex = max(0.0, T - start - onset - offset - float(rng.uniform(0.0, 0.1)) * T)
-    plan.human["expression"] = [{"expression": plan.label, "start": round(start, 4), "onset": round(onset, 4),
-                                 "apex": round(apex, 4), "offset": round(offset, 4),
-                                 "intensity": round(float(rng.uniform(0.5, 1.0)), 4)}]
-    h_start = float(rng.uniform(0.0, 0.3)) * T
-    plan.human["head"] = [{"yaw": round(float(rng.uniform(-15.0, 15.0)), 3),
-                           "pitch": round(float(rng.uniform(-8.0, 8.0)), 3),
-                           "roll": round(float(rng.uniform(-5.0, 5.0)), 3), "start": round(h_start, 4),
-                           "duration": round(max(0.2, float(rng.uniform(0.4, 0.7)) * T), 4)}]
-    plan.params = {"intensity": plan.human["expression"][0]["intensity"]}
+def _plan_expression(plan: ClipPlan, rng: np.random.Generator, c: ClipSettings, seed: int, person) -> None:
+    """An expression clip of ``c.style`` (:mod:`hcgym.synthesis.dataset.expression_clips`); blends and occlusion
+    (wild clips) each come in every block of three clips once (:func:`_cycled`)."""
+    plan_expression(plan, rng, c.seconds, c.fps, frame_count(c), c.style, person.handedness,
+                    blend=_cycled(seed, 0xB1E, plan.index, 3) == 0, occlude=_cycled(seed, 0x0CC, plan.index, 3) == 0)
 
 
 def _plan_gesture(plan: ClipPlan, rng: np.random.Generator, T: float, style) -> None:
@@ -352,8 +349,8 @@ def fit_camera(plan: ClipPlan, labels: str, motion, times: np.ndarray, size: tup
         pts = np.concatenate([kp_all, np.stack([b[0] for b in body]) + up,  # head top
                               np.concatenate([b[15:17] for b in body]) - np.array([0.0, 0.0, 0.12])])  # soles
         margin = 1.08
-    elif labels == "expressions":
-        pts = np.concatenate([_sphere(f, 0.16) for f in faces])
+    elif labels == "expressions":  # wild clips frame the face itself tighter, then widen the view (face_px)
+        pts = np.concatenate([_sphere(f, 0.16 if "face_px" not in plan.view else 0.13) for f in faces])
         margin = 1.05
     else:
         hp = np.concatenate(hands)
@@ -376,6 +373,9 @@ def fit_camera(plan: ClipPlan, labels: str, motion, times: np.ndarray, size: tup
     w, h = size
     need = max(float(np.max(np.abs(pc[:, 0]) / z)), float(np.max(np.abs(pc[:, 1]) / z)) * w / h) * margin
     hfov = float(np.clip(2.0 * math.degrees(math.atan(need)), *HFOV))
+    if "face_px" in v:  # wild expression clips: a wider view, so the face is at most about face_px wide
+        depth = float(np.mean((np.stack(faces) @ w2c[:3, :3].T + w2c[:3, 3])[:, 2]))
+        hfov = float(np.clip(max(hfov, face_px_hfov(v["face_px"], depth, w)), *HFOV))
     return {"position": [float(x) for x in eye], "yaw": yaw, "pitch": pitch, "hfov": round(hfov, 4),
             "target": [round(float(x), 4) for x in centre]}
 
@@ -421,6 +421,8 @@ def prepare_clips(cfg: GenerateConfig, indices) -> None:
         if c.labels == "gestures":
             plan = plan_clip(cfg, index, names, splits)
             shapes.add((identity, plan.label, str(plan.hand)))
+        elif c.labels == "expressions" and c.style == "wild":  # hands raised in front of the face
+            shapes.update(occluder_shapes(plan_clip(cfg, index, names, splits)))
         elif len(shapes) == 2 * c.identities:
             break
         if len(shapes) >= full:
@@ -582,7 +584,8 @@ def _frame_record(k: int, t: float, truth, labels: str, hand: str | None) -> dic
     elif labels == "expressions":
         rec.update(expression=m["expression"], expression_intensity=m["expression_intensity"],
                    facial_actions=m["facial_actions"], face_box=d["face_box"], face68=m["face68"],
-                   face68_3d=m["face68_3d"], face_yaw=d["face_yaw"], gaze=m["gaze"])
+                   face68_3d=m["face68_3d"], face_yaw=d["face_yaw"], gaze=m["gaze"], talking=m["talking"],
+                   viseme=m["viseme"])
     else:
         rec.update(gestures=m["gestures"], hand_keypoints=m["hand_keypoints"],
                    hand_keypoints_3d=m["hand_keypoints_3d"])

@@ -27,6 +27,8 @@ BACKEND_NEEDS = {"scene": ("add_human", "intrinsics"), "faces": ("lighting",), "
 #: Label sets of ``clips`` mode and their default clip sizes (width, height) for the command line.
 CLIP_LABELS = ("actions", "expressions", "gestures")
 CLIP_SIZES = {"actions": (160, 120), "expressions": (224, 224), "gestures": (224, 224)}
+#: Styles of expression clips (``--style``; :mod:`hcgym.synthesis.dataset.expression_clips`).
+CLIP_STYLES = ("posed", "wild")
 SPLITS = ("train", "val", "test")
 TEXTURE_SIZES = (256, 512, 1024, 2048)
 
@@ -113,6 +115,8 @@ class ClipSettings:
         seconds: clip length; ``fps``: frames per second (a clip has ``round(seconds * fps)`` frames).
         identities: size of the identity pool (each identity is one avatar build, cached on disk).
         splits: train/val/test fractions of the identity pool (clips follow their person's split).
+        style: expression clips only: ``posed`` (CK+/Oulu-like, the default) or ``wild`` (AFEW-like); part
+            of the dataset key of expression clips only.
     """
 
     labels: str = "actions"
@@ -120,6 +124,7 @@ class ClipSettings:
     fps: float = 15.0
     identities: int = 12
     splits: tuple[float, float, float] = (0.8, 0.1, 0.1)
+    style: str = "posed"
 
 
 @dataclass(frozen=True)
@@ -234,6 +239,9 @@ class GenerateConfig:
         _number(c.seconds, "--clip-seconds", 0.05, 600.0)
         _number(c.fps, "--fps", 1.0, 120.0)
         _int(c.identities, "--identities", 1, 100_000)
+        _choice(c.style, "--style", CLIP_STYLES)
+        if c.style != "posed" and c.labels != "expressions":
+            raise SpecError("--style", f"only used with --labels expressions (got --labels {c.labels})")
         if len(c.splits) != 3 or any(not _finite(x) or x < 0 for x in c.splits) or sum(c.splits) <= 0:
             raise SpecError("--splits", f"expected three non-negative fractions (train,val,test) with a positive "
                                         f"sum, got {c.splits!r}")
@@ -256,7 +264,7 @@ class GenerateConfig:
         elif self.mode == "multiview":
             key.update(image_format=self.image_format, multiview=_plain(asdict(self.multiview)))
         else:
-            key.update(clips=_plain(asdict(self.clips)), label_names=list(label_names(self.clips.labels)))
+            key.update(clips=_clips_key(self.clips), label_names=list(label_names(self.clips.labels)))
         return key
 
 
@@ -287,6 +295,15 @@ def _scene_key(scene: SceneSettings) -> dict[str, Any]:
     key = _plain(asdict(scene))
     if not scene.randomise:
         key.pop("randomise")
+    return key
+
+
+def _clips_key(clips: ClipSettings) -> dict[str, Any]:
+    """The clip settings of the dataset key (``style`` only for expression clips: the other label sets keep
+    their key)."""
+    key = _plain(asdict(clips))
+    if clips.labels != "expressions":
+        key.pop("style")
     return key
 
 
