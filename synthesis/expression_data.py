@@ -300,7 +300,7 @@ def prepare_clip(root: Path, entry: dict[str, Any], names: Sequence[str],
     d68, d_found, _ = dlib_track(frames, settings.dlib_upsample, settings.dlib_threshold)
     mesh, m_found = mesh_track(frames, settings)
     label2 = params.get("label2")
-    return {
+    item = {
         "dlib51": d68[:, JAW:], "dlib_found": d_found, "mesh": mesh, "mesh_found": m_found,
         "truth51": f68[..., :2], "truth_hidden": ((f68[..., 2] < 2) | outside).mean(axis=1),
         "frame_label": np.array([names.index(r["label"]) for r in doc["per_frame"]]),
@@ -309,6 +309,7 @@ def prepare_clip(root: Path, entry: dict[str, Any], names: Sequence[str],
         "talking": bool(params.get("talking", False)), "occluded": bool(params.get("occluded", False)),
         "apex": np.asarray(params["apex_frames"], np.int64), "style": params["style"],
     }
+    return {k: np.asarray(v, dtype=_DTYPES[k]) if k in _DTYPES else v for k, v in item.items()}
 
 
 @dataclass(frozen=True)
