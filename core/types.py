@@ -346,12 +346,16 @@ class Classification:
         scores: (N, C) class probabilities, columns in ``classes`` order.
         classes: the class names.
         boxes: (N, 4) the subjects' boxes, or ``None`` for a whole-frame label.
+        uncertainty: per-subject uncertainty of a sampling model (Monte Carlo dropout), or ``None``:
+            ``"entropy"`` (N,) predictive entropy of ``scores`` in nats, ``"variance"`` (N, C) variance of
+            each class probability over the samples.
     """
 
     labels: list[str]
     scores: np.ndarray
     classes: tuple[str, ...]
     boxes: np.ndarray | None = None
+    uncertainty: dict[str, np.ndarray] | None = None
 
     def __len__(self) -> int:
         return len(self.labels)
