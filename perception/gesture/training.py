@@ -139,7 +139,7 @@ def train_gesture(backbone: str, modality: str, x_train: np.ndarray, y_train: np
                   checkpoint: str | Path | None = None, log: Callable[[dict[str, Any]], None] | None = None,
                   num_classes: int = 16, width: float = 1.0, weight_decay: float = 0.05,
                   label_smoothing: float = 0.1, warmup_epochs: float = 1.0,
-                  aug: Augment | None = None) -> GestureTrainResult:
+                  aug: Augment | None = None, progress: bool = False) -> GestureTrainResult:
     """Train ``backbone`` on ``modality`` images from scratch (module docstring).
 
     Args:
@@ -153,6 +153,7 @@ def train_gesture(backbone: str, modality: str, x_train: np.ndarray, y_train: np
         threads: torch threads during training (restored after); 1 for bit-identical reruns.
         checkpoint: the resumable training state's file (``None``: none written).
         log: called with each epoch's history record after its checkpoint is written.
+        progress: a tqdm bar over each epoch's batches.
         aug: augmentation ranges and the encoding of the RGB and depth channels (default
             :class:`~.augment.Augment`: ImageNet-normalised RGB, holes at +1; ``Augment.none()`` for none).
     """
@@ -186,7 +187,7 @@ def train_gesture(backbone: str, modality: str, x_train: np.ndarray, y_train: np
         model.mean.copy_(torch.from_numpy(mean).view(1, -1, 1, 1))
         model.std.copy_(torch.from_numpy(std).view(1, -1, 1, 1))
         return _fit(model, config, settings, state, x_train, np.asarray(y_train, np.int64), x_val, y_val,
-                    aug, checkpoint, log)
+                    aug, checkpoint, log, progress)
     finally:
         torch.set_num_threads(old_threads)
 
@@ -209,7 +210,10 @@ def _resume_state(checkpoint: str | Path | None, settings: dict[str, Any]) -> di
 
 def _fit(model: GestureNet, config: dict[str, Any], settings: dict[str, Any], state: dict[str, Any] | None,
          x_train: np.ndarray, y_train: np.ndarray, x_val: np.ndarray | None, y_val: Any, aug: Augment,
-         checkpoint: str | Path | None, log: Callable[[dict[str, Any]], None] | None) -> GestureTrainResult:
+         checkpoint: str | Path | None, log: Callable[[dict[str, Any]], None] | None,
+         progress: bool) -> GestureTrainResult:
+    from tqdm import tqdm
+
     seed, epochs, n = settings["seed"], settings["epochs"], len(x_train)
     batch = min(settings["batch"], n)
     steps = n // batch
@@ -227,7 +231,7 @@ def _fit(model: GestureNet, config: dict[str, Any], settings: dict[str, Any], st
         torch.manual_seed(seed * 1000 + epoch)  # dropout
         model.train()
         t0, losses, correct, lr = time.perf_counter(), [], 0, settings["lr"]
-        for s in range(steps):
+        for s in tqdm(range(steps), desc=f"epoch {epoch + 1}/{epochs}", disable=not progress, leave=False):
             lr = warmup_cosine(epoch * steps + s, settings["lr"], warmup, total)
             for g in opt.param_groups:
                 g["lr"] = lr
