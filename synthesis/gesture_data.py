@@ -1,6 +1,6 @@
 """RGB-D hand-gesture data: rendered samples of the 16 HANDS gestures, one compressed ``.npz``, and its loader.
 
-:func:`generate_gestures` renders a set (:mod:`hcgym.synthesis.gesture_scene`: a person of an identity pool shows
+:func:`generate_gestures` renders a set (:mod:`hcgym.synthesis.gesture_data_scene`: a person of an identity pool shows
 a gesture to a Kinect-like robot camera 0.5-2.5 m away, in a cluttered room with skin-coloured distractors) and
 writes, for N samples of crop side S:
 
@@ -37,7 +37,7 @@ Generation is resumable: each identity is one chunk, ``<out>.parts/identity_JJJJ
 it finishes; a rerun renders only the missing chunks, then writes ``<out>`` atomically and removes the parts.
 
 :class:`GestureData` loads such a file, or a folder of real RGB-D images (:meth:`GestureData.from_folder`,
-:mod:`hcgym.synthesis.gesture_folders`: the HANDS data set or a simple layout), and gives model inputs::
+:mod:`hcgym.synthesis.gesture_data_folders`: the HANDS data set or a simple layout), and gives model inputs::
 
     >>> data = GestureData.load("/tmp/hc16/gest/gestures_112.npz")
     >>> x, y = data.arrays("train", "rgbd")                    # (N, 4, 112, 112) float32, (N,) int64
@@ -133,7 +133,7 @@ class GestureSetConfig:
 
     def key(self) -> dict[str, Any]:
         """Everything the samples depend on (stored in the metadata; a resumed run must match it)."""
-        from hcgym.synthesis import gesture_scene as gs
+        from hcgym.synthesis import gesture_data_scene as gs
 
         return {"format": FORMAT, "seed": int(self.seed), "identities": int(self.identities),
                 "splits": [float(x) for x in self.splits], "per_class": [int(x) for x in self.per_class],
@@ -173,8 +173,8 @@ class ChunkJob:
         return len(self.config.gestures) * int(self.config.per_class[SPLITS.index(self.split)])
 
     def specs(self):
-        """The :class:`~hcgym.synthesis.gesture_scene.SampleSpec` of every sample (gestures interleaved)."""
-        from hcgym.synthesis.gesture_scene import SampleSpec
+        """The :class:`~hcgym.synthesis.gesture_data_scene.SampleSpec` of every sample (gestures interleaved)."""
+        from hcgym.synthesis.gesture_data_scene import SampleSpec
 
         cfg = self.config
         g = cfg.gestures
@@ -205,7 +205,7 @@ _STAGES: dict[int, Any] = {}
 def render_chunk(job: ChunkJob) -> dict[str, np.ndarray]:
     """Render one identity's samples in this process (one :class:`GestureStage` per process and crop size):
     the arrays of :data:`KEYS` for its samples."""
-    from hcgym.synthesis.gesture_scene import GestureStage
+    from hcgym.synthesis.gesture_data_scene import GestureStage
 
     cfg = job.config
     if cfg.size not in _STAGES:
@@ -380,11 +380,11 @@ class GestureData:
 
     @classmethod
     def from_folder(cls, root: str | Path, size: int = 112, layout: str = "auto", **options: Any) -> "GestureData":
-        """Real RGB-D images: the HANDS data set or the simple layout (:mod:`hcgym.synthesis.gesture_folders`)."""
-        from hcgym.synthesis.gesture_folders import read_folder
+        """Real RGB-D images: the HANDS data set or the simple layout (:mod:`hcgym.synthesis.gesture_data_folders`)."""
+        from hcgym.synthesis.gesture_data_folders import read_folder
 
         arrays, meta = read_folder(root, size=size, layout=layout, **options)
-        return cls(arrays, meta)
+        return cls(arrays, {"format": FORMAT, **meta})
 
     def to_arrays(self) -> dict[str, np.ndarray]:
         """Every array plus ``metadata`` as a JSON string (what :meth:`save` writes)."""
@@ -486,8 +486,10 @@ def rule_agreement(data: GestureData) -> dict[str, Any]:
 
 def contact_sheet(data: GestureData, per_class: int = 4, split: str | None = None, noise: bool = False,
                   seed: int = 0) -> np.ndarray:
-    """(H, W, 3) uint8: a row per gesture with ``per_class`` samples, each as its RGB crop and its depth (colour
-    map over the crop's readings, black = no reading), the label on the left."""
+    """(H, W, 3) uint8: a row per gesture with ``per_class`` samples (of different people where it can), each as its
+    RGB crop and its depth (colour
+    map over the crop's readings, black = no reading), with ``noise`` also the Kinect-like reading of it (drawn
+    from ``seed``); the label on the left."""
     from PIL import Image, ImageDraw
 
     from hcgym.report import pyplot
@@ -497,18 +499,21 @@ def contact_sheet(data: GestureData, per_class: int = 4, split: str | None = Non
     s = data.size
     rows = []
     for i, name in enumerate(data.labels):
-        idx = idx_all[data.data["label"][idx_all] == i][:per_class]
+        idx = _spread(idx_all[data.data["label"][idx_all] == i], data.data["identity"], per_class)
         if not len(idx):
             continue
-        depth = data.depth_crops(idx, noise, seed)
+        clean = data.depth_crops(idx)
+        noisy = data.depth_crops(idx, True, seed) if noise else None
         tiles = []
         for k, j in enumerate(idx):
-            d = depth[k]
-            v = d[d > 0]
-            t = np.clip((d - v.min()) / max(float(np.ptp(v)), 1e-6), 0, 1) if v.size else np.zeros_like(d)
-            col = (cmap(t)[..., :3] * 255).astype(np.uint8)
-            col[d <= 0] = 0
-            tiles += [data.data["rgb"][j], col, np.full((s, 2, 3), 255, np.uint8)]
+            v = clean[k][clean[k] > 0]
+            lo, span = (float(v.min()), max(float(np.ptp(v)), 1e-6)) if v.size else (0.0, 1.0)
+            tiles.append(data.data["rgb"][j])
+            for d in (clean[k],) if noisy is None else (clean[k], noisy[k]):
+                col = (cmap(np.clip((d - lo) / span, 0, 1))[..., :3] * 255).astype(np.uint8)
+                col[d <= 0] = 0
+                tiles.append(col)
+            tiles.append(np.full((s, 2, 3), 255, np.uint8))
         label = Image.new("RGB", (70, s), (255, 255, 255))
         ImageDraw.Draw(label).text((2, s // 2 - 6), name, fill=(0, 0, 0))
         row = np.concatenate([np.asarray(label)] + tiles, axis=1)
@@ -518,6 +523,15 @@ def contact_sheet(data: GestureData, per_class: int = 4, split: str | None = Non
     width = max(r.shape[1] for r in rows)
     rows = [np.pad(r, ((0, 2), (0, width - r.shape[1]), (0, 0)), constant_values=255) for r in rows]
     return np.concatenate(rows, axis=0)
+
+
+def _spread(idx: np.ndarray, identity: np.ndarray, n: int) -> np.ndarray:
+    """Up to ``n`` of ``idx``: the first sample of each identity in turn, then the next ones."""
+    firsts, rest, seen = [], [], set()
+    for j in idx:
+        (rest if int(identity[j]) in seen else firsts).append(int(j))
+        seen.add(int(identity[j]))
+    return np.array((firsts + rest)[:n], dtype=np.int64)
 
 
 __all__ = ["FORMAT", "FRESH_SEEDS", "KEYS", "POOL_SEEDS", "ChunkJob", "GestureData", "GestureSetConfig",

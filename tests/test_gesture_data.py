@@ -51,9 +51,9 @@ def test_kinect_holes_and_lateral_noise_gather_at_depth_edges():
     step = np.full((120, 120), 1.0)
     step[:, 60:] = 2.5
     out = I.kinect_depth(step, np.random.default_rng(1), dropout=0.0, blobs=0.0)
-    near_edge = out[:, 58:62]
+    near_edge = out[:, 59:61]  # the last pixel on either side of the step
     far_from_edge = np.concatenate([out[:, :50], out[:, 70:]], axis=1)
-    assert (near_edge == 0).mean() > 0.2 and (far_from_edge == 0).mean() == 0.0
+    assert 0.15 < (near_edge == 0).mean() < 0.35 and (far_from_edge == 0).mean() == 0.0
     # lateral noise: some edge pixels of the near side read the far side (or the reverse)
     assert ((out[:, 58:60] > 2.0).mean() + (np.abs(out[:, 60:62] - 1.0) < 0.1).mean()) > 0.05
     dropped = I.kinect_depth(np.full((100, 100), 1.5), np.random.default_rng(2), dropout=0.05, blobs=0.0)
@@ -256,7 +256,7 @@ STUDIO = (7000, 7001)  # avatars the test suite's studio builds anyway
 
 @needs_gl
 def test_rendered_sample_is_the_frame_crop_with_aligned_depth_and_keypoints():
-    from hcgym.synthesis.gesture_scene import GestureStage, SampleSpec
+    from hcgym.synthesis.gesture_data_scene import GestureStage, SampleSpec
     from hcgym.synthesis.motion.hands import classify_gesture
 
     stage = GestureStage(64)

@@ -188,13 +188,14 @@ def kinect_sigma(z: np.ndarray) -> np.ndarray:
     return a + b * (np.asarray(z, dtype=np.float64) - c) ** 2
 
 
-def kinect_depth(depth: np.ndarray, rng: np.random.Generator, edge_hole: float = 0.35, edge_shift: float = 0.35,
+def kinect_depth(depth: np.ndarray, rng: np.random.Generator, edge_hole: float = 0.25, edge_shift: float = 0.3,
                  dropout: float = 0.003, blobs: float = 1.0) -> np.ndarray:
     """A Kinect-like reading of exact metric ``depth`` (H, W) at the sensor's own resolution (one pixel = one
     sensor pixel); 0, NaN or inf = nothing there. Returns (H, W) float32 metres, 0 = no reading.
 
-    In this order: at depth discontinuities (a jump of more than 2 cm + 3 % of the depth to a 4-neighbour, the
-    band one pixel either side) a pixel is lost with probability ``edge_hole`` (mixed and shadowed pixels) or
+    In this order: at depth discontinuities (a pixel whose depth differs from a 4-neighbour's by more than 2 cm +
+    3 % of the larger one: the last pixel on either side) a pixel is lost with probability ``edge_hole`` (mixed and
+    shadowed pixels) or
     takes the depth of a neighbour up to 2 pixels away with probability ``edge_shift`` (lateral noise of about a
     pixel); every pixel drops out with probability ``dropout`` and a Poisson(``blobs``) number of elliptic holes
     of 1-5 pixels radius is cut; the rest gets Gaussian axial noise of :func:`kinect_sigma`, is rounded to
@@ -212,8 +213,7 @@ def kinect_depth(depth: np.ndarray, rng: np.random.Generator, edge_hole: float =
     jump = np.zeros_like(z)
     for dy, dx in ((0, 1), (2, 1), (1, 0), (1, 2)):
         jump = np.maximum(jump, np.abs(pad[dy:dy + h, dx:dx + w] - z))
-    edge = (jump > 0.02 + 0.03 * np.maximum(z, pad[1:-1, 1:-1])) & valid
-    band = cv2.dilate(edge.astype(np.uint8), np.ones((3, 3), np.uint8)).astype(bool) & valid
+    band = (jump > 0.02 + 0.03 * z) & valid
     u = rng.random((h, w))
     out = z.copy()
     shift = band & (u >= edge_hole) & (u < edge_hole + edge_shift)

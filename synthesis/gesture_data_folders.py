@@ -76,10 +76,9 @@ def hands_gesture(name: str) -> str | None:
 def read_folder(root: str | Path, size: int = 112, layout: str = "auto", box_margin: float = 1.3,
                 test_subjects: tuple[int, ...] = (4, 5), val_subjects: tuple[int, ...] = ()
                 ) -> tuple[dict[str, np.ndarray], dict[str, Any]]:
-    """The arrays (:data:`hcgym.synthesis.gesture_data.KEYS` and ``labels``) and metadata of a folder of real
-    RGB-D gesture images (module docstring)."""
-    from hcgym.synthesis.gesture_data import FORMAT
-
+    """The arrays (:data:`hcgym.synthesis.gesture_data.KEYS`, ``labels`` and ``source``, the colour image's path
+    under ``root``) and metadata (``source``, ``samples``, ``splits``) of a folder of real RGB-D gesture images
+    (module docstring)."""
     base = Path(root)
     if not base.is_dir():
         raise SpecError("root", f"no such folder: {base}")
@@ -91,7 +90,7 @@ def read_folder(root: str | Path, size: int = 112, layout: str = "auto", box_mar
         layout = "hands" if any(base.glob("Subject*/Subject*.txt")) else "simple"
     items, skipped = (_hands_items(base, test_subjects, val_subjects) if layout == "hands" else _simple_items(base))
     if not items:
-        raise SpecError("root", f"{base} holds no {layout} gesture images (see hcgym.synthesis.gesture_folders)")
+        raise SpecError("root", f"{base} holds no {layout} gesture images (see hcgym.synthesis.gesture_data_folders)")
     rows = [_read_item(item, int(size), box_margin) for item in items]
     n = len(rows)
     arrays = {
@@ -106,7 +105,7 @@ def read_folder(root: str | Path, size: int = 112, layout: str = "auto", box_mar
         "distractor": np.zeros(n, dtype=np.float16), "seconds": np.zeros(n, dtype=np.float32),
         "source": np.array([str(it["rgb"].relative_to(base)) for it in items]),
     }
-    meta = {"format": FORMAT, "source": {"root": str(base), "layout": layout, "box_margin": box_margin,
+    meta = {"source": {"root": str(base), "layout": layout, "box_margin": box_margin,
                                          "skipped": skipped}, "samples": n,
             "splits": {s: int((arrays["split"] == s).sum()) for s in ("train", "val", "test")}}
     return arrays, meta
