@@ -206,3 +206,24 @@ def test_build_model_is_seeded_and_leaves_the_global_generator_alone(graph):
     assert all(torch.equal(sa[k], sb[k]) for k in sa)
     assert not torch.equal(sa["layers.0.block.tcn.weight"], sc["layers.0.block.tcn.weight"])
     assert torch.all(sa["layers.0.block.gcn.U"] == 1e-6)
+
+
+@pytest.mark.parametrize("kind", M.MODELS)
+def test_models_export_to_onnx_with_any_batch_and_length(kind, graph):
+    import io
+    import warnings
+
+    import onnxruntime as ort
+
+    model = M.build_model(M.ExprModelConfig(graph=graph, model=kind, widths=(6, 8), frames=8)).eval()
+    x = torch.from_numpy(toy_sequences(1, frames=8, seed=4)[0])
+    buf = io.BytesIO()
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        torch.onnx.export(model, x[:1], buf, input_names=["landmarks"], output_names=["scores"], opset_version=17,
+                          dynamo=False, dynamic_axes={"landmarks": {0: "n", 1: "t"}, "scores": {0: "n"}})
+    session = ort.InferenceSession(buf.getvalue(), providers=["CPUExecutionProvider"])
+    with torch.no_grad():
+        for clip in (x, x[:3, :4]):
+            out = session.run(None, {"landmarks": clip.numpy()})[0]
+            assert np.allclose(out, model(clip).numpy(), atol=1e-4)
