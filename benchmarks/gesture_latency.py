@@ -16,6 +16,8 @@ network (ptflops and fvcore) for 3 and 4 channels.
         [--json OUT]
 
 Random weights (cost does not depend on them). The machine may be shared: compare ratios, not absolute times.
+On a loaded machine set ``OMP_WAIT_POLICY=PASSIVE`` for the 2-thread rows: with OpenMP's default active wait a
+2-thread step there ran 5-10x slower than a 1-thread step (its threads spin waiting for each other).
 """
 
 from __future__ import annotations

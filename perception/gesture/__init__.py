@@ -2,7 +2,8 @@
 
 * :mod:`.backbones`: MobileNetV2, MNASNet-B1 (widths 1.0 and 0.5) and ResNet-18 written in torch, whose first
   convolution takes 1 (depth), 3 (RGB) or 4 (RGB-D, early fusion) channels;
-* :mod:`.training`: training from scratch with augmentation in torch, prediction, accuracy, ONNX export;
+* :mod:`.augment`: training augmentation in torch (crop, rotation, colour jitter of RGB, depth noise);
+* :mod:`.training`: training from scratch, prediction, accuracy, checkpoints, ONNX export;
 * :mod:`.cost`: first-convolution MACs and the interleaved single-thread latency of every backbone and input.
 
 Importing this package imports no model code (torch).
