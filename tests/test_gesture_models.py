@@ -81,6 +81,18 @@ def test_any_input_size_gives_logits(name, channels):
         assert model(torch.zeros(2, channels, size, size)).shape == (2, 16)
 
 
+@pytest.mark.parametrize("classes", [2, 16])
+def test_initial_loss_is_near_chance(classes):
+    """Small initial logits: cross-entropy near ln(classes) before training, whatever the number of classes."""
+    for name in bb.BACKBONES:
+        torch.manual_seed(0)
+        model = bb.make_backbone(name, 4, classes).train()
+        with torch.no_grad():
+            logits = model(torch.randn(8, 4, 64, 64))
+        loss = float(torch.nn.functional.cross_entropy(logits, torch.arange(8) % classes))
+        assert abs(loss - np.log(classes)) < 1.5, (name, loss)
+
+
 def test_make_backbone_refuses_bad_arguments():
     with pytest.raises(SpecError, match="unknown backbone"):
         bb.make_backbone("vgg16")

@@ -7,13 +7,15 @@ published parameter count:
   widths rounded to multiples of 8), 3,504,872 parameters;
 * ``mnasnet1_0`` / ``mnasnet0_5``: MNASNet-B1 (Tan et al. 2019) with depth multiplier 1.0 / 0.5, laid out as
   torchvision's ``mnasnet``, 4,383,312 / 2,218,512 parameters. Batch norm uses torch's default momentum
-  (0.1) instead of the TensorFlow port's 0.0003, which suits training from scratch for a few epochs;
+  (0.1) instead of the TensorFlow port's 0.0003, and the classifier starts as MobileNetV2's (normal, std
+  0.01), which suits training from scratch on a few classes for a few epochs;
 * ``resnet18``: ResNet-18 (He et al. 2016, basic blocks 2-2-2-2), 11,689,512 parameters.
 
 Early fusion changes only the first convolution: it takes ``in_channels`` = 1 (depth), 3 (RGB) or 4 (RGB-D)
 planes, so the 4-channel MobileNetV2 with 16 classes has 2,244,656 parameters against 2,244,368 for RGB.
 Every model maps ``(N, in_channels, S, S)`` float32 to ``(N, num_classes)`` logits for any ``S`` >= 32
-(global average pooling before the classifier); initialisation follows each architecture's reference code.
+(global average pooling before the classifier); initialisation follows each architecture's reference code
+(but MNASNet's classifier, above).
 """
 
 from __future__ import annotations
@@ -151,7 +153,9 @@ class MNASNet(Classifier):
         self.features = nn.Sequential(*layers)
         self.classifier = nn.Sequential(nn.Dropout(dropout), nn.Linear(1280, num_classes))
         self._init_convs()
-        nn.init.kaiming_uniform_(self.classifier[1].weight, mode="fan_out", nonlinearity="sigmoid")
+        # as MobileNetV2's: the reference's kaiming_uniform_(mode="fan_out") scales with 1 / sqrt(num_classes),
+        # which with a few classes gives initial logits of tens and a loss that takes epochs to come down
+        nn.init.normal_(self.classifier[1].weight, 0, 0.01)
         nn.init.zeros_(self.classifier[1].bias)
 
 
