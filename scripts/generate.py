@@ -90,6 +90,12 @@ def register(sub: argparse._SubParsersAction) -> None:
     r.add_argument("--per-class", type=_args.ints(3, "--per-class TRAIN,VAL,TEST"), default=(8, 4, 6),
                    help="samples of each gesture per identity in train, val and test (default 8,4,6)")
     r.add_argument("--crop-size", type=int, default=112, help="hand crop side in pixels (default 112)")
+    r.add_argument("--with-none", type=int, nargs="?", const=2, default=0, metavar="K",
+                   help="add the class none (label 16): relaxed hands (hanging, raised, part-way to a gesture, in a "
+                        "relaxed arm action), K times --per-class of them per identity (K default 2)")
+    r.add_argument("--reuse", type=Path, default=None, metavar="FILE.npz",
+                   help="with --with-none: take the gesture samples from this set of the same configuration "
+                        "without none and render only the none samples (the result equals a full run)")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
     p.set_defaults(func=run)
 
@@ -176,14 +182,15 @@ def run_gestures(args: argparse.Namespace) -> int:
     from hcgym.synthesis.gesture_data import GestureSetConfig, contact_sheet, generate_gestures
 
     cfg = GestureSetConfig(out=args.out, seed=args.seed, identities=args.n, splits=tuple(args.splits),
-                           per_class=tuple(args.per_class), size=args.crop_size, workers=args.workers)
-    data = generate_gestures(cfg, progress=not args.quiet)
+                           per_class=tuple(args.per_class), size=args.crop_size, workers=args.workers,
+                           none=args.with_none)
+    data = generate_gestures(cfg, progress=not args.quiet, reuse=args.reuse)
     sheet = args.out.with_name(args.out.stem + "_sheet.png")
     write_png(sheet, contact_sheet(data))
     m = data.metadata
     splits = " / ".join(f"{k} {v['samples']}" for k, v in m["splits"].items())
     rule = m["rule_agreement"]
-    print(f"wrote {args.out}: {m['samples']} samples ({splits}) of {len(data.labels)} gestures, {sheet.name}; "
+    print(f"wrote {args.out}: {m['samples']} samples ({splits}) of {len(data.labels)} classes, {sheet.name}; "
           f"render {m['ms_per_sample']['median']} ms/sample (median); rule classifier on the ground truth agrees "
           f"with {rule['agree']}/{rule['total']} labels")
     return 0

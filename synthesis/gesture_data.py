@@ -17,7 +17,8 @@ key               shape, dtype          content
                                         left, z = up; :func:`~hcgym.synthesis.motion.hands.
                                         classify_gesture` reads them as they are)
 ``label``         (N,) i64              gesture id (position in ``labels``)
-``labels``        (16,) str             :data:`~hcgym.synthesis.motion.hands.GESTURES`
+``labels``        (16,) str             :data:`~hcgym.synthesis.motion.hands.GESTURES` (17 with ``none``,
+                                        last: id 16)
 ``hand``          (N,) str              ``left`` / ``right``: the person's hand showing it
 ``identity``      (N,) i64              pool identity id (``avatar_seed``: its avatar)
 ``split``         (N,) str              ``train`` / ``val`` / ``test``, by identity
@@ -26,7 +27,20 @@ key               shape, dtype          content
 ``distractor``                          person behind (0: none, or out of the crop)
 ``seconds``       (N,) f32              render time of the sample (posing, scene, render, crop)
 ``metadata``      () str                JSON: format, the configuration key, counts, timing
+``posture``,      (N,) str, str, f16    only in sets with ``none``: the arm (``present``, ``hang``, or
+``shape``,                              the timeline clip), the gesture the fingers form (``relaxed``)
+``amount``                              and how far (1 for gesture samples, below 0.5 for ``none``)
 ================  ====================  ==============================================================
+
+The class ``none`` (``GestureSetConfig(none=k)``, ``hcgym generate --mode gestures --with-none``): relaxed
+hands whose truth in a world is ``none`` (:mod:`hcgym.synthesis.gesture_data_scene`: hanging at the side,
+raised but relaxed, part-way to a gesture under the timeline's labelling weight, or in a relaxed upper-body
+action), ``k`` times ``per_class[split]`` of them per identity after its gesture samples, their kinds cycled
+(:data:`~hcgym.synthesis.gesture_data_scene.NONE_KINDS`). The gesture samples are the same with and without it
+(their seeds do not change), and without it the arrays and the key are those of a 16-class set. So the gesture
+samples may be taken from an existing 16-class set of the same configuration (``generate_gestures(cfg,
+reuse=path)``, ``--reuse``): only the ``none`` samples are rendered and the result equals a full run but for
+``seconds``.
 
 Identities: pool identity ``j`` of dataset seed ``s`` is ``AvatarSpec.random(POOL_SEEDS + 1000 s + j)``; the
 pool is split train/val/test by identity (:func:`hcgym.synthesis.dataset.clips.identity_splits`), every
@@ -58,6 +72,8 @@ from hcgym.errors import SpecError
 from hcgym.perception.gesture.inputs import DEPTH_MODES, HAND_MARGIN, MODALITIES, channels, kinect_crops
 from hcgym.synthesis.motion.hands import GESTURES
 
+#: The class of a hand that shows no gesture (last label, after the 16 gestures).
+NONE = "none"
 FORMAT = "hcgym-gesture-data-1"
 SPLITS = ("train", "val", "test")
 #: First avatar seed of the identity pools (pool identity j of dataset seed s: POOL_SEEDS + 1000 s + j).
@@ -72,6 +88,10 @@ DISTRACTOR_PEOPLE = 2
 #: Keys of the file besides ``labels`` and ``metadata``, in order.
 KEYS = ("rgb", "depth", "box", "keypoints", "keypoints_3d", "label", "hand", "identity", "avatar_seed", "split",
         "distance", "props", "distractor", "seconds")
+#: Keys of sets with ``none`` besides :data:`KEYS`.
+NONE_KEYS = ("posture", "shape", "amount")
+#: Largest ``none`` factor.
+MAX_NONE = 8
 
 
 # ----------------------------------------------------------------------------- configuration
@@ -89,6 +109,7 @@ class GestureSetConfig:
         gestures: the gestures shown (a subset of :data:`GESTURES`, in that order).
         fresh: identities from the fresh range (:data:`FRESH_SEEDS`), every one in ``test``.
         workers: worker processes.
+        none: 0 (16 classes), or the class ``none`` with ``none`` times ``per_class`` samples per identity.
     """
 
     out: Path | None = None
@@ -100,6 +121,7 @@ class GestureSetConfig:
     gestures: tuple[str, ...] = GESTURES
     fresh: bool = False
     workers: int = 1
+    none: int = 0
 
     def check(self) -> "GestureSetConfig":
         """The config itself, or a :class:`SpecError` naming the first bad field."""
@@ -115,8 +137,11 @@ class GestureSetConfig:
                                          f"for a split with identities, got {self.per_class!r}")
         if _bad_int(self.size, 16, 1024):
             raise SpecError("size", f"expected a crop side in pixels, an integer in [16, 1024], got {self.size!r}")
+        if _bad_int(self.none, 0, MAX_NONE):
+            raise SpecError("none", f"expected an integer in [0, {MAX_NONE}] (samples of none per identity, in "
+                                    f"units of per_class), got {self.none!r}")
         unknown = [g for g in self.gestures if g not in GESTURES]
-        if not self.gestures or unknown or len(set(self.gestures)) != len(self.gestures):
+        if (not self.gestures and not self.none) or unknown or len(set(self.gestures)) != len(self.gestures):
             raise SpecError("gestures", f"expected distinct gestures of {', '.join(GESTURES)}, got {self.gestures!r}")
         if _bad_int(self.workers, 1, 256):
             raise SpecError("workers", f"expected a positive integer, got {self.workers!r}")
@@ -140,7 +165,19 @@ class GestureSetConfig:
                 "size": int(self.size), "gestures": list(self.gestures), "fresh": bool(self.fresh),
                 "camera": {"size": list(gs.CAMERA_SIZE), "hfov": gs.CAMERA_HFOV, "distance": list(gs.DISTANCE),
                            "height": list(gs.CAMERA_HEIGHT), "body_yaw": gs.BODY_YAW},
-                "margin": HAND_MARGIN}
+                "margin": HAND_MARGIN, **({"none": self._none_key()} if self.none else {})}
+
+    def _none_key(self) -> dict[str, Any]:
+        from hcgym.synthesis import gesture_data_scene as gs
+
+        return {"factor": int(self.none), "kinds": list(gs.NONE_KINDS), "label_amount": gs.LABEL_AMOUNT,
+                "partial": list(gs.PARTIAL_AMOUNT), "raised_arms": gs.RAISED_ARMS,
+                "actions": list(gs.RELAXED_ACTIONS), "clip": [gs.CLIP_SECONDS, *gs.CLIP_TIME]}
+
+    @property
+    def labels(self) -> tuple[str, ...]:
+        """The label names: :data:`GESTURES`, then :data:`NONE` with ``none``."""
+        return GESTURES + ((NONE,) if self.none else ())
 
     def avatar_seed(self, identity: int) -> int:
         return (FRESH_SEEDS if self.fresh else POOL_SEEDS) + 1000 * int(self.seed) + int(identity)
@@ -161,32 +198,48 @@ def _bad_int(v: Any, lo: int, hi: int) -> bool:
 # ----------------------------------------------------------------------------- planning and rendering
 @dataclass(frozen=True)
 class ChunkJob:
-    """One identity's samples: the config, the identity, its split, its people to stand behind it."""
+    """One identity's samples: the config, the identity, its split, its people to stand behind it; with
+    ``none_only`` only its ``none`` samples (the gesture samples come from another set)."""
 
     config: GestureSetConfig
     identity: int
     split: str
     distractors: tuple[int, ...] = ()
+    none_only: bool = False
+
+    @property
+    def gesture_count(self) -> int:
+        return len(self.config.gestures) * int(self.config.per_class[SPLITS.index(self.split)])
+
+    @property
+    def none_count(self) -> int:
+        return int(self.config.none) * int(self.config.per_class[SPLITS.index(self.split)])
 
     @property
     def count(self) -> int:
-        return len(self.config.gestures) * int(self.config.per_class[SPLITS.index(self.split)])
+        """Samples this job renders."""
+        return self.none_count + (0 if self.none_only else self.gesture_count)
 
     def specs(self):
-        """The :class:`~hcgym.synthesis.gesture_data_scene.SampleSpec` of every sample (gestures interleaved)."""
-        from hcgym.synthesis.gesture_data_scene import SampleSpec
+        """The :class:`~hcgym.synthesis.gesture_data_scene.SampleSpec` of every sample it renders: the gestures
+        interleaved, then the ``none`` samples (kinds cycled from the identity's offset)."""
+        from hcgym.synthesis.gesture_data_scene import NONE_KINDS, SampleSpec
 
         cfg = self.config
         g = cfg.gestures
+        jitter = self.split == "train"
         out = []
-        for k in range(self.count):
+        for k in range(0 if self.none_only else self.gesture_count):
             seed = int(np.random.SeedSequence([int(cfg.seed), int(cfg.fresh), self.identity, k, 0x6E57]).generate_state(1)[0])
-            out.append(SampleSpec(g[k % len(g)], seed, jitter=self.split == "train"))
+            out.append(SampleSpec(g[k % len(g)], seed, jitter=jitter))
+        for m in range(self.none_count):
+            seed = int(np.random.SeedSequence([int(cfg.seed), int(cfg.fresh), self.identity, m, 0x404E]).generate_state(1)[0])
+            out.append(SampleSpec(NONE, seed, jitter=jitter, relaxed=NONE_KINDS[(m + self.identity) % len(NONE_KINDS)]))
         return out
 
 
-def plan_jobs(cfg: GestureSetConfig) -> list[ChunkJob]:
-    """One :class:`ChunkJob` per identity with samples (in identity order)."""
+def plan_jobs(cfg: GestureSetConfig, none_only: bool = False) -> list[ChunkJob]:
+    """One :class:`ChunkJob` per identity with samples (in identity order); ``none_only``: see :class:`ChunkJob`."""
     splits = cfg.split_of()
     jobs = []
     for j, split in enumerate(splits):
@@ -195,7 +248,7 @@ def plan_jobs(cfg: GestureSetConfig) -> list[ChunkJob]:
         same = [i for i, s in enumerate(splits) if s == split and i != j]
         rng = np.random.default_rng(np.random.SeedSequence([int(cfg.seed), int(cfg.fresh), j, 0xD15]))
         people = sorted(int(i) for i in rng.permutation(same)[:DISTRACTOR_PEOPLE]) if same else []
-        jobs.append(ChunkJob(cfg, j, split, tuple(people)))
+        jobs.append(ChunkJob(cfg, j, split, tuple(people), none_only))
     return jobs
 
 
@@ -214,21 +267,26 @@ def render_chunk(job: ChunkJob) -> dict[str, np.ndarray]:
     person = stage.person(cfg.avatar_seed(job.identity))
     others = tuple(stage.person(cfg.avatar_seed(i)) for i in job.distractors)
     stage.person(person.avatar_seed)  # most recently used: kept while the others rotate
-    rows = [stage.render(person, spec, others) for spec in job.specs()]
-    label = {g: GESTURES.index(g) for g in GESTURES}
+    specs = job.specs()
+    rows = [stage.render(person, spec, others) for spec in specs]
+    label = {g: i for i, g in enumerate(cfg.labels)}
     n = len(rows)
+    extra = {} if not cfg.none else {
+        "posture": np.array([r["posture"] for r in rows], dtype="<U16"),
+        "shape": np.array([r["shape"] for r in rows], dtype="<U16"),
+        "amount": np.array([r["amount"] for r in rows], dtype=np.float16)}
     return {
         "rgb": np.stack([r["rgb"] for r in rows]), "depth": np.stack([r["depth"] for r in rows]).astype(np.float16),
         "box": np.stack([r["box"] for r in rows]).astype(np.float32),
         "keypoints": np.stack([r["keypoints"] for r in rows]).astype(np.float32),
         "keypoints_3d": np.stack([r["keypoints_3d"] for r in rows]).astype(np.float32),
-        "label": np.array([label[s.gesture] for s in job.specs()], dtype=np.int64),
+        "label": np.array([label[s.gesture] for s in specs], dtype=np.int64),
         "hand": np.array([r["hand"] for r in rows]), "identity": np.full(n, job.identity, dtype=np.int64),
         "avatar_seed": np.full(n, cfg.avatar_seed(job.identity), dtype=np.int64),
         "split": np.array([job.split] * n), "distance": np.array([r["distance"] for r in rows], dtype=np.float32),
         "props": np.array([r["props"] for r in rows], dtype=np.int16),
         "distractor": np.array([r["distractor"] for r in rows], dtype=np.float16),
-        "seconds": np.array([r["seconds"] for r in rows], dtype=np.float32),
+        "seconds": np.array([r["seconds"] for r in rows], dtype=np.float32), **extra,
     }
 
 
@@ -241,9 +299,12 @@ def _part(out: Path, identity: int) -> Path:
     return parts_dir(out) / f"identity_{identity:05d}.npz"
 
 
-def generate_gestures(cfg: GestureSetConfig, progress: bool = True,
-                      log: Callable[[str], None] | None = None) -> "GestureData":
-    """Render (or resume, or reuse) the set of ``cfg``; returns it loaded. See the module docstring."""
+def generate_gestures(cfg: GestureSetConfig, progress: bool = True, log: Callable[[str], None] | None = None,
+                      reuse: str | Path | None = None) -> "GestureData":
+    """Render (or resume, or reuse) the set of ``cfg``; returns it loaded. See the module docstring.
+
+    ``reuse``: a 16-class set of the same configuration without ``none`` (``cfg.none`` > 0): its gesture samples
+    are taken, only the ``none`` samples are rendered (the parts hold those alone)."""
     from hcgym.paths import atomic_write_bytes
     from hcgym.synthesis.action_data import npz_bytes
     from hcgym.synthesis.dataset import engines
@@ -251,6 +312,8 @@ def generate_gestures(cfg: GestureSetConfig, progress: bool = True,
     cfg.check()
     key = cfg.key()
     out = None if cfg.out is None else Path(cfg.out)
+    base = None if reuse is None else _reused(cfg, Path(reuse))
+    parts_key = key if base is None else {**key, "parts": "none samples only"}
     if out is not None:
         if out.exists():
             data = GestureData.load(out)
@@ -265,12 +328,12 @@ def generate_gestures(cfg: GestureSetConfig, progress: bool = True,
                 old = json.loads(key_file.read_text())
             except (OSError, ValueError):
                 old = None
-            if old != key:
+            if old != parts_key:
                 raise SpecError("out", f"{parts} holds the parts of another configuration; remove it or choose "
                                        f"another file")
         else:
-            atomic_write_bytes(key_file, json.dumps(key).encode())
-    jobs = plan_jobs(cfg)
+            atomic_write_bytes(key_file, json.dumps(parts_key).encode())
+    jobs = plan_jobs(cfg, none_only=base is not None)
     results: dict[int, dict[str, np.ndarray]] = {}
     todo = []
     for job in jobs:
@@ -307,21 +370,57 @@ def generate_gestures(cfg: GestureSetConfig, progress: bool = True,
     wall = time.perf_counter() - t0
     chunks = []
     for job in jobs:
+        if base is not None:
+            chunks.append(_gesture_rows(base, job.identity))
         if out is not None:
             with np.load(_part(out, job.identity), allow_pickle=False) as z:
                 chunks.append({k: z[k] for k in z.files})
         else:
             chunks.append(results[job.identity])
-    arrays = {k: np.concatenate([c[k] for c in chunks]) for k in KEYS}
-    arrays["labels"] = np.array(GESTURES)
+    keys = KEYS + (NONE_KEYS if cfg.none else ())
+    arrays = {k: np.concatenate([c[k] for c in chunks]) for k in keys}
+    arrays["labels"] = np.array(cfg.labels)
     data = GestureData(arrays, {})
     data.metadata = _summary(data, key, wall, sum(j.count for j in todo), cfg.workers)
+    if base is not None:
+        data.metadata["run"]["reused"] = {"path": str(Path(reuse)), "samples": len(base)}
     if out is not None:
         atomic_write_bytes(out, npz_bytes(data.to_arrays()))
         import shutil
 
         shutil.rmtree(parts_dir(out), ignore_errors=True)
     return data
+
+
+def _reused(cfg: GestureSetConfig, path: Path) -> "GestureData":
+    """The 16-class set whose gesture samples ``cfg`` (with ``none``) takes, checked before anything is written."""
+    from dataclasses import replace
+
+    if not cfg.none:
+        raise SpecError("reuse", "a set is reused for its gesture samples when none samples are added (none > 0)")
+    if not cfg.gestures:
+        raise SpecError("reuse", "this configuration shows no gestures, so there is nothing to reuse")
+    try:
+        base = GestureData.load(path)
+    except SpecError as e:
+        raise SpecError("reuse", e.problem) from None
+    if base.metadata.get("key") != replace(cfg, none=0).key():
+        raise SpecError("reuse", f"{path} is not the set of this configuration without none (its key differs)")
+    per_identity = {j.identity: j.gesture_count for j in plan_jobs(cfg)}
+    ids, counts = np.unique(base.data["identity"], return_counts=True)
+    if dict(zip(ids.tolist(), counts.tolist())) != per_identity:
+        raise SpecError("reuse", f"{path} does not hold every identity's gesture samples")
+    return base
+
+
+def _gesture_rows(base: "GestureData", identity: int) -> dict[str, np.ndarray]:
+    """One identity's rows of a 16-class set, in its order, with the :data:`NONE_KEYS` a gesture sample has."""
+    idx = np.flatnonzero(base.data["identity"] == identity)
+    rows = {k: base.data[k][idx] for k in KEYS}
+    names = np.array(base.labels, dtype="<U16")
+    rows.update(posture=np.full(len(idx), "present", dtype="<U16"), shape=names[rows["label"]],
+                amount=np.ones(len(idx), np.float16))
+    return rows
 
 
 def _summary(data: "GestureData", key: dict[str, Any], wall: float, rendered: int, workers: int) -> dict[str, Any]:
@@ -331,6 +430,8 @@ def _summary(data: "GestureData", key: dict[str, Any], wall: float, rendered: in
                      "identities": int(len(np.unique(a["identity"][a["split"] == s])))} for s in SPLITS}
     return {"format": FORMAT, "key": key, "samples": len(data), "splits": per_split,
             "per_label": {str(n): int((a["label"] == i).sum()) for i, n in enumerate(a["labels"])},
+            **({} if "posture" not in a else {"none_postures": dict(zip(*(
+                x.tolist() for x in np.unique(a["posture"][a["label"] == len(GESTURES)], return_counts=True))))}),
             "hands": {h: int((a["hand"] == h).sum()) for h in ("left", "right")},
             "distractor_in_crop": round(float((a["distractor"] > 0).mean()), 4) if len(data) else 0.0,
             "props_mean": round(float(a["props"].mean()), 3) if len(data) else 0.0,
@@ -342,12 +443,13 @@ def _summary(data: "GestureData", key: dict[str, Any], wall: float, rendered: in
 
 def fresh_test_set(seed: int, identities: int = 8, per_class: int = 6, size: int = 112,
                    gestures: Sequence[str] = GESTURES, workers: int = 1, out: str | Path | None = None,
-                   progress: bool = False) -> "GestureData":
+                   progress: bool = False, none: int = 0) -> "GestureData":
     """A test set of ``identities`` people no pool uses (:data:`FRESH_SEEDS` + 1000 ``seed`` + k), each showing
-    every gesture ``per_class`` times; in memory, or in (and reused from) ``out``."""
+    every gesture ``per_class`` times (and ``none`` times ``per_class`` relaxed hands of the class ``none``); in
+    memory, or in (and reused from) ``out``."""
     cfg = GestureSetConfig(out=None if out is None else Path(out), seed=seed, identities=identities,
                            splits=(0.0, 0.0, 1.0), per_class=(0, 0, per_class), size=size, gestures=tuple(gestures),
-                           fresh=True, workers=workers)
+                           fresh=True, workers=workers, none=none)
     return generate_gestures(cfg, progress=progress)
 
 
@@ -463,7 +565,7 @@ class GestureData:
 def rule_agreement(data: GestureData) -> dict[str, Any]:
     """How often the rule classifier (:func:`~hcgym.synthesis.motion.hands.classify_gesture`) on the ground-truth
     3-D keypoints names the sample's label: ``{"agree", "total", "rate", "confusions": {label -> {rule: n}}}``
-    (samples without 3-D keypoints are left out)."""
+    (samples without 3-D keypoints, and those of ``none``, which the rules do not know, are left out)."""
     from hcgym.synthesis.motion.hands import classify_gesture
 
     kp = data.data["keypoints_3d"]
@@ -473,6 +575,8 @@ def rule_agreement(data: GestureData) -> dict[str, Any]:
         if not np.isfinite(kp[i]).all():
             continue
         want = data.labels[int(data.data["label"][i])]
+        if want == NONE:
+            continue
         got = classify_gesture(kp[i].astype(np.float64))
         total += 1
         if got == want:
@@ -534,5 +638,5 @@ def _spread(idx: np.ndarray, identity: np.ndarray, n: int) -> np.ndarray:
     return np.array((firsts + rest)[:n], dtype=np.int64)
 
 
-__all__ = ["FORMAT", "FRESH_SEEDS", "KEYS", "POOL_SEEDS", "ChunkJob", "GestureData", "GestureSetConfig",
+__all__ = ["FORMAT", "FRESH_SEEDS", "KEYS", "NONE", "NONE_KEYS", "POOL_SEEDS", "ChunkJob", "GestureData", "GestureSetConfig",
            "contact_sheet", "fresh_test_set", "generate_gestures", "plan_jobs", "render_chunk", "rule_agreement"]

@@ -27,6 +27,16 @@ pure function of the sample's :class:`SampleSpec` (its seed) and the people show
   size of the box, which gives the pixels of the 640x480 frame inside the box (``window=False`` renders the
   whole frame instead); then resized to ``S x S`` (:func:`hcgym.perception.gesture.inputs.crop_rgbd` rules).
 
+A ``none`` sample (:attr:`SampleSpec.relaxed` set) shows a hand whose truth in a world is ``none``
+(:meth:`hcgym.synthesis.motion.timeline.HumanMotion.hands` labels a gesture only while its shape weight is at
+least :data:`LABEL_AMOUNT`), of one of the :data:`NONE_KINDS`: ``hang`` (the idle body, the hand hanging at the
+side), ``raise`` (the arm raised as to show a gesture, the hand relaxed), ``partial`` (raised, the fingers a
+share :data:`PARTIAL_AMOUNT` of the way from relaxed to a gesture) or ``action`` (an upper-body action of
+:data:`RELAXED_ACTIONS`, the hand relaxed). Raised arms are the presenting arm of the gesture samples or the
+timeline's ``gesture_raise`` / ``arm_forward`` clips (:data:`RAISED_ARMS`); clips are sampled at a time in
+:data:`CLIP_TIME` of a :data:`CLIP_SECONDS` segment (rising, held or lowering) over the idle body. Camera, room,
+clutter and crop are drawn as for a gesture sample, the crop around the hand's 21 ground-truth points.
+
 Depth is the renderer's metric z-depth (the :class:`~hcgym.types.Frame` depth of the embedded backend), 0 where
 nothing is hit. Needs OpenGL through EGL (:func:`hcgym.envs.backends.gl.gl_available`).
 """
@@ -65,16 +75,32 @@ DISTRACTOR_DEPTH = (0.9, 3.0)
 WALL_BEHIND = (0.8, 4.5)
 #: Vertices of a person's mesh kept for the props' clearance tests (every k-th).
 BODY_STRIDE = 37
+#: The timeline labels a hand's gesture while its shape weight is at least this (below it: ``none``).
+LABEL_AMOUNT = 0.5
+#: Kinds of ``none`` samples (module docstring), and the shape weights of ``partial`` hands (below
+#: :data:`LABEL_AMOUNT`, with a margin: a hand just under it looks like the gesture it labels just above).
+NONE_KINDS = ("hang", "raise", "partial", "action")
+PARTIAL_AMOUNT = (0.05, 0.45)
+#: Arm postures of raised ``none`` hands and their probabilities: the gesture samples' presenting arm and the
+#: timeline's clips that show a hand to a camera.
+RAISED_ARMS = {"present": 0.5, "gesture_raise": 0.25, "arm_forward": 0.25}
+#: Upper-body actions of ``action`` samples (their hands are relaxed in a timeline).
+RELAXED_ACTIONS = ("wave", "hands_on_hips", "scratch_head", "raise_arms")
+#: Seconds of the clip segment a ``none`` arm posture is sampled from, and the range of times sampled.
+CLIP_SECONDS = 3.0
+CLIP_TIME = (0.15, 2.7)
 
 
 @dataclass(frozen=True)
 class SampleSpec:
-    """What one sample shows: ``gesture`` (a :data:`~hcgym.synthesis.motion.hands.GESTURES` name), the ``seed`` of
-    every other draw, and whether the crop box is jittered (training samples)."""
+    """What one sample shows: ``gesture`` (a :data:`~hcgym.synthesis.motion.hands.GESTURES` name, or ``none``
+    with ``relaxed`` one of :data:`NONE_KINDS`), the ``seed`` of every other draw, and whether the crop box is
+    jittered (training samples)."""
 
     gesture: str
     seed: int
     jitter: bool = False
+    relaxed: str = ""
 
 
 @dataclass
@@ -152,9 +178,11 @@ class GestureStage:
         Returns ``rgb`` (S, S, 3) uint8, ``depth`` (S, S) float32 metres (0 = nothing hit), ``box`` (4,) the crop
         in frame pixels, ``keypoints`` (21, 3) crop pixels ``u, v`` and camera depth (metres), ``keypoints_3d``
         (21, 3) in the person's own frame (metres; x = their left, z = up), ``hand``, ``distance`` (camera to
-        the keypoints' centre, metres), ``props`` (count), ``distractor`` (the share of the crop's pixels showing the second person, 0 without one),
-        ``seconds`` (wall time); with
-        ``window=False`` also the whole frame: ``frame_rgb`` (H, W, 3), ``frame_depth`` (H, W).
+        the keypoints' centre, metres), ``props`` (count), ``distractor`` (the share of the crop's pixels showing
+        the second person, 0 without one), ``posture`` (the arm: ``present``, ``hang`` or a clip's action),
+        ``shape`` (the gesture the fingers form, ``relaxed`` for none), ``amount`` (how far they form it, 0..1),
+        ``seconds`` (wall time); with ``window=False`` also the whole frame: ``frame_rgb`` (H, W, 3),
+        ``frame_depth`` (H, W).
         """
         from hcgym.perception.gesture.inputs import crop_rgbd
         from hcgym.synthesis.dataset.randomise import sample_light
@@ -164,7 +192,11 @@ class GestureStage:
         rng = sample_rng(spec.seed)
         own = person.handedness
         hand = own if rng.random() < OWN_HAND else ("left" if own == "right" else "right")
-        posed = person.rig.pose(_body_pose(person.rig, spec.gesture, hand, rng))
+        if spec.relaxed:
+            posed, (posture, shape, amount) = _relaxed_pose(person, spec.relaxed, hand, rng)
+        else:
+            posed, (posture, shape, amount) = person.rig.pose(_body_pose(person.rig, spec.gesture, hand, rng)), \
+                ("present", spec.gesture, 1.0)
         heading = -90.0 + float(rng.uniform(-BODY_YAW, BODY_YAW))
         place = _placement(np.zeros(3), heading)
         kp_avatar = hand_keypoints(posed, hand)
@@ -216,7 +248,8 @@ class GestureStage:
         return {"rgb": crop, "depth": crop_depth, "box": box.astype(np.float32),
                 "keypoints": keypoints.astype(np.float32), "keypoints_3d": kp_avatar.astype(np.float32),
                 "hand": hand, "distance": float(np.linalg.norm(kp.mean(axis=0) - cam.eye)), "props": props,
-                "distractor": seen, "seconds": time.perf_counter() - t0, **full}
+                "distractor": seen, "posture": posture, "shape": shape, "amount": float(amount),
+                "seconds": time.perf_counter() - t0, **full}
 
     def _show(self, person: _Person, posed, place: np.ndarray) -> int:
         positions, normals = posed.render_arrays() if not isinstance(posed, tuple) else posed
@@ -227,8 +260,9 @@ class GestureStage:
 
 
 # ----------------------------------------------------------------------------- the person
-def _body_pose(rig, gesture: str, hand: str, rng: np.random.Generator) -> dict[str, np.ndarray]:
-    """Local-ref bone deltas: the presenting arm (jittered) with the gesture, the other arm hanging, hand relaxed."""
+def _body_pose(rig, gesture: str, hand: str, rng: np.random.Generator, amount: float = 1.0) -> dict[str, np.ndarray]:
+    """Local-ref bone deltas: the presenting arm (jittered) with the gesture (formed ``amount`` of the way from
+    the relaxed hand; ``gesture`` may be ``relaxed``), the other arm hanging, hand relaxed."""
     from scipy.spatial.transform import Rotation
 
     from hcgym.synthesis.motion.hands import hand_deltas, presenting_arm, relaxed_hand
@@ -244,7 +278,55 @@ def _body_pose(rig, gesture: str, hand: str, rng: np.random.Generator) -> dict[s
     other = "right" if hand == "left" else "left"
     o = "R" if other == "right" else "L"
     hang = {k: np.radians(v) for k, v in POSES["stand"].items() if k.endswith("." + o)}
-    return {**hang, **arm, **relaxed_hand(rig, other), **hand_deltas(rig, gesture, hand)}
+    return {**hang, **arm, **relaxed_hand(rig, other), **hand_deltas(rig, gesture, hand, amount)}
+
+
+def _relaxed_pose(person: _Person, kind: str, hand: str, rng: np.random.Generator):
+    """The pose of a ``none`` sample of ``kind`` (module docstring) with ``hand`` relaxed:
+    (:class:`~hcgym.synthesis.motion.rig.PosedBody`, (posture, shape, amount))."""
+    from hcgym.synthesis.motion.hands import GESTURES
+
+    if kind not in NONE_KINDS:
+        raise ValueError(f"relaxed must be one of {NONE_KINDS}, got {kind!r}")
+    shape, amount = "relaxed", 0.0
+    if kind == "partial":
+        shape, amount = str(GESTURES[int(rng.integers(len(GESTURES)))]), float(rng.uniform(*PARTIAL_AMOUNT))
+    if kind == "hang":
+        posture = "hang"
+    elif kind == "action":
+        posture = str(RELAXED_ACTIONS[int(rng.integers(len(RELAXED_ACTIONS)))])
+    else:
+        posture = str(rng.choice(list(RAISED_ARMS), p=list(RAISED_ARMS.values())))
+    if posture == "present":
+        return person.rig.pose(_body_pose(person.rig, shape, hand, rng, amount)), (posture, shape, amount)
+    return _clip_pose(person, posture, hand, shape, amount, rng), (posture, shape, amount)
+
+
+def _clip_pose(person: _Person, action: str, hand: str, shape: str, amount: float, rng: np.random.Generator):
+    """The timeline's way: the idle body at a random time, the arms of the upper-body ``action`` (``hang``: none)
+    at a time in :data:`CLIP_TIME`, ``hand`` shaped ``amount`` of the way to ``shape``, the other hand relaxed."""
+    from hcgym.synthesis.motion.actions import action as get_action
+    from hcgym.synthesis.motion.base import ClipContext, Style
+    from hcgym.synthesis.motion.clips_arms import ARM_BONES
+    from hcgym.synthesis.motion.hands import hand_deltas, relaxed_hand
+    from hcgym.synthesis.motion.rig import BONE_INDEX
+
+    rig = person.rig
+    style = Style.from_key(person.spec.identity_key())
+    seed = int(rng.integers(0, 2 ** 31 - 1))
+    body = get_action("idle").sample(ClipContext(rig=rig, time=float(rng.uniform(0.0, 60.0)), duration=60.0,
+                                                 params={}, style=style, seed=seed))
+    rotations = body.rotations.copy()
+    if action != "hang":
+        ctx = ClipContext(rig=rig, time=float(rng.uniform(*CLIP_TIME)), duration=CLIP_SECONDS,
+                          params={"hand": hand, "hands": hand}, style=style, seed=seed + 1)
+        upper = get_action(action).sample(ctx)
+        idx = [BONE_INDEX[b] for b in ARM_BONES]
+        rotations[idx] = upper.rotations[idx]
+    other = "left" if hand == "right" else "right"
+    for name, d in {**relaxed_hand(rig, other), **hand_deltas(rig, shape, hand, amount)}.items():
+        rotations[BONE_INDEX[name]] = d
+    return rig.pose(rotations, root=body.root)
 
 
 def _placement(position: np.ndarray, heading: float) -> np.ndarray:

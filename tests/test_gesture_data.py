@@ -188,6 +188,10 @@ def test_cli_rejects_bad_values_before_writing(tmp_path, capsys):
     out = tmp_path / "set.npz"
     assert main(["generate", "--mode", "gestures", "--n", "4", "--per-class", "0,0,0", "--out", str(out)]) == 2
     assert "per_class" in capsys.readouterr().err and not out.exists() and not Path(str(out) + ".parts").exists()
+    for extra, field in ((["--with-none", "--reuse", str(tmp_path / "missing.npz")], "reuse"),
+                         (["--reuse", str(tmp_path / "missing.npz")], "reuse"), (["--with-none", "99"], "none")):
+        assert main(["generate", "--mode", "gestures", "--n", "4", "--out", str(out), "--quiet", *extra]) == 2
+        assert field in capsys.readouterr().err and not out.exists() and not Path(str(out) + ".parts").exists()
 
 
 # ----------------------------------------------------------------------------- real data folders
@@ -325,3 +329,112 @@ def replace_out(cfg: GestureSetConfig, out: Path) -> GestureSetConfig:
     from dataclasses import replace
 
     return replace(cfg, out=out)
+
+
+# ----------------------------------------------------------------------------- the class none
+def test_none_class_adds_a_last_label_and_leaves_the_gesture_samples_alone():
+    from dataclasses import replace
+
+    from hcgym.synthesis.gesture_data import NONE, ChunkJob, plan_jobs
+    from hcgym.synthesis.gesture_data_scene import NONE_KINDS
+
+    off = GestureSetConfig(identities=6, splits=(4, 0, 2), per_class=(4, 0, 2))
+    on = replace(off, none=2)
+    assert "none" not in off.key() and off.labels == GESTURES  # a 16-class set keeps its key and labels
+    assert on.key()["none"]["factor"] == 2 and on.labels == GESTURES + (NONE,) and on.labels.index(NONE) == 16
+    assert {k: v for k, v in on.key().items() if k != "none"} == off.key()
+    for a, b, c in zip(plan_jobs(off), plan_jobs(on), plan_jobs(on, none_only=True)):
+        gestures, nones = b.specs()[:a.count], b.specs()[a.count:]
+        assert gestures == a.specs()  # same gestures, same seeds: the same samples
+        assert c.specs() == nones and c.count == len(nones) == 2 * a.count // len(GESTURES)
+        assert all(s.gesture == NONE and s.jitter == (a.split == "train") for s in nones)
+        kinds = [s.relaxed for s in nones]
+        assert all(kinds.count(k) == len(kinds) // len(NONE_KINDS) for k in NONE_KINDS)  # 8 or 4: balanced
+        assert not {s.seed for s in nones} & {s.seed for s in gestures}
+    only = replace(on, gestures=())
+    assert ChunkJob(only, 0, "train").specs() == ChunkJob(on, 0, "train", none_only=True).specs()
+    for bad in (dict(none=-1), dict(none=99), dict(none=True)):
+        with pytest.raises(SpecError, match="none"):
+            replace(on, **bad).check()
+    with pytest.raises(SpecError, match="gestures"):
+        replace(off, gestures=()).check()
+
+
+def test_none_hands_are_below_the_timelines_labelling_weight():
+    from hcgym.synthesis.avatar_spec import AvatarSpec
+    from hcgym.synthesis.gesture_data_scene import LABEL_AMOUNT, PARTIAL_AMOUNT
+    from hcgym.synthesis.motion.base import envelope
+    from hcgym.synthesis.motion.rig import rig_for
+    from hcgym.synthesis.motion.timeline import Behaviour, HumanMotion
+
+    item = {"gesture": "five", "hand": "right", "start": 0.0, "duration": 2.0}
+    motion = HumanMotion(Behaviour(gesture=(item,), blink=0), rig_for(AvatarSpec.random(STUDIO[0])), (0, 0, 0), 0.0)
+    seen = set()
+    for t in np.linspace(0.0, 0.3, 61):
+        w = envelope(t, 2.0, 0.25, 0.25)  # the timeline's ease-in of a gesture
+        if abs(w - LABEL_AMOUNT) > 1e-6:
+            assert (motion.hands(t)[1]["right"] == "five") == (w >= LABEL_AMOUNT)
+            seen.add(w >= LABEL_AMOUNT)
+    assert seen == {True, False} and PARTIAL_AMOUNT[1] < LABEL_AMOUNT
+
+
+@needs_gl
+def test_none_samples_of_each_kind():
+    from hcgym.synthesis import gesture_data_scene as gs
+    from hcgym.synthesis.gesture_data_scene import GestureStage, SampleSpec
+
+    stage = GestureStage(32)
+    try:
+        person = stage.person(STUDIO[0])
+        wrist_height = {}
+        for k, kind in enumerate(gs.NONE_KINDS * 2):
+            r = stage.render(person, SampleSpec("none", 70 + k, relaxed=kind))
+            allowed = {"hang": {"hang"}, "action": set(gs.RELAXED_ACTIONS)}.get(kind, set(gs.RAISED_ARMS))
+            assert r["posture"] in allowed
+            assert (r["shape"] == "relaxed") == (kind != "partial") and r["amount"] < gs.LABEL_AMOUNT
+            assert (r["amount"] > 0) == (kind == "partial")
+            assert ((r["keypoints"][:, :2] >= 0) & (r["keypoints"][:, :2] < 32)).all() and (r["depth"] > 0).any()
+            wrist_height.setdefault(kind, []).append(float(r["keypoints_3d"][0, 2]))
+        raised = wrist_height["raise"] + wrist_height["partial"]  # rising, held or lowering
+        assert max(wrist_height["hang"]) < min(0.9, min(raised)) and max(raised) > 1.2
+        with pytest.raises(ValueError, match="relaxed"):
+            stage.render(person, SampleSpec("none", 1, relaxed="sleeping"))
+    finally:
+        stage.release()
+
+
+def test_rule_agreement_leaves_none_out():
+    from hcgym.synthesis.gesture_data import NONE, rule_agreement
+
+    data = _toy()
+    data.data["labels"] = np.array(GESTURES + (NONE,))
+    data.data["label"][:] = 16
+    data.data["keypoints_3d"][:] = 0.0
+    assert rule_agreement(data)["total"] == 0 and data.labels[-1] == NONE
+
+
+@needs_gl
+@pytest.mark.slow
+def test_none_set_from_a_reused_16_class_set_equals_a_full_run(tmp_path):
+    from dataclasses import replace
+
+    from hcgym.synthesis.gesture_data import KEYS, NONE_KEYS
+
+    cfg = GestureSetConfig(identities=2, splits=(1, 0, 1), per_class=(1, 0, 1), size=32, gestures=("five", "left"))
+    base = generate_gestures(replace(cfg, out=tmp_path / "g16.npz"), progress=False)
+    full = generate_gestures(replace(cfg, none=4), progress=False)
+    assert len(full) == 12 and full.y().tolist().count(16) == 8 and full.labels[16] == "none"
+    for key in KEYS:
+        if key != "seconds":
+            assert np.array_equal(full.data[key][full.y() < 16], base.data[key]), key
+    out = tmp_path / "g17.npz"
+    with pytest.raises(SpecError, match="reuse"):  # not the same configuration: nothing written
+        generate_gestures(replace(cfg, none=4, out=out, seed=1), progress=False, reuse=tmp_path / "g16.npz")
+    assert not out.exists() and not Path(str(out) + ".parts").exists()
+    merged = generate_gestures(replace(cfg, none=4, out=out), progress=False, reuse=tmp_path / "g16.npz")
+    assert merged.metadata["run"]["rendered"] == 8 and merged.metadata["run"]["reused"]["samples"] == 4
+    for key in KEYS + NONE_KEYS + ("labels",):
+        if key != "seconds":
+            assert np.array_equal(merged.data[key], full.data[key]), key
+    assert GestureData.load(out).metadata["key"] == full.metadata["key"]
+    assert merged.metadata["rule_agreement"]["total"] == 4
