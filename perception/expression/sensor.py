@@ -25,7 +25,8 @@ Pipeline, on the frames the model samples:
 Sampling: the checkpoint says at which rate its clips were sampled (``fps``) and how many frames the model
 sees (``window``). With ``frame_stride=None`` (default) a Frame is sampled when its ``time`` reaches the
 next multiple of ``1 / fps`` after the last sampled one (a faster stream is thinned to the model's rate; a
-slower one has every frame sampled); bare images, which carry no time, are all sampled. ``frame_stride=k``
+slower one has every frame sampled; times must increase: :meth:`~ExpressionSensor.reset` before another stream);
+bare images, which carry no time, are all sampled. ``frame_stride=k``
 samples every k-th call instead. ``hold`` (default) answers frames that are not sampled with the latest
 answer, ``hold=False`` with an empty one; :attr:`ExpressionSensor.fresh` says whether the answer is new.
 
