@@ -4,6 +4,7 @@ here)."""
 
 from __future__ import annotations
 
+import cv2
 import numpy as np
 import pytest
 
@@ -22,19 +23,22 @@ from hcgym.worlds import load_world
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 LABELS = [*GESTURES, "none"]
-SIZE = 32
+#: The toy model's input side, and the side its (imagined) training set was rendered at.
+SIZE, RENDERED = 32, 48
 
 
 def toy_model(path, modality: str = "rgbd", size: int = SIZE, meta: dict | None = None):
-    """A tiny MNASNet 0.5 trained one epoch on 34 random crops of 17 classes, saved with the sensor's meta."""
+    """A tiny MNASNet 0.5 trained one epoch on 34 random crops of 17 classes, saved with the meta of a model trained
+    on a set rendered at :data:`RENDERED` and resized to ``size``."""
     rng = np.random.default_rng(0)
     rgb = rng.integers(0, 256, (34, size, size, 3)).astype(np.uint8)
     depth = rng.uniform(0.5, 2.5, (34, size, size)).astype(np.float32)
     x = channels(rgb, depth, modality)
     result = train_gesture("mnasnet0_5", modality, x, np.arange(34) % 17, epochs=1, batch=17, width=0.5,
                            num_classes=17)
-    return save_model(result, path, {"labels": LABELS, "size": size, "depth_mode": "relative"} if meta is None
-                      else meta)
+    return save_model(result, path, meta if meta is not None else {
+        "labels": LABELS, "size": size, "depth_mode": "relative", "rgb_normalised": True,
+        "data": {"file": "set.npz", "key": {"size": RENDERED}}})
 
 
 @pytest.fixture(scope="module")
@@ -67,8 +71,13 @@ def test_truth_hands_are_cropped_as_the_training_data(ckpt, frames):
             assert box_iou(box, truth_box) > 0.99  # the bench's subject box: the box of the 21 points
         h, w = f.rgb.shape[:2]
         kp = f.humans[0].motion.hand_keypoints
-        crop = [crop_rgbd(f.rgb, f.depth, hand_box(kp[s, :, :2], (w, h)), SIZE) for s in (0, 1)]
-        x = channels(np.stack([c[0] for c in crop]), np.stack([c[1] for c in crop]), "rgbd")
+        # the training set: crops rendered at RENDERED, depth stored as float16, then resized for the model
+        crop = [crop_rgbd(f.rgb, f.depth, hand_box(kp[s, :, :2], (w, h)), RENDERED) for s in (0, 1)]
+        rgb = [cv2.resize(c[0], (SIZE, SIZE), interpolation=cv2.INTER_AREA) for c in crop]
+        depth = [cv2.resize(c[1].astype(np.float16).astype(np.float32), (SIZE, SIZE),
+                            interpolation=cv2.INTER_NEAREST) for c in crop]
+        x = channels(np.stack(rgb), np.stack(depth), "rgbd")
+        assert np.allclose(sensor.preprocess(f.rgb, f.depth, f)[0], x, atol=1e-6)
         assert np.allclose(out.scores, gs.softmax(predict(sensor.model, x)), atol=1e-6)
         assert (sensor.crop_boxes[:, 2] - sensor.crop_boxes[:, 0] > out.boxes[:, 2] - out.boxes[:, 0]).all()
 
@@ -127,7 +136,8 @@ def test_kinect_depth_is_seeded_per_call(ckpt, frames):
     f = frames[0]
     noisy = gs.GestureSensor(checkpoint=ckpt, hands="truth", depth_noise=True, seed=3)
     first = noisy(f).scores
-    assert np.array_equal(noisy.read_depth(f.depth, f.depth.shape), kinect_depth(f.depth, np.random.default_rng([3, 1])))
+    exact16 = f.depth.astype(np.float16).astype(np.float32)  # the training sets store depth as float16
+    assert np.array_equal(noisy.read_depth(f.depth, f.depth.shape), kinect_depth(exact16, np.random.default_rng([3, 1])))
     noisy.reset()
     assert np.array_equal(noisy(f).scores, first)
     assert not np.array_equal(noisy(f).scores, first)  # the second call of a stream draws new noise

@@ -13,12 +13,17 @@ Pipeline (:mod:`.inputs`, the preprocessing of the training data, :mod:`hcgym.sy
 1. Hands: ``hands="mediapipe"`` (default) runs MediaPipe Hands (:class:`~hcgym.perception.hands.mediapipe.
    MediaPipeHands`, ``max_hands`` per frame) for 21 points per hand; ``hands="truth"`` takes the frame's
    ground-truth 21 points (``motion.hand_keypoints``) of every hand with a visible point (a Frame of a world).
-2. Optionally (``depth_noise=True``) the frame's depth is read as a Kinect would
+2. The depth is rounded to float16, as the training sets store it; optionally (``depth_noise=True``) it is
+   read as a Kinect would
    (:func:`~.inputs.kinect_depth` on the whole frame at its own resolution; call ``k`` after :meth:`reset`
    draws from ``default_rng([seed, k])``), as the training sets draw it on their crops.
 3. Each hand's square crop box (:func:`~.inputs.hand_box` of its 21 points, no jitter), RGB and depth cut and
-   resized to the checkpoint's ``size`` (:func:`~.inputs.crop_rgbd`), the model's channels
-   (:func:`~.inputs.channels`: the checkpoint's ``modality`` and ``depth_mode``), every hand in one batch.
+   resized (:func:`~.inputs.crop_rgbd`) to the side the training set was rendered at (``crop_side``, the
+   checkpoint's ``data.key.size``), then, when the model's ``size`` is another, resized again as the training
+   run resized its set (RGB by area averaging when shrinking, bilinearly when enlarging; depth by the nearest
+   pixel: :func:`hcgym.perception.gesture.study.resize_set`); a checkpoint without ``data`` is cut at ``size``
+   directly. Then the model's channels (:func:`~.inputs.channels`: the checkpoint's ``modality``,
+   ``depth_mode``, ``rgb_normalised``), every hand in one batch.
 
 An ``rgbd`` or ``depth`` model needs depth: a bare image without ``depth=`` is refused; an ``rgb`` model takes
 bare images. Checkpoint: ``checkpoint=PATH`` (a :func:`~.training.save_model` file whose meta holds
@@ -108,7 +113,9 @@ class GestureSensor(TorchSensor):
 
     Args:
         checkpoint: a gesture model file (:func:`~.training.save_model` with meta :data:`META_KEYS`, optionally
-            ``depth_mode``, default ``relative``), or the name of one in :data:`MODELS`; default :data:`SHIPPED`.
+            ``depth_mode`` (default ``relative``), ``rgb_normalised`` (default true) and ``data`` ``{"key":
+            {"size": side the set was rendered at}}``), or the name of one in :data:`MODELS`; default
+            :data:`SHIPPED`.
         hands: ``mediapipe`` or ``truth`` (the frame's ground-truth hand points).
         depth_noise: read the frame's exact depth as a Kinect would (:func:`~.inputs.kinect_depth`).
         seed: the noise's seed.
@@ -131,8 +138,11 @@ class GestureSensor(TorchSensor):
         if missing:
             raise SpecError("checkpoint", f"{path} lacks {', '.join(missing)} in its meta (save_model(..., meta="
                                           f"{{'labels': [...], 'size': S, 'depth_mode': ...}}))")
+        data = meta.get("data")
+        key = data.get("key") if isinstance(data, dict) else None
         self._attach(meta["labels"], meta["config"]["modality"], meta["size"], meta.get("depth_mode", "relative"),
-                     int(meta["config"]["num_classes"]))
+                     int(meta["config"]["num_classes"]), key.get("size") if isinstance(key, dict) else None,
+                     meta.get("rgb_normalised", True))
         self.model = model
         self.checkpoint = path
 
@@ -151,7 +161,8 @@ class GestureSensor(TorchSensor):
         self.checkpoint: Path | None = None
         self.reset()
 
-    def _attach(self, labels: Any, modality: str, size: Any, depth_mode: str, num_classes: int) -> None:
+    def _attach(self, labels: Any, modality: str, size: Any, depth_mode: str, num_classes: int,
+                crop_side: Any = None, rgb_normalised: Any = True) -> None:
         if not isinstance(labels, (list, tuple)) or len(labels) != num_classes:
             raise SpecError("checkpoint", f"the model has {num_classes} classes; its meta must name them under "
                                           f"'labels', got {labels!r}")
@@ -161,6 +172,8 @@ class GestureSensor(TorchSensor):
             raise SpecError("checkpoint", f"unknown depth_mode {depth_mode!r} (allowed: {', '.join(DEPTH_MODES)})")
         self.classes = tuple(str(c) for c in labels)
         self.modality, self.size, self.depth_mode = modality, _whole(size, "size", 16), depth_mode
+        self.crop_side = self.size if crop_side is None else _whole(crop_side, "crop_side", 16)
+        self.rgb_normalised = _flag(rgb_normalised, "rgb_normalised")
 
     # ------------------------------------------------------------------ running
     @property
@@ -207,34 +220,45 @@ class GestureSensor(TorchSensor):
         return self._hand_sensor
 
     def read_depth(self, depth: np.ndarray | None, shape: tuple[int, int]) -> np.ndarray:
-        """The depth the crops are cut from: ``depth`` (zeros without it), Kinect-like with ``depth_noise``."""
+        """The (H, W) float32 depth the crops are cut from: ``depth`` rounded to float16 as the training sets store
+        it (zeros without it), then read as a Kinect would with ``depth_noise``."""
         if depth is None:
             return np.zeros(shape, np.float32)
+        d = np.asarray(depth, np.float16).astype(np.float32)
         if not self.depth_noise:
-            return depth
+            return d
         from hcgym.perception.gesture.inputs import kinect_depth
 
-        return kinect_depth(depth, np.random.default_rng([self.seed, self.calls]))
+        return kinect_depth(d, np.random.default_rng([self.seed, self.calls]))
 
     def crops(self, image: np.ndarray, depth: np.ndarray | None,
               points: list[np.ndarray]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-        """``(rgb (N, S, S, 3) uint8, depth (N, S, S) metres, crop boxes (N, 4))`` of the hands' ``points``."""
-        from hcgym.perception.gesture.inputs import crop_rgbd, hand_box
+        """``(rgb (N, S, S, 3) uint8, depth (N, S, S) metres, crop boxes (N, 4))`` of the hands' ``points``: cut at
+        ``crop_side``, then resized to ``size`` (module docstring)."""
+        import cv2
+
+        from hcgym.perception.gesture.inputs import crop_rgbd, hand_box, resample_depth
 
         h, w = image.shape[:2]
         d = self.read_depth(depth, (h, w)) if points else None
         boxes = [hand_box(p, (w, h)) for p in points]
-        cut = [crop_rgbd(image, d, b, self.size) for b in boxes]
-        s = self.size
-        return (np.stack([c[0] for c in cut]) if cut else np.zeros((0, s, s, 3), np.uint8),
-                np.stack([c[1] for c in cut]) if cut else np.zeros((0, s, s), np.float32),
+        s, rgb, depths = self.size, [], []
+        for b in boxes:
+            c_rgb, c_depth = crop_rgbd(image, d, b, self.crop_side)
+            if self.crop_side != s:
+                interp = cv2.INTER_AREA if s < self.crop_side else cv2.INTER_LINEAR
+                c_rgb, c_depth = cv2.resize(c_rgb, (s, s), interpolation=interp), resample_depth(c_depth, s)
+            rgb.append(c_rgb)
+            depths.append(c_depth)
+        return (np.stack(rgb) if rgb else np.zeros((0, s, s, 3), np.uint8),
+                np.stack(depths) if depths else np.zeros((0, s, s), np.float32),
                 np.asarray(boxes, np.int64).reshape(-1, 4))
 
     def model_inputs(self, rgb: np.ndarray, depth: np.ndarray) -> np.ndarray:
         """(N, C, S, S) float32 channels of crops ``rgb`` (N, S, S, 3) uint8 and ``depth`` (N, S, S) metres."""
         from hcgym.perception.gesture.inputs import channels
 
-        return channels(rgb, depth, self.modality, self.depth_mode)
+        return channels(rgb, depth, self.modality, self.depth_mode, self.rgb_normalised)
 
     def preprocess(self, image: np.ndarray, depth: np.ndarray | None = None,
                    frame: Any = None) -> tuple[np.ndarray, Any]:
@@ -280,22 +304,24 @@ class GestureSensor(TorchSensor):
     def config(self) -> dict[str, Any]:
         """The export's sidecar config: the checkpoint's labels and input layout, and the sensor's options."""
         return {"labels": list(self.classes), "modality": self.modality, "size": self.size,
-                "depth_mode": self.depth_mode, "hands": self.hands, "depth_noise": self.depth_noise,
+                "depth_mode": self.depth_mode, "crop_side": self.crop_side, "rgb_normalised": self.rgb_normalised,
+                "hands": self.hands, "depth_noise": self.depth_noise,
                 "seed": self.seed, "max_hands": self.max_hands,
                 "min_detection_confidence": self.min_detection_confidence}
 
     @classmethod
     def from_config(cls, **config: Any) -> GestureSensor:
         """The sensor's pre- and post-processing without a torch model (``OnnxSensor`` runs the network)."""
-        try:
-            labels, modality, size, depth_mode = (config.pop(k) for k in ("labels", "modality", "size",
-                                                                          "depth_mode"))
-        except KeyError as e:
-            raise SpecError("config", f"a gesture/rgbd export's config lacks {e}") from None
+        layout = ("labels", "modality", "size", "depth_mode", "crop_side", "rgb_normalised")
+        missing = [k for k in layout if k not in config]
+        if missing:
+            raise SpecError("config", f"a gesture/rgbd export's config lacks {', '.join(missing)}")
+        labels, modality, size, depth_mode, crop_side, rgb_normalised = (config.pop(k) for k in layout)
         sensor = cls.__new__(cls)
         sensor.name = "gesture/rgbd"
         sensor._configure(**config)
-        sensor._attach(labels, modality, size, depth_mode, len(labels) if isinstance(labels, list) else -1)
+        sensor._attach(labels, modality, size, depth_mode, len(labels) if isinstance(labels, list) else -1,
+                       crop_side, rgb_normalised)
         sensor.model = None
         return sensor
 
