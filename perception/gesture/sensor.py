@@ -364,7 +364,8 @@ class GestureSensor(TorchSensor):
         a, b = self.classify_crops(rgb, depth), exported.classify_crops(rgb, depth)
         worst = float(np.max(np.abs(a.scores - b.scores))) if a.scores.shape == b.scores.shape else float("inf")
         same = a.labels == b.labels and a.classes == b.classes and worst <= RELOAD_TOLERANCE
-        return {"same": bool(same), "detail": f"8 crops in one batch: the same labels, max |score diff| {worst:.1e}"}
+        return {"same": bool(same),
+                "detail": f"8 crops in one batch: the same labels, largest score difference {worst:.1e}"}
 
 
 __all__ = ["HAND_SOURCES", "META_KEYS", "MODELS", "SHIPPED", "GestureSensor", "checkpoint_path", "softmax",
