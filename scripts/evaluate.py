@@ -74,6 +74,10 @@ def register(sub: argparse._SubParsersAction) -> None:
 
     evaluate_sensor.register(targets)
 
+    from hcgym.scripts import evaluate_gesture
+
+    evaluate_gesture.register(targets)
+
 
 def run_face(args: argparse.Namespace) -> int:
     from hcgym.errors import SpecError

@@ -1,0 +1,208 @@
+"""``hcgym train gesture`` (keyed, resumable, sharded runs; float16 publishing; errors before writing) and
+``hcgym evaluate gesture`` (schema, tables, figures) on a toy gesture set of 32 x 32 crops and tiny backbones."""
+
+from __future__ import annotations
+
+import json
+from itertools import combinations
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from hcgym.errors import SpecError
+from hcgym.perception.gesture import protocol, study
+from hcgym.perception.gesture.training import load_model
+from hcgym.scripts.cli import main
+from hcgym.synthesis.gesture_data import NONE, GestureData
+from hcgym.synthesis.motion.hands import GESTURES
+
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
+
+
+def toy_set(per_label: int = 3, size: int = 48, none: bool = False, seed: int = 0) -> GestureData:
+    """A gesture set without rendering: every label ``per_label`` times (one sample each of train, val, test),
+    a bright square whose position gives the label in RGB and a nearer square in depth."""
+    labels = GESTURES + ((NONE,) if none else ())
+    rng = np.random.default_rng(seed)
+    n = len(labels) * per_label
+    label = np.repeat(np.arange(len(labels)), per_label)
+    rgb = rng.integers(0, 80, (n, size, size, 3), dtype=np.uint8)
+    depth = np.full((n, size, size), 2.0, np.float16)
+    for i, lab in enumerate(label):
+        r, c = divmod(int(lab), 5)
+        sl = (slice(r * 9 + 2, r * 9 + 10), slice(c * 9 + 2, c * 9 + 10))
+        rgb[i][sl] = 230
+        depth[i][sl] = 1.5
+    split = np.array((["train", "val", "test"] * per_label)[:per_label] * len(labels))
+    arrays = {"rgb": rgb, "depth": depth, "box": np.tile(np.array([100, 100, 180, 180], np.float32), (n, 1)),
+              "keypoints": np.zeros((n, 21, 3), np.float32), "keypoints_3d": np.full((n, 21, 3), np.nan, np.float32),
+              "label": label, "labels": np.array(labels), "hand": np.array(["right"] * n),
+              "identity": np.arange(n) % 4, "avatar_seed": np.arange(n) % 4, "split": split,
+              "distance": np.linspace(0.5, 2.49, n).astype(np.float32), "props": np.zeros(n, np.int16),
+              "distractor": np.zeros(n, np.float16), "seconds": np.zeros(n, np.float32)}
+    return GestureData(arrays, {"format": "hcgym-gesture-data-1", "key": {"toy": seed, "none": none}})
+
+
+@pytest.fixture(scope="module")
+def trained(tmp_path_factory):
+    """A toy set, its 17-class twin, and tiny models of every modality trained on them by the command line."""
+    root = tmp_path_factory.mktemp("gesture")
+    toy_set().save(root / "toy.npz")
+    toy_set(none=True).save(root / "toy17.npz")
+    common = ["--size", "32", "--epochs", "1", "--tiny"]
+    assert main(["train", "gesture", "--data", str(root / "toy.npz"), "--out", str(root / "models"), *common]) == 0
+    assert main(["train", "gesture", "--data", str(root / "toy17.npz"), "--out", str(root / "models"),
+                 "--modalities", "rgbd", "--name", "gesture_rgbd", *common]) == 0
+    return root
+
+
+def test_published_models_carry_what_a_sensor_needs(trained):
+    models = trained / "models"
+    for m in ("rgb", "depth", "rgbd"):
+        ckpt = torch.load(models / f"gesture_mobilenet_v2_{m}.pt", weights_only=True)
+        weights = [v for k, v in ckpt["state_dict"].items() if k.endswith("weight")]
+        assert weights and all(w.dtype == torch.float16 for w in weights)
+        assert ckpt["state_dict"]["mean"].dtype == torch.float32
+        model, meta = load_model(models / f"gesture_mobilenet_v2_{m}.pt")
+        assert next(model.parameters()).dtype == torch.float32
+        assert {"labels", "modality", "size", "depth_mode", "backbone"} <= set(meta)
+        assert (meta["modality"], meta["size"], meta["depth_mode"], meta["backbone"]) == (m, 32, "relative",
+                                                                                        "mobilenet_v2")
+        assert meta["labels"] == list(GESTURES) and meta["weights_dtype"] == "float16"
+        prov = json.loads((models / f"PROVENANCE_gesture_mobilenet_v2_{m}.json").read_text())
+        assert prov["command"].startswith("hcgym train gesture") and len(prov["history"]) == 1
+        assert set(prov["test"]) == ({"exact"} if m == "rgb" else {"exact", "kinect"})
+        assert prov["test_float16"]["exact"] == pytest.approx(prov["test"]["exact"], abs=20)
+    _, meta = load_model(models / "gesture_rgbd.pt")
+    assert meta["labels"][-1] == NONE and len(meta["labels"]) == 17 and meta["modality"] == "rgbd"
+
+
+def test_a_rerun_trains_nothing_and_runs_are_keyed(trained, capsys):
+    runs = sorted(p.name for p in (trained / "models" / "runs").iterdir())
+    assert len(runs) == 4 and all((trained / "models" / "runs" / r / "model.pt").is_file() for r in runs)
+    assert main(["train", "gesture", "--data", str(trained / "toy.npz"), "--out", str(trained / "models"),
+                 "--size", "32", "--epochs", "1", "--tiny"]) == 0
+    assert "published 0 model(s)" in capsys.readouterr().out
+    # another setting is another run
+    k1 = study.run_key("mobilenet_v2", "rgb", 16, 0, study.GestureSettings(size=32), {"a": 1}, True)
+    k2 = study.run_key("mobilenet_v2", "rgb", 16, 0, study.GestureSettings(size=40), {"a": 1}, True)
+    k3 = study.run_key("mobilenet_v2", "rgb", 16, 0, study.GestureSettings(size=32), {"a": 2}, True)
+    assert len({k1, k2, k3}) == 3
+
+
+def test_interrupted_run_resumes_to_the_same_model(tmp_path):
+    toy_set().save(tmp_path / "toy.npz")
+    settings = study.GestureSettings(size=32, epochs=2)
+    args = (tmp_path / "toy.npz",)
+
+    class Stop(Exception):
+        pass
+
+    def stop_after_first_epoch(line: str) -> None:
+        if "epoch 1/2" in line:
+            raise Stop
+
+    with pytest.raises(Stop):
+        study.train_runs(*args, tmp_path / "a", ["mobilenet_v2"], ["rgbd"], [0], settings, tiny=True,
+                         log=stop_after_first_epoch)
+    assert not list((tmp_path / "a").glob("*.pt"))
+    done = study.train_runs(*args, tmp_path / "a", ["mobilenet_v2"], ["rgbd"], [0], settings, tiny=True,
+                            log=lambda _: None)
+    assert [p.name for p in done["published"]] == ["gesture_mobilenet_v2_rgbd.pt"] and not done["remaining"]
+    study.train_runs(*args, tmp_path / "b", ["mobilenet_v2"], ["rgbd"], [0], settings, tiny=True, log=lambda _: None)
+    a = torch.load(tmp_path / "a" / "gesture_mobilenet_v2_rgbd.pt", weights_only=True)
+    b = torch.load(tmp_path / "b" / "gesture_mobilenet_v2_rgbd.pt", weights_only=True)
+    def losses(ckpt: dict) -> list:
+        return [(h["loss"], h["val_acc"]) for h in ckpt["history"]]
+
+    assert losses(a) == losses(b) and len(a["history"]) == 2
+    assert all(torch.equal(a["state_dict"][k], b["state_dict"][k]) for k in a["state_dict"])
+
+
+def test_shards_split_the_runs(tmp_path):
+    toy_set().save(tmp_path / "toy.npz")
+    settings = study.GestureSettings(size=32, epochs=1)
+    first = study.train_runs(tmp_path / "toy.npz", tmp_path / "o", ["mobilenet_v2"], ["rgb", "depth", "rgbd"], [0],
+                             settings, shard=(1, 2), tiny=True, log=lambda _: None)
+    assert [p.name for p in first["published"]] == ["gesture_mobilenet_v2_depth.pt"]
+    assert len(first["remaining"]) == 2
+    rest = study.train_runs(tmp_path / "toy.npz", tmp_path / "o", ["mobilenet_v2"], ["rgb", "depth", "rgbd"], [0],
+                            settings, shard=(0, 2), tiny=True, log=lambda _: None)
+    assert sorted(p.name for p in rest["published"]) == ["gesture_mobilenet_v2_rgb.pt", "gesture_mobilenet_v2_rgbd.pt"]
+    assert not rest["remaining"]
+
+
+@pytest.mark.parametrize("extra, field", [
+    (["--backbones", "vgg16"], "--backbones"), (["--modalities", "rgb,ir"], "--modalities"),
+    (["--shard", "2/2"], "--shard"), (["--size", "16"], "--size"), (["--seeds", "0,0"], "--seeds"),
+    (["--modalities", "rgb,depth", "--name", "mine"], "--name"), (["--data", "/nonexistent.npz"], "--data")])
+def test_train_cli_errors_name_the_option_before_writing(tmp_path, capsys, extra, field):
+    toy_set().save(tmp_path / "toy.npz")
+    argv = ["train", "gesture", "--data", str(tmp_path / "toy.npz"), "--out", str(tmp_path / "out"), "--tiny", *extra]
+    assert main(argv) == 2
+    assert field in capsys.readouterr().err
+    assert not (tmp_path / "out").exists()
+
+
+def test_resize_set_and_half_copy():
+    data = toy_set(size=48)
+    small = study.resize_set(data, 32)
+    assert small.data["rgb"].shape[1:] == (32, 32, 3) and small.data["depth"].shape[1:] == (32, 32)
+    assert set(np.unique(small.data["depth"])) <= set(np.unique(data.data["depth"]))  # nearest pixel
+    assert study.resize_set(data, 48) is data
+    with pytest.raises(SpecError, match="--name"):
+        study.plan(Path("x"), ["mobilenet_v2"], ["rgb", "rgbd"], [0], study.GestureSettings(), GESTURES, {},
+                   name="one")
+    from hcgym.perception.gesture.training import build_model
+
+    model = build_model({"backbone": "mobilenet_v2", "modality": "rgbd", "num_classes": 16, "width": 0.25})
+    half = study.half_copy(model)
+    assert next(half.parameters()).dtype == torch.float16 and half.mean.dtype == torch.float32
+    assert next(model.parameters()).dtype == torch.float32
+
+
+def test_auroc_counts_pairs():
+    rng = np.random.default_rng(3)
+    score = rng.integers(0, 4, 40).astype(float)  # many ties
+    pos = rng.random(40) < 0.4
+    pairs = [(i, j) for i, j in combinations(range(40), 2) if pos[i] != pos[j]]
+    want = np.mean([1.0 if score[p] > score[q] else 0.5 if score[p] == score[q] else 0.0
+                    for i, j in pairs for p, q in [(i, j) if pos[i] else (j, i)]])
+    assert protocol.auroc(score, pos) == pytest.approx(want)
+    assert protocol.auroc(score, np.zeros(40, bool)) is None
+
+
+def test_evaluate_writes_the_schema_tables_and_figures(trained, tmp_path, monkeypatch, capsys):
+    fresh = toy_set(per_label=2, none=True, seed=5)
+    fresh.data["split"][:] = "test"
+    monkeypatch.setattr(protocol, "fresh_data", lambda config, progress=False: fresh)
+    monkeypatch.setattr(protocol, "quick_config", lambda seed=0: protocol.GestureEvalConfig(
+        seed=seed, identities=1, per_class=1, repeats=2, table29_repeats=2, width=0.25))
+    out = tmp_path / "eval"
+    assert main(["evaluate", "gesture", "--quick", "--models", str(trained / "models"), "--out", str(out)]) == 0
+    res = json.loads((out / "results.json").read_text())
+    assert set(res["models"]) == {"mobilenet_v2", "mnasnet1_0", "mnasnet0_5", "resnet18"}
+    for name, row in res["models"].items():
+        assert {"rgb", "depth", "rgbd", "ms_rgb", "ms_rgbd", "rgbd_noisy", "params", "macs", "ratio"} <= set(row)
+        assert row["ms_rgb"] > 0 and row["ms_rgbd"] > 0 and row["params"]["rgbd"] > row["params"]["rgb"]
+        assert (row["rgbd"] is None) == (name != "mobilenet_v2")
+    assert all(0 <= res["models"]["mobilenet_v2"][m] <= 100 for m in ("rgb", "depth", "rgbd", "rgbd_noisy"))
+    assert res["sensor"]["classes"] == 17 and res["samples"] == {"gestures": 32, "none": 2, "identities": 1}
+    assert np.asarray(res["confusion"]["matrix"]).sum() == 32
+    assert set(res["checks"]) == {"rgbd_ge_max", "ratio_le_1_05"} and "mobilenet_v2" in res["checks"]["rgbd_ge_max"]
+    assert [r["size"] for r in res["table29"]] == [224, 224, 32, 32]
+    table = (out / "table.md").read_text()
+    assert "Table 29" in table and "Xavier AGX" in table and "0.0263" in table
+    for fig in ("confusion.png", "accuracy_by_distance.png", "confidence.png"):
+        assert (out / fig).read_bytes()[:4] == b"\x89PNG"
+    assert "[gesture]" in capsys.readouterr().out
+
+
+def test_evaluate_refuses_bad_options_before_writing(tmp_path, capsys):
+    assert main(["evaluate", "gesture", "--none", "9", "--out", str(tmp_path / "o")]) == 2
+    assert "--none" in capsys.readouterr().err
+    assert main(["evaluate", "gesture", "--models", str(tmp_path / "missing"), "--out", str(tmp_path / "o")]) == 2
+    assert "--models" in capsys.readouterr().err
+    assert not (tmp_path / "o").exists()
