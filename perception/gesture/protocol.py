@@ -214,7 +214,7 @@ def run(config: GestureEvalConfig, progress: bool = False) -> dict[str, Any]:
                   width=config.width, seed=config.seed)
     by = {(r["backbone"], r["modality"], r["runtime"]): r for r in lat["rows"]}
     ratios = {(r["backbone"], r["runtime"]): r for r in lat["ratios"]}
-    from hcgym.perception.gesture.backbones import make_backbone
+    from hcgym.perception.gesture.backbones import count_parameters, make_backbone
     from hcgym.perception.gesture.inputs import MODALITIES as CHANNELS
 
     for b in BACKBONES:
@@ -228,7 +228,7 @@ def run(config: GestureEvalConfig, progress: bool = False) -> dict[str, Any]:
         row["params"], row["macs"], row["first_conv_macs"] = {}, {}, {}
         for m in MODALITIES:
             net = make_backbone(b, CHANNELS[m], 16, config.width)
-            row["params"][m] = int(sum(p.numel() for p in net.parameters()))
+            row["params"][m] = count_parameters(net)
             row["macs"][m] = int(model_macs(net, size)["ptflops"])
             row["first_conv_macs"][m] = by[b, m, "torch"]["first_conv_macs"]
     results["latency"] = {"size": size, "repeats": config.repeats, "threads": 1, "torch": torch.__version__,
