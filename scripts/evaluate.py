@@ -74,6 +74,10 @@ def register(sub: argparse._SubParsersAction) -> None:
 
     evaluate_sensor.register(targets)
 
+    from hcgym.scripts import evaluate_expression
+
+    evaluate_expression.register(targets)
+
     from hcgym.scripts import evaluate_gesture
 
     evaluate_gesture.register(targets)

@@ -67,6 +67,10 @@ def register(sub: argparse._SubParsersAction) -> None:
     train_action.register(targets)
     train_action_study.register(targets)
 
+    from hcgym.scripts import train_expression
+
+    train_expression.register(targets)
+
     from hcgym.scripts import train_gesture
 
     train_gesture.register(targets)
