@@ -4,7 +4,6 @@ here)."""
 
 from __future__ import annotations
 
-import cv2
 import numpy as np
 import pytest
 
@@ -14,9 +13,11 @@ from hcgym.perception import bench
 from hcgym.perception.bench_classes import classification_truth
 from hcgym.perception.gesture import sensor as gs
 from hcgym.perception.gesture.inputs import channels, crop_rgbd, hand_box, kinect_depth
+from hcgym.perception.gesture.study import resize_set
 from hcgym.perception.gesture.training import predict, save_model, train_gesture
 from hcgym.perception.registry import make, spec
 from hcgym.synthesis.bench_frames import iter_world_frames
+from hcgym.synthesis.gesture_data import GestureData
 from hcgym.synthesis.motion.hands import GESTURES
 from hcgym.worlds import load_world
 
@@ -71,12 +72,12 @@ def test_truth_hands_are_cropped_as_the_training_data(ckpt, frames):
             assert box_iou(box, truth_box) > 0.99  # the bench's subject box: the box of the 21 points
         h, w = f.rgb.shape[:2]
         kp = f.humans[0].motion.hand_keypoints
-        # the training set: crops rendered at RENDERED, depth stored as float16, then resized for the model
+        # the training set: crops rendered at RENDERED, depth stored as float16, resized by the training run
         crop = [crop_rgbd(f.rgb, f.depth, hand_box(kp[s, :, :2], (w, h)), RENDERED) for s in (0, 1)]
-        rgb = [cv2.resize(c[0], (SIZE, SIZE), interpolation=cv2.INTER_AREA) for c in crop]
-        depth = [cv2.resize(c[1].astype(np.float16).astype(np.float32), (SIZE, SIZE),
-                            interpolation=cv2.INTER_NEAREST) for c in crop]
-        x = channels(np.stack(rgb), np.stack(depth), "rgbd")
+        rendered = GestureData({"rgb": np.stack([c[0] for c in crop]), "label": np.zeros(2, np.int64),
+                                "depth": np.stack([c[1] for c in crop]).astype(np.float16)})
+        data = resize_set(rendered, SIZE)
+        x = channels(data.data["rgb"], data.data["depth"].astype(np.float32), "rgbd")
         assert np.allclose(sensor.preprocess(f.rgb, f.depth, f)[0], x, atol=1e-6)
         assert np.allclose(out.scores, gs.softmax(predict(sensor.model, x)), atol=1e-6)
         assert (sensor.crop_boxes[:, 2] - sensor.crop_boxes[:, 0] > out.boxes[:, 2] - out.boxes[:, 0]).all()
