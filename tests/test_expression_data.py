@@ -217,6 +217,7 @@ def test_dlib_detects_once_then_tracks(clips, data):
     assert found[first] and detected[:first + 1].all()  # the detector runs on every frame until it finds a face
     tracked = found[first + 1:] & ~detected[first + 1:]
     assert tracked.sum() >= 1  # later frames take their box from the previous landmarks
+    assert dlib_track(frames, redetect=1)[2].all()  # a refresh on every frame runs the detector on every frame
 
 
 def test_sequences_per_source_and_protocol(data):
