@@ -157,7 +157,9 @@ def test_the_study_trains_in_shards_and_writes_the_shipped_files(trained: dict) 
     bundle = study.load_models(out / study.BUNDLE)
     assert len(bundle["runs"]) == len(runs) - 1
     raw = torch.load(out / study.BUNDLE, weights_only=True)
-    assert all(v.dtype == torch.float16 for r in raw["runs"] for v in r["state_dict"].values() if v.is_floating_point())
+    dtypes = {k.split("::")[-1] if "::" in k else "other": v.dtype
+              for r in raw["runs"] for k, v in r["state_dict"].items() if v.is_floating_point() or "::" in k}
+    assert dtypes == {"int8": torch.int8, "scale": torch.float16, "other": torch.float16}
     grown = [r for r in bundle["runs"] if r["model"] == "pstbln"]
     assert grown and all(r["growth"]["events"] for r in grown)
     seeds = [r for r in bundle["runs"] if r["role"] == "mcd" and r["protocol"] == "ck"]
@@ -165,7 +167,23 @@ def test_the_study_trains_in_shards_and_writes_the_shipped_files(trained: dict) 
     assert [r["seed"] for r in seeds] == [0, 1] and all(r["net"].cfg.widths == topology for r in seeds)
     prov = json.loads((out / "PROVENANCE_expression_models.json").read_text())
     assert {"command", "data_metadata", "settings", "runs"} <= set(prov)
-    assert all({"params", "test", "history", "widths"} <= set(r) for r in prov["runs"])
+    assert all({"params", "test", "history", "widths", "packing"} <= set(r) for r in prov["runs"])
+    assert all(r["packing"]["max_abs_prob_diff"] < 0.05 for r in prov["runs"])
+
+
+def test_packing_keeps_graph_matrices_within_half_a_step() -> None:
+    import torch
+
+    g = torch.Generator().manual_seed(0)
+    state = {"layers.0.U": torch.randn(3, 20, 20, generator=g), "fc.weight": torch.randn(7, 4, generator=g),
+             "bn.num_batches_tracked": torch.tensor(5)}
+    packed = study.pack(state)
+    assert packed["layers.0.U::int8"].dtype == torch.int8 and packed["fc.weight"].dtype == torch.float16
+    back = study.unpack(packed)
+    assert set(back) == set(state) and back["bn.num_batches_tracked"] == 5
+    step = state["layers.0.U"].abs().amax(-1, keepdim=True) / 127
+    assert ((back["layers.0.U"] - state["layers.0.U"]).abs() <= 0.5 * step * 1.01 + 1e-6).all()
+    assert torch.allclose(back["fc.weight"], state["fc.weight"], atol=2e-3)
 
 
 def test_the_stream_checkpoint_carries_the_sensor_meta(trained: dict) -> None:

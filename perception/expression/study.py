@@ -24,9 +24,11 @@ training; a PST-BLN's search result ``grown.pt`` once its growth is done):
 
 ``shard=(k, n)`` trains runs ``i`` with ``i % n == k``. PST-BLN runs come first; a run that needs another
 shard's topology waits for it (up to ``wait`` seconds). When every run is done, :func:`train_study` writes
-the shipped files: ``expression_models.pt`` (every table and seed-study model, weights stored as float16;
-:func:`load_models` casts them back) and ``expression_stream.pt`` (a :func:`~.training.save_model` file with
-the sensor's meta ``{"source", "fps", "window", "labels"}``), each with ``PROVENANCE_<name>.json``.
+the shipped files: ``expression_models.pt`` (every table and seed-study model; ST-BLN's graph matrices
+stored as int8 with a float16 scale per row, every other weight as float16, :func:`pack`; :func:`load_models`
+unpacks them to float32; the provenance records each model's test-split accuracy as trained and as
+shipped) and ``expression_stream.pt`` (a :func:`~.training.save_model` file, float16 weights, with the
+sensor's meta ``{"source", "fps", "window", "labels"}``), each with ``PROVENANCE_<name>.json``.
 """
 
 from __future__ import annotations
@@ -86,7 +88,7 @@ class ExprStudySettings:
     block: int = 5
     eps: float = 1e-4
     max_layers: int = 5
-    max_width: int = 15
+    max_width: int = 10
     step_epochs: int = 2
     mcd_seeds: tuple[int, ...] = (0, 1, 2, 3, 4)
     mcd_on: tuple[str, ...] = ("ck-mesh51", "afew-mesh51")
@@ -431,8 +433,7 @@ def train_study(posed: str | Path | None, wild: str | Path | None, out: str | Pa
     finished = [(r, _run_dir(out, r, settings, meta) / "model.pt") for r in runs]
     if not all(p.is_file() for _, p in finished):
         return None
-    labels = next(iter(data.values())).label_names
-    return write_shipped(finished, out, meta, settings, labels, command)
+    return write_shipped(finished, out, data, settings, command)
 
 
 # ----------------------------------------------------------------------------- the shipped files
@@ -440,16 +441,73 @@ def _half(state: dict[str, Any]) -> dict[str, Any]:
     return {k: v.half() if v.is_floating_point() else v for k, v in state.items()}
 
 
-def write_shipped(finished: Sequence[tuple[Run, Path]], out: Path, data_meta: dict[str, Any],
-                  settings: ExprStudySettings, labels: Sequence[str], command: str | None = None) -> list[Path]:
-    """``expression_models.pt`` (table and seed-study runs, float16 weights), ``expression_stream.pt`` (float16
-    weights, the sensor's meta) and their provenance files into ``out``; returns the paths."""
+#: Suffixes of a packed graph matrix: int8 values and float16 scales (one per row).
+PACKED = ("::int8", "::scale")
+
+
+def pack(state: dict[str, Any]) -> dict[str, Any]:
+    """A state dict for shipping: ST-BLN's graph matrices (``*.U``, S x E x E) as int8 with one float16 scale
+    per row (``max |row| / 127``), every other float tensor as float16 (:func:`unpack` inverts it)."""
+    import torch
+
+    out = {}
+    for k, v in state.items():
+        if k.endswith(".U"):
+            scale = (v.abs().amax(dim=-1, keepdim=True) / 127).clamp_min(1e-12).half()
+            out[k + PACKED[0]] = torch.round(v / scale.float()).clamp(-127, 127).to(torch.int8)
+            out[k + PACKED[1]] = scale
+        elif v.is_floating_point():
+            out[k] = v.half()
+        else:
+            out[k] = v
+    return out
+
+
+def unpack(state: dict[str, Any]) -> dict[str, Any]:
+    """The float32 state dict of a :func:`pack` one."""
+    out = {}
+    for k, v in state.items():
+        if k.endswith(PACKED[1]):
+            continue
+        if k.endswith(PACKED[0]):
+            base = k[: -len(PACKED[0])]
+            out[base] = v.float() * state[base + PACKED[1]].float()
+        else:
+            out[k] = v.float() if v.is_floating_point() else v
+    return out
+
+
+def _packing_check(ckpt: dict[str, Any], packed: dict[str, Any], x: np.ndarray, y: np.ndarray) -> dict[str, float]:
+    """Test-split accuracy (%) of a run's model as trained and as shipped, and the largest difference of a class
+    probability between them."""
+    import torch
+
+    from hcgym.perception.expression.models import ExpressionNet, ExprModelConfig
+    from hcgym.perception.expression.training import predict_logits
+
+    probs = []
+    for state in (ckpt["state_dict"], unpack(packed)):
+        net = ExpressionNet(ExprModelConfig.from_dict(ckpt["config"]))
+        net.load_state_dict(state)
+        probs.append(torch.softmax(torch.from_numpy(predict_logits(net, x)), 1).numpy())
+    return {"acc_trained": round(100 * float((probs[0].argmax(1) == y).mean()), 2),
+            "acc_shipped": round(100 * float((probs[1].argmax(1) == y).mean()), 2),
+            "max_abs_prob_diff": float(np.abs(probs[0] - probs[1]).max())}
+
+
+def write_shipped(finished: Sequence[tuple[Run, Path]], out: Path, data: dict[str, Any],
+                  settings: ExprStudySettings, command: str | None = None) -> list[Path]:
+    """``expression_models.pt`` (table and seed-study runs, weights :func:`pack` ed, each checked on its test
+    split against the model as trained), ``expression_stream.pt`` (float16 weights, the sensor's meta) and
+    their provenance files into ``out``; returns the paths."""
     import torch
 
     from hcgym.paths import atomic_write_bytes
     from hcgym.perception.detection.sensor import load_tensors
     from hcgym.perception.expression.training import load_model, save_model
 
+    data_meta = {style: d.meta for style, d in data.items()}
+    labels = list(data["posed"].label_names)
     common = {"command": command, "data_metadata": data_meta, "settings": asdict(settings)}
     entries, runs = [], []
     written: list[Path] = []
@@ -458,7 +516,11 @@ def write_shipped(finished: Sequence[tuple[Run, Path]], out: Path, data_meta: di
         record = {**asdict(run), **{k: ckpt[k] for k in ("params", "test", "history", "sizes", "frames", "seconds")},
                   "widths": ckpt["config"]["widths"], "growth": ckpt.get("growth")}
         if run.role != "stream":
-            entries.append({"config": ckpt["config"], "state_dict": _half(ckpt["state_dict"]), **asdict(run),
+            packed = pack(ckpt["state_dict"])
+            d = data[PROTOCOL_STYLE[run.protocol]]
+            x = protocol_inputs(d, run.source, run.protocol, settings.afew_frames, "test")
+            record["packing"] = _packing_check(ckpt, packed, x, d.y("test"))
+            entries.append({"config": ckpt["config"], "state_dict": packed, **asdict(run),
                             "growth": ckpt.get("growth"), "test": ckpt["test"]})
             runs.append(record)
             continue
@@ -479,7 +541,7 @@ def write_shipped(finished: Sequence[tuple[Run, Path]], out: Path, data_meta: di
 
 
 def load_models(path: str | Path, field: str = "models") -> dict[str, Any]:
-    """The bundle of :func:`write_shipped` with every run's model built (float32, eval mode):
+    """The bundle of :func:`write_shipped` with every run's model built (weights unpacked to float32, eval mode):
     ``{"labels", "settings", "data_metadata", "runs": [{"role", "protocol", "source", "model", "seed", "topology",
     "growth", "test", "net"}, ...]}``."""
     from hcgym.perception.detection.sensor import load_tensors
@@ -493,11 +555,11 @@ def load_models(path: str | Path, field: str = "models") -> dict[str, Any]:
         raise SpecError(field, f"{path} is not an expression model bundle")
     for r in b["runs"]:
         net = ExpressionNet(ExprModelConfig.from_dict(r.pop("config")))
-        net.load_state_dict(r.pop("state_dict"))
+        net.load_state_dict(unpack(r.pop("state_dict")))
         r["net"] = net.eval()
     return b
 
 
 __all__ = ["BUNDLE", "PROTOCOL_STYLE", "STREAM", "STREAM_SOURCE", "TABLE_MODELS", "ExprStudySettings", "Run",
-           "load_data", "load_models", "needs", "plan_runs", "protocol_inputs", "resample_frames", "run_key",
-           "stream_windows", "train_study", "write_shipped"]
+           "load_data", "load_models", "needs", "pack", "plan_runs", "protocol_inputs", "resample_frames", "run_key",
+           "stream_windows", "train_study", "unpack", "write_shipped"]
