@@ -47,43 +47,49 @@ def toy_set(per_label: int = 3, size: int = 48, none: bool = False, seed: int = 
 
 @pytest.fixture(scope="module")
 def trained(tmp_path_factory):
-    """A toy set, its 17-class twin, and tiny models of every modality trained on them by the command line."""
+    """A toy set and its 17-class twin; tiny models trained on them by the command line: MobileNetV2 RGB and
+    depth (17 classes), the sensor's RGB-D model ``gesture_rgbd`` (17 classes), MNASNet 0.5 RGB (16 classes)."""
     root = tmp_path_factory.mktemp("gesture")
     toy_set().save(root / "toy.npz")
     toy_set(none=True).save(root / "toy17.npz")
-    common = ["--size", "32", "--epochs", "1", "--tiny"]
-    assert main(["train", "gesture", "--data", str(root / "toy.npz"), "--out", str(root / "models"), *common]) == 0
-    assert main(["train", "gesture", "--data", str(root / "toy17.npz"), "--out", str(root / "models"),
-                 "--modalities", "rgbd", "--name", "gesture_rgbd", *common]) == 0
+    out = ["--out", str(root / "models"), "--size", "32", "--epochs", "1", "--tiny"]
+    for extra in (["--data", str(root / "toy17.npz"), "--modalities", "rgb,depth"],
+                  ["--data", str(root / "toy17.npz"), "--modalities", "rgbd", "--name", "gesture_rgbd"],
+                  ["--data", str(root / "toy.npz"), "--backbones", "mnasnet0_5", "--modalities", "rgb"]):
+        assert main(["train", "gesture", *extra, *out]) == 0
     return root
 
 
 def test_published_models_carry_what_a_sensor_needs(trained):
     models = trained / "models"
-    for m in ("rgb", "depth", "rgbd"):
-        ckpt = torch.load(models / f"gesture_mobilenet_v2_{m}.pt", weights_only=True)
+    assert sorted(p.name for p in models.glob("*.pt")) == [
+        "gesture_mnasnet0_5_rgb.pt", "gesture_mobilenet_v2_depth.pt", "gesture_mobilenet_v2_rgb.pt", "gesture_rgbd.pt"]
+    for name, m in (("gesture_mobilenet_v2_rgb", "rgb"), ("gesture_mobilenet_v2_depth", "depth"),
+                    ("gesture_rgbd", "rgbd")):
+        ckpt = torch.load(models / f"{name}.pt", weights_only=True)
         weights = [v for k, v in ckpt["state_dict"].items() if k.endswith("weight")]
         assert weights and all(w.dtype == torch.float16 for w in weights)
         assert ckpt["state_dict"]["mean"].dtype == torch.float32
-        model, meta = load_model(models / f"gesture_mobilenet_v2_{m}.pt")
+        model, meta = load_model(models / f"{name}.pt")
         assert next(model.parameters()).dtype == torch.float32
         assert {"labels", "modality", "size", "depth_mode", "backbone"} <= set(meta)
         assert (meta["modality"], meta["size"], meta["depth_mode"], meta["backbone"]) == (m, 32, "relative",
                                                                                         "mobilenet_v2")
-        assert meta["labels"] == list(GESTURES) and meta["weights_dtype"] == "float16"
-        prov = json.loads((models / f"PROVENANCE_gesture_mobilenet_v2_{m}.json").read_text())
+        assert meta["labels"] == [*GESTURES, NONE] and meta["weights_dtype"] == "float16"
+        prov = json.loads((models / f"PROVENANCE_{name}.json").read_text())
         assert prov["command"].startswith("hcgym train gesture") and len(prov["history"]) == 1
         assert set(prov["test"]) == ({"exact"} if m == "rgb" else {"exact", "kinect"})
         assert prov["test_float16"]["exact"] == pytest.approx(prov["test"]["exact"], abs=20)
-    _, meta = load_model(models / "gesture_rgbd.pt")
-    assert meta["labels"][-1] == NONE and len(meta["labels"]) == 17 and meta["modality"] == "rgbd"
+    _, meta = load_model(models / "gesture_mnasnet0_5_rgb.pt")
+    assert meta["labels"] == list(GESTURES) and meta["backbone"] == "mnasnet0_5"
 
 
 def test_a_rerun_trains_nothing_and_runs_are_keyed(trained, capsys):
     runs = sorted(p.name for p in (trained / "models" / "runs").iterdir())
     assert len(runs) == 4 and all((trained / "models" / "runs" / r / "model.pt").is_file() for r in runs)
-    assert main(["train", "gesture", "--data", str(trained / "toy.npz"), "--out", str(trained / "models"),
-                 "--size", "32", "--epochs", "1", "--tiny"]) == 0
+    capsys.readouterr()
+    assert main(["train", "gesture", "--data", str(trained / "toy17.npz"), "--out", str(trained / "models"),
+                 "--modalities", "rgb,depth", "--size", "32", "--epochs", "1", "--tiny"]) == 0
     assert "published 0 model(s)" in capsys.readouterr().out
     # another setting is another run
     k1 = study.run_key("mobilenet_v2", "rgb", 16, 0, study.GestureSettings(size=32), {"a": 1}, True)
@@ -174,6 +180,7 @@ def test_auroc_counts_pairs():
     assert protocol.auroc(score, np.zeros(40, bool)) is None
 
 
+@pytest.mark.slow
 def test_evaluate_writes_the_schema_tables_and_figures(trained, tmp_path, monkeypatch, capsys):
     fresh = toy_set(per_label=2, none=True, seed=5)
     fresh.data["split"][:] = "test"
@@ -188,10 +195,15 @@ def test_evaluate_writes_the_schema_tables_and_figures(trained, tmp_path, monkey
         assert {"rgb", "depth", "rgbd", "ms_rgb", "ms_rgbd", "rgbd_noisy", "params", "macs", "ratio"} <= set(row)
         assert row["ms_rgb"] > 0 and row["ms_rgbd"] > 0 and row["params"]["rgbd"] > row["params"]["rgb"]
         assert (row["rgbd"] is None) == (name != "mobilenet_v2")
-    assert all(0 <= res["models"]["mobilenet_v2"][m] <= 100 for m in ("rgb", "depth", "rgbd", "rgbd_noisy"))
-    assert res["sensor"]["classes"] == 17 and res["samples"] == {"gestures": 32, "none": 2, "identities": 1}
+    mob, mnas = res["models"]["mobilenet_v2"], res["models"]["mnasnet0_5"]
+    assert all(0 <= mob[m] <= 100 for m in ("rgb", "depth", "rgbd", "rgbd_noisy"))
+    assert mob["classes"] == 17 and set(mob["acc_all"]) == {"rgb", "depth", "rgbd"} and "recall" in mob["rgbd_none"]
+    assert mnas["classes"] == 16 and mnas["rgb"] is not None and mnas["depth"] is None and "acc_all" not in mnas
+    assert res["sensor"]["file"] == "gesture_rgbd.pt" and res["sensor"]["backbone"] == "mobilenet_v2"
+    assert res["samples"] == {"gestures": 32, "none": 2, "identities": 1}
     assert np.asarray(res["confusion"]["matrix"]).sum() == 32
-    assert set(res["checks"]) == {"rgbd_ge_max", "ratio_le_1_05"} and "mobilenet_v2" in res["checks"]["rgbd_ge_max"]
+    assert set(res["checks"]) == {"rgbd_ge_max", "ratio_le_1_05"} and set(res["checks"]["rgbd_ge_max"]) == {
+        "mobilenet_v2"}
     assert [r["size"] for r in res["table29"]] == [224, 224, 32, 32]
     table = (out / "table.md").read_text()
     assert "Table 29" in table and "Xavier AGX" in table and "0.0263" in table
@@ -206,3 +218,13 @@ def test_evaluate_refuses_bad_options_before_writing(tmp_path, capsys):
     assert main(["evaluate", "gesture", "--models", str(tmp_path / "missing"), "--out", str(tmp_path / "o")]) == 2
     assert "--models" in capsys.readouterr().err
     assert not (tmp_path / "o").exists()
+
+
+def test_two_models_of_one_backbone_and_modality_are_refused(trained, tmp_path):
+    import shutil
+
+    folder = tmp_path / "models"
+    shutil.copytree(trained / "models", folder, ignore=shutil.ignore_patterns("runs"))
+    shutil.copy(folder / "gesture_rgbd.pt", folder / "gesture_mobilenet_v2_rgbd.pt")
+    with pytest.raises(SpecError, match="both mobilenet_v2 rgbd"):
+        protocol.shipped(folder)

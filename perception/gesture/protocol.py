@@ -5,17 +5,19 @@ people no training pool uses, each showing every gesture ``per_class`` times and
 relaxed hands), rendered once at 112 x 112 and kept under ``data_dir`` for reruns, then resized to each model's
 input side (:func:`~.study.resize_set`). For every backbone of :data:`~.backbones.BACKBONES`:
 
-* ``rgb``, ``depth``, ``rgbd``: top-1 accuracy (%) of the shipped 16-class model of that modality
-  (``gesture_<backbone>_<modality>.pt``) on the fresh gesture samples with exact depth; ``depth_noisy``,
-  ``rgbd_noisy``: the same with the Kinect-like depth model (:func:`~.inputs.kinect_depth`, drawn from the seed);
-  ``None`` where no model is shipped;
+* ``rgb``, ``depth``, ``rgbd``: top-1 accuracy (%) on the fresh gesture samples with exact depth of the shipped
+  model of that backbone and modality (every ``*.pt`` of the models folder, known by its own ``backbone`` and
+  ``modality``; 16 gesture classes, or 17 with ``none``, whose answer ``none`` on a gesture is wrong);
+  ``depth_noisy``, ``rgbd_noisy``: the same with the Kinect-like depth model (:func:`~.inputs.kinect_depth`,
+  drawn from the seed); ``None`` where no model is shipped; models with ``none`` also get ``acc_all`` (every
+  fresh sample) and the recall and precision of ``none`` (``<modality>_none``);
 * ``ms_rgb``, ``ms_rgbd``, ``ms_depth``: batch-1 single-thread torch latency (median ms) and ``ratio``: the
   per-round RGB-D / RGB time (median) of one interleaved run (:func:`~.cost.latency`, random weights: the cost
   does not depend on them, so every backbone is timed); ``*_onnx``: the same in ONNX Runtime;
 * ``params`` and ``macs`` (ptflops) per modality, ``first_conv_macs``.
 
-Also: the 17-class sensor model ``gesture_rgbd.pt`` on every fresh sample (``sensor``: accuracy, accuracy on the
-gestures, recall and precision of ``none``), the confusion matrix, accuracy by distance (0.5 m bins) and
+Also: which model the sensor loads (``sensor``: ``gesture_rgbd.pt``, the MobileNetV2 RGB-D model), the confusion
+matrix of the first backbone's RGB-D model, accuracy by distance (0.5 m bins) and
 max-softmax confidence of the models (``by_distance``, ``confidence``: AUROC of ``1 - max softmax`` flagging
 errors, accuracy against the share of samples kept), the Table 29 timing (MobileNetV2 RGB-D at the seed's
 224 x 224 and at the models' side) and the issue's checks (``checks``).
@@ -32,6 +34,8 @@ import numpy as np
 
 from hcgym.errors import SpecError
 from hcgym.perception.gesture.backbones import BACKBONES
+from hcgym.synthesis.gesture_data import NONE
+from hcgym.synthesis.motion.hands import GESTURES
 
 MODALITIES = ("rgb", "depth", "rgbd")
 #: The sensor's shipped model (17 classes: the gestures and ``none``).
@@ -92,14 +96,20 @@ def quick_config(seed: int = 0) -> GestureEvalConfig:
     return GestureEvalConfig(seed=seed, identities=2, per_class=2, none=1, repeats=10, table29_repeats=3)
 
 
-def shipped(folder: Path) -> dict[str, dict[str, Path]]:
-    """``{backbone: {modality: path}}`` of the 16-class models ``gesture_<backbone>_<modality>.pt`` in ``folder``."""
-    out: dict[str, dict[str, Path]] = {}
-    for b in BACKBONES:
-        for m in MODALITIES:
-            p = Path(folder) / f"gesture_{b}_{m}.pt"
-            if p.is_file():
-                out.setdefault(b, {})[m] = p
+def shipped(folder: Path) -> dict[tuple[str, str], tuple[Path, Any, dict[str, Any]]]:
+    """``{(backbone, modality): (path, model, meta)}`` of every gesture model ``*.pt`` in ``folder`` (a
+    :class:`SpecError` for a file that is not one, or for two models of one backbone and modality)."""
+    from hcgym.perception.gesture.training import load_model
+
+    out: dict[tuple[str, str], tuple[Path, Any, dict[str, Any]]] = {}
+    for p in sorted(Path(folder).glob("*.pt")):
+        model, meta = load_model(p, "models")
+        key = (meta.get("backbone"), meta.get("modality"))
+        if key[0] not in BACKBONES or key[1] not in MODALITIES or "size" not in meta or "labels" not in meta:
+            raise SpecError("models", f"{p} lacks the backbone, modality, size or labels of a published model")
+        if key in out:
+            raise SpecError("models", f"{out[key][0].name} and {p.name} are both {key[0]} {key[1]} models; keep one")
+        out[key] = (p, model, meta)
     return out
 
 
@@ -155,12 +165,18 @@ def _acc(logits: np.ndarray, y: np.ndarray) -> float:
     return round(100.0 * float((logits.argmax(1) == y).mean()), 2)
 
 
+def _none_scores(pred: np.ndarray, y: np.ndarray, none: int) -> dict[str, float | None]:
+    """Recall and precision (%) of the class ``none`` (id ``none``) for predictions ``pred`` of labels ``y``."""
+    is_none, said_none = y == none, pred == none
+    return {"recall": round(100 * float(said_none[is_none].mean()), 2) if is_none.any() else None,
+            "precision": round(100 * float(is_none[said_none].mean()), 2) if said_none.any() else None}
+
+
 def run(config: GestureEvalConfig, progress: bool = False) -> dict[str, Any]:
     """Every measurement of the module docstring; keys beginning with ``_`` hold the arrays for the figures."""
     import torch
 
     from hcgym.perception.gesture.cost import latency, model_macs
-    from hcgym.perception.gesture.training import load_model
 
     config.check()
     folder = Path(config.models) if config.models is not None else models_dir()
@@ -170,44 +186,40 @@ def run(config: GestureEvalConfig, progress: bool = False) -> dict[str, Any]:
     t_data = time.perf_counter() - t0
     sets: dict[int, Any] = {112: data}
     labels = data.labels
-    gesture_idx = np.flatnonzero(data.data["label"] < 16)
+    gesture_idx = np.flatnonzero(data.data["label"] < len(GESTURES))
     distance = data.data["distance"].astype(np.float64)
     results: dict[str, Any] = {"config": {**asdict(config), "data_dir": None if config.data_dir is None else
                                           str(config.data_dir), "models": str(folder)},
                                "samples": {"gestures": int(len(gesture_idx)), "none": int(len(data) - len(gesture_idx)),
                                            "identities": config.identities}, "models": {}}
     scores: dict[str, dict[str, Any]] = {}
-    sizes = set()
     for b in BACKBONES:
         row: dict[str, Any] = {m: None for m in MODALITIES}
-        row.update(depth_noisy=None, rgbd_noisy=None, size=None)
-        for m, path in files.get(b, {}).items():
-            model, meta = load_model(path, "models")
-            if meta.get("modality") != m or meta.get("backbone") != b or len(meta.get("labels", ())) != 16:
-                raise SpecError("models", f"{path} is not a 16-class {b} {m} model")
-            s = _score(model, meta, sets, gesture_idx, config.seed)
-            scores.setdefault(b, {})[m] = s
-            row[m] = _acc(s["logits"], s["y"])
+        row.update(depth_noisy=None, rgbd_noisy=None, size=None, classes=None, files={})
+        for m in MODALITIES:
+            if (b, m) not in files:
+                continue
+            path, model, meta = files[b, m]
+            s = _score(model, meta, sets, np.arange(len(data)), config.seed)
+            g = s["y"] < len(GESTURES)
+            scores.setdefault(b, {})[m] = {k: v[g] for k, v in s.items()}
+            row[m] = _acc(s["logits"][g], s["y"][g])
             if "logits_noisy" in s:
-                row[f"{m}_noisy"] = _acc(s["logits_noisy"], s["y"])
-            row["size"] = int(meta["size"])
-            sizes.add(int(meta["size"]))
+                row[f"{m}_noisy"] = _acc(s["logits_noisy"][g], s["y"][g])
+            if meta["labels"][-1] == NONE:
+                row.setdefault("acc_all", {})[m] = _acc(s["logits"], s["y"])
+                row[f"{m}_none"] = _none_scores(s["logits"].argmax(1), s["y"], len(meta["labels"]) - 1)
+            row["size"], row["classes"] = int(meta["size"]), len(meta["labels"])
+            row["files"][m] = path.name
         results["models"][b] = row
+    sizes = {r["size"] for r in results["models"].values() if r["size"]}
     size = max(sizes) if sizes else 64
-    sensor_path = folder / SENSOR_MODEL
-    if sensor_path.is_file():
-        model, meta = load_model(sensor_path, "models")
-        s = _score(model, meta, sets, np.arange(len(data)), config.seed)
-        pred, y = s["logits"].argmax(1), s["y"]
-        none = len(meta["labels"]) - 1
-        g = y < 16
-        results["sensor"] = {"file": SENSOR_MODEL, "classes": len(meta["labels"]), "size": int(meta["size"]),
-                             "acc": _acc(s["logits"], y), "acc_gestures": _acc(s["logits"][g], y[g]),
-                             "acc_noisy": _acc(s["logits_noisy"], y),
-                             "none_recall": round(100 * float((pred[~g] == none).mean()), 2) if (~g).any() else None,
-                             "none_precision": round(100 * float((y[pred == none] == none).mean()), 2)
-                             if (pred == none).any() else None}
-        scores["_sensor"] = s
+    classes = max((r["classes"] for r in results["models"].values() if r["classes"]), default=len(GESTURES))
+    sensor = next(((b, m) for (b, m), (p, _, _) in files.items() if p.name == SENSOR_MODEL), None)
+    if sensor is not None:
+        results["sensor"] = {"file": SENSOR_MODEL, "backbone": sensor[0], "modality": sensor[1],
+                             "classes": results["models"][sensor[0]]["classes"],
+                             "size": results["models"][sensor[0]]["size"]}
     # cost: every backbone, random weights, one interleaved run
     t1 = time.perf_counter()
     lat = latency(BACKBONES, MODALITIES, size=size, repeats=config.repeats, runtimes=("torch", "onnx"),
@@ -227,7 +239,7 @@ def run(config: GestureEvalConfig, progress: bool = False) -> dict[str, Any]:
         row["ratio_of_minima"] = round(ratios[b, "torch"]["of_minima"], 4)
         row["params"], row["macs"], row["first_conv_macs"] = {}, {}, {}
         for m in MODALITIES:
-            net = make_backbone(b, CHANNELS[m], 16, config.width)
+            net = make_backbone(b, CHANNELS[m], classes, config.width)
             row["params"][m] = count_parameters(net)
             row["macs"][m] = int(model_macs(net, size)["ptflops"])
             row["first_conv_macs"][m] = by[b, m, "torch"]["first_conv_macs"]

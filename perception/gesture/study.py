@@ -97,13 +97,9 @@ def resize_set(data: Any, size: int) -> Any:
     return GestureData(a, dict(data.metadata))
 
 
-def model_name(backbone: str, modality: str, labels: Sequence[str], seed: int, first_seed: int) -> str:
-    """``gesture_<backbone>_<modality>``, ``_none`` for a set with the class ``none``, ``_s<seed>`` for seeds
-    after the first."""
-    from hcgym.synthesis.gesture_data import NONE
-
-    return (f"gesture_{backbone}_{modality}" + ("_none" if NONE in labels else "")
-            + (f"_s{seed}" if seed != first_seed else ""))
+def model_name(backbone: str, modality: str, seed: int, first_seed: int) -> str:
+    """``gesture_<backbone>_<modality>``, ``_s<seed>`` for seeds after the first (the classes are in the file)."""
+    return f"gesture_{backbone}_{modality}" + (f"_s{seed}" if seed != first_seed else "")
 
 
 def run_key(backbone: str, modality: str, classes: int, seed: int, settings: GestureSettings,
@@ -139,7 +135,7 @@ def plan(out: Path, backbones: Sequence[str], modalities: Sequence[str], seeds: 
             for s in seeds:
                 key = run_key(b, m, len(labels), s, settings, data_key, tiny)
                 runs.append(Run(b, m, s, out / "runs" / f"{b}-{m}-c{len(labels)}-s{s}-{key}",
-                                model_name(b, m, labels, s, seeds[0])))
+                                model_name(b, m, s, seeds[0])))
     if name is not None:
         if len(runs) != 1:
             raise SpecError("--name", f"a name is for a single run (one backbone, modality and seed), not {len(runs)}")
