@@ -82,7 +82,7 @@ class ExprStudySettings:
     sources: tuple[str, ...] = ("dlib", "mesh51")
     afew_frames: int = 8
     epochs_ck: int = 16
-    epochs_afew: int = 10
+    epochs_afew: int = 8
     batch: int = 32
     lr: float = 0.1
     block: int = 5
@@ -95,8 +95,8 @@ class ExprStudySettings:
     stream_window: int = 12
     stream_fps: float = 8.0
     stream_per_clip: int = 2
-    stream_epochs: int = 8
-    stream_from: str = "afew-mesh51"
+    stream_epochs: int = 6
+    stream_from: str = "ck-mesh51"
     tiny: bool = False
 
     def check(self) -> ExprStudySettings:
@@ -214,15 +214,18 @@ class Run:
 
 
 def plan_runs(settings: ExprStudySettings) -> list[Run]:
-    """Every run of the study, in training order: the PST-BLN searches, the other table models, the stream
-    model, the seed study."""
+    """Every run of the study, in training order: the PST-BLN searches, the stream model, the table's other models
+    on Face Mesh landmarks, the seed study on its first pair, the other sources' models, the rest of the seed
+    study (so that an interrupted study has the sensor's model and the main comparisons first)."""
     s = settings
     grown = [Run("table", p, src, "pstbln") for p in s.protocols for src in s.sources]
-    fixed = [Run("table", p, src, m) for p in s.protocols for src in s.sources for m in TABLE_MODELS[:-1]]
+    fixed = [Run("table", p, src, m) for src in s.sources for p in s.protocols for m in ("stbln", "stgcn", "agcn")]
+    first = [r for r in fixed if r.source == STREAM_SOURCE]
     stream = [Run("stream", "stream", STREAM_SOURCE, "pstbln_fixed", 0, s.stream_from)]
-    mcd = [Run("mcd", *s.pair(pair, "--mcd-on"), "pstbln_fixed", seed, pair)
-           for pair in s.mcd_on for seed in s.mcd_seeds]
-    return grown + fixed + stream + mcd
+    mcd = [[Run("mcd", *s.pair(pair, "--mcd-on"), "pstbln_fixed", seed, pair) for seed in s.mcd_seeds]
+           for pair in s.mcd_on]
+    rest = [r for r in fixed if r.source != STREAM_SOURCE]
+    return grown + stream + first + (mcd[0] if mcd else []) + rest + [r for m in mcd[1:] for r in m]
 
 
 def run_key(run: Run, settings: ExprStudySettings, data_meta: dict[str, Any]) -> str:
