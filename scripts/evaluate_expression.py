@@ -36,14 +36,17 @@ def register(targets: argparse._SubParsersAction) -> None:
     s.add_argument("--identities", type=_args.positive_int, default=None, help="test avatars (default 8)")
     s.add_argument("--per-identity", type=_args.positive_int, default=None,
                    help="clips of each expression per avatar and style (default 2)")
-    s.add_argument("--passes", type=_args.positive_int, default=None, help="Monte Carlo dropout passes (default 100)")
+    s.add_argument("--passes", type=_args.positive_int, default=None,
+                   help="Monte Carlo dropout passes of PST-BLN and the seed study (default 100)")
+    s.add_argument("--passes-fixed", type=_args.positive_int, default=None,
+                   help="Monte Carlo dropout passes of ST-GCN, AGCN and ST-BLN (default 20)")
     s.add_argument("--protocols", type=_names, default=None, help="comma-separated: ck, afew (default both)")
     s.add_argument("--sources", type=_names, default=None, help="comma-separated: dlib, mesh51 (default both)")
     s.add_argument("--models", type=Path, default=None, help="model bundle (default: the shipped one)")
     s.add_argument("--stream", type=Path, default=None, help="stream model (default: the shipped one)")
     s.add_argument("--workers", type=_args.positive_int, default=None, help="processes making the clips (default 2)")
     s.add_argument("--data-dir", type=Path, default=None, help="where the test clips go (default: the hcgym cache)")
-    s.add_argument("--quick", action="store_true", help="a small run (1 avatar, 7 clips per style, 20 passes)")
+    s.add_argument("--quick", action="store_true", help="a small run (1 avatar, 7 clips per style, 20 / 5 passes)")
     s.set_defaults(func=run_expression)
 
 
@@ -56,7 +59,8 @@ def run_expression(args: argparse.Namespace) -> int:
     base = protocol.quick_config(args.seed) if args.quick else protocol.ExprEvalConfig(seed=args.seed)
     try:
         config = protocol.with_overrides(base, identities=args.identities, per_identity=args.per_identity,
-                                         passes=args.passes, protocols=args.protocols, sources=args.sources,
+                                         passes=args.passes, passes_fixed=args.passes_fixed,
+                                         protocols=args.protocols, sources=args.sources,
                                          models=args.models, stream=args.stream, workers=args.workers,
                                          data_dir=args.data_dir).check()
     except SpecError as e:

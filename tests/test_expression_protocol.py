@@ -128,19 +128,21 @@ def test_bad_caches_are_refused_before_anything_is_written(caches: dict[str, Pat
     assert not out.exists()
 
 
-def test_run_keys_follow_settings_and_data(caches: dict[str, Path]) -> None:
+def test_run_keys_follow_settings_and_data(caches: dict[str, Path], tmp_path: Path) -> None:
     import dataclasses
 
     data = study.load_data(caches["posed"], caches["wild"])
-    meta = {s: d.meta for s, d in data.items()}
     run = study.Run("table", "ck", "mesh51", "stbln")
-    key = study.run_key(run, TINY, meta)
-    assert key == study.run_key(run, TINY, meta)
-    assert key != study.run_key(run, dataclasses.replace(TINY, lr=0.2), meta)
-    assert key == study.run_key(run, dataclasses.replace(TINY, stream_epochs=3), meta)  # not a table setting
-    other = {**meta, "posed": {**meta["posed"], "dataset": {**meta["posed"]["dataset"], "seed": 99}}}
+    key = study.run_key(run, TINY, data)
+    assert key == study.run_key(run, TINY, study.load_data(caches["posed"], caches["wild"]))
+    assert key != study.run_key(run, dataclasses.replace(TINY, lr=0.2), data)
+    assert key == study.run_key(run, dataclasses.replace(TINY, stream_epochs=3), data)  # not a table setting
+    assert key == study.run_key(run, TINY, {"posed": data["posed"]})  # a ck run does not read the wild set
+    other = study.load_data(fake_cache(tmp_path / "p.npz", "posed", seed=5), None)  # other faces, same metadata
     assert key != study.run_key(run, TINY, other)
-    assert key == study.run_key(run, TINY, {**meta, "wild": {}})  # a ck run does not read the wild set
+    assert study.run_key(study.Run("table", "ck", "dlib", "stbln"), TINY, data) != key
+    seed = study.Run("mcd", "ck", "mesh51", "pstbln_fixed", 1, "ck-mesh51")
+    assert study.run_key(seed, TINY, data) != study.run_key(seed, dataclasses.replace(TINY, max_width=15), data)
 
 
 # ----------------------------------------------------------------------------- a tiny study

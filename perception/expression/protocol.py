@@ -8,7 +8,8 @@ and size, prepared by :func:`hcgym.synthesis.expression_data.prepare` (dlib, Fac
 training caches were. Then, for each protocol and landmark source (:mod:`.study` gives the inputs):
 
 * ``models``: every table model (ST-GCN, AGCN, ST-BLN, PST-BLN): ``acc`` (one deterministic pass, the
-  seed's "wo/MCD"), ``acc_mcd`` (the mean of ``passes`` Monte Carlo dropout passes, "w/MCD"), ``params``
+  seed's "wo/MCD"), ``acc_mcd`` (the mean of Monte Carlo dropout passes, "w/MCD": ``passes`` for PST-BLN,
+  ``passes_fixed`` for the fixed-width models, whose passes cost up to 15 times more), ``params``
   (all trainable) and ``params_no_graph`` (without the learnable graph matrices: the seed's tables count so),
   the AUROC of its predictive entropy, and its widths;
 * ``mcd``: the seed study (the found PST-BLN topology trained from scratch per seed): per seed and the mean
@@ -19,8 +20,9 @@ training caches were. Then, for each protocol and landmark source (:mod:`.study`
   ``uncertainty`` adds ``misclassified`` (wrong vs right, any clip) and ``blend`` (blended vs clean, either
   outcome) AUROCs and the counts (no blends in posed clips: ``None``).
 
-Plus the stream model on windows of the fresh clips (every window end, labelled with its last frame), the
-ratio ST-BLN / PST-BLN of both parameter counts, and the issue's targets (``checks``). Accuracies are in %.
+Plus the stream model on windows of the fresh clips (every window end, labelled with its last frame; 20
+Monte Carlo passes), the ratio ST-BLN / PST-BLN of both parameter counts, and the issue's targets
+(``checks``). Accuracies are in %.
 """
 
 from __future__ import annotations
@@ -70,7 +72,8 @@ class ExprEvalConfig:
             stream windows.
         identities: test avatars; each shows every expression ``per_identity`` times in each style.
         workers: processes generating and preparing the clips.
-        passes: Monte Carlo dropout passes of every model.
+        passes: Monte Carlo dropout passes of PST-BLN and the seed study (the seed's 100).
+        passes_fixed: Monte Carlo dropout passes of ST-GCN, AGCN and ST-BLN.
         protocols, sources: what is scored.
         models: the bundle of :mod:`.study` (default: the shipped ``expression_models.pt``).
         stream: the stream model (default: the shipped ``expression_stream.pt``; ``None`` there: not scored).
@@ -83,6 +86,7 @@ class ExprEvalConfig:
     per_identity: int = 2
     workers: int = 2
     passes: int = 100
+    passes_fixed: int = 20
     protocols: tuple[str, ...] = PROTOCOLS
     sources: tuple[str, ...] = SOURCES
     models: Path | None = None
@@ -93,7 +97,7 @@ class ExprEvalConfig:
         """Raise :class:`SpecError` naming the first invalid field; return ``self``."""
         if isinstance(self.seed, bool) or not isinstance(self.seed, int) or self.seed < 0:
             raise SpecError("seed", f"expected a non-negative integer, got {self.seed!r}")
-        for name in ("identities", "per_identity", "workers", "passes"):
+        for name in ("identities", "per_identity", "workers", "passes", "passes_fixed"):
             v = getattr(self, name)
             if isinstance(v, bool) or not isinstance(v, int) or v < 1:
                 raise SpecError(name, f"expected a positive integer, got {v!r}")
@@ -110,8 +114,8 @@ class ExprEvalConfig:
 
 
 def quick_config(seed: int = 0) -> ExprEvalConfig:
-    """A small run: one avatar per style (7 clips each), 20 passes."""
-    return ExprEvalConfig(seed=seed, identities=1, per_identity=1, passes=20)
+    """A small run: one avatar per style (7 clips each), 20 and 5 passes."""
+    return ExprEvalConfig(seed=seed, identities=1, per_identity=1, passes=20, passes_fixed=5)
 
 
 def shipped(name: str) -> Path:
@@ -247,7 +251,9 @@ def score_pair(bundle: dict[str, Any], data: Any, protocol: str, source: str, co
     out: dict[str, Any] = {"clips": len(y), "never_found": int(data.never_found(source).sum()), "models": {}}
     arrays: dict[str, Any] = {"y": y, "blend": blend}
     for name in (m for m in NAMES if m in table):
-        scores, mc = score_model(table[name]["net"], x, y, config.passes, config.seed)
+        passes = config.passes if name == "pstbln" else config.passes_fixed
+        scores, mc = score_model(table[name]["net"], x, y, passes, config.seed)
+        scores["passes"] = passes
         correct = mc.mean.argmax(1) == y
         scores["auroc"] = uncertainty_aurocs(mc.entropy, correct, blend)["any"]
         out["models"][name] = scores
@@ -281,17 +287,23 @@ def score_pair(bundle: dict[str, Any], data: Any, protocol: str, source: str, co
     return out
 
 
+#: Monte Carlo passes of the stream model's score (it sees every window of every clip).
+STREAM_PASSES = 20
+
+
 def score_stream(path: Path, data: dict[str, Any], config: ExprEvalConfig) -> dict[str, Any]:
-    """The stream model on every window of the fresh clips (each frame after the first as the window's end)."""
+    """The stream model on every window of the fresh clips (each frame after the first as the window's end),
+    with :data:`STREAM_PASSES` Monte Carlo passes (at most ``config.passes``)."""
     from hcgym.perception.expression.study import stream_windows
     from hcgym.perception.expression.training import load_model
 
     model, meta = load_model(path, "stream")
-    out: dict[str, Any] = {"window": meta["window"], "fps": meta["fps"], "source": meta["source"]}
+    passes = min(STREAM_PASSES, config.passes)
+    out: dict[str, Any] = {"window": meta["window"], "fps": meta["fps"], "source": meta["source"], "passes": passes}
     for style, d in sorted(data.items()):
         frames = d.arrays["frame_label"].shape[1]
         x, y = stream_windows(d, int(meta["window"]), float(meta["fps"]), frames, config.seed, source=meta["source"])
-        scores, _ = score_model(model, x, y, config.passes, config.seed)
+        scores, _ = score_model(model, x, y, passes, config.seed)
         out[style] = {"windows": len(y), **{k: scores[k] for k in ("acc", "acc_mcd")}}
     out["params"], out["params_no_graph"], out["widths"] = scores["params"], scores["params_no_graph"], scores["widths"]
     return out

@@ -59,7 +59,8 @@ def table_markdown(results: dict[str, Any]) -> str:
     lines = [f"# Facial expressions on fresh people (seed {results['config']['seed']})", "",
              f"{len(d['identities'])} avatars never seen in training (dataset seed {d['dataset_seed']}); "
              + "; ".join(f"{s}: {v['clips']} clips ({v['blends']} blends)" for s, v in d["styles"].items())
-             + f". Accuracy is top-1 (%). w/MCD: the mean of {results['config']['passes']} Monte Carlo dropout passes; "
+             + f". Accuracy is top-1 (%). w/MCD: the mean of Monte Carlo dropout passes ({results['config']['passes']} "
+             f"for PST-BLN and the seed study, {results['config']['passes_fixed']} for ST-GCN, AGCN and ST-BLN); "
              "wo/MCD: one deterministic pass. #params: trainable parameters without the learnable graph matrices "
              "(the seed's convention: ST-BLN's 3 E x E matrices per layer, ST-GCN's edge importance, AGCN's B) "
              "and with them. Protocol ck: frame 0 and the three apex frames of posed clips; afew: "
@@ -93,7 +94,7 @@ def table_markdown(results: dict[str, Any]) -> str:
                                  for style in ("posed", "wild") if style in s])
         lines += ["", f"PST-BLN widths {s['widths']} ({_k(s['params_no_graph'])} parameters without graph matrices) "
                   f"on {s['source']} windows of {s['window']} frames at {s['fps']:g} fps, every window end of every "
-                  "clip, labelled with the expression of its last frame.", ""]
+                  f"clip, labelled with the expression of its last frame; w/MCD: {s['passes']} passes.", ""]
     lines += ["## Targets", ""]
     lines += markdown_table(["protocol-source", "target", "met"],
                             [[ps, t, "yes" if ok else "no"] for ps, c in results["checks"].items() for t, ok in c.items()])

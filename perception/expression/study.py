@@ -228,25 +228,36 @@ def plan_runs(settings: ExprStudySettings) -> list[Run]:
     return grown + stream + first + (mcd[0] if mcd else []) + rest + [r for m in mcd[1:] for r in m]
 
 
-def run_key(run: Run, settings: ExprStudySettings, data_meta: dict[str, Any]) -> str:
-    """Eight hex digits naming everything that sets a run's result: the run, the settings its role reads, the
-    data (the generator's dataset keys) and, for Face Mesh sources, the vertex table."""
-    from hcgym.synthesis.expression_data import MESH51
+def data_fingerprint(data: Any, source: str) -> str:
+    """Sixteen hex digits of what a run reads from a cache: its metadata (the generator's dataset key, the
+    detectors' settings) and the landmarks of ``source`` (for ``mesh51`` the :data:`MESH51` vertices), their
+    found flags, labels, splits and apex frames. Computed once per cache and source."""
+    memo = data.__dict__.setdefault("_fingerprints", {})
+    if source not in memo:
+        h = hashlib.sha256(json.dumps(data.meta, sort_keys=True, default=str).encode())
+        points, found = data._points(source)
+        for arr in (points, found, *(data.arrays[k] for k in ("label", "label2", "frame_label", "split", "apex"))):
+            h.update(np.ascontiguousarray(arr).tobytes())
+        memo[source] = h.hexdigest()[:16]
+    return memo[source]
 
+
+def run_key(run: Run, settings: ExprStudySettings, data: dict[str, Any]) -> str:
+    """Eight hex digits naming everything that sets a run's result: the run, the settings its role reads, the
+    data it reads (:func:`data_fingerprint` of each cache by style) and the key of the run whose topology it
+    takes."""
     s = asdict(settings)
-    common = {k: s[k] for k in ("batch", "lr", "tiny")}
-    if run.model == "pstbln" or run.topology is not None:
+    common: dict[str, Any] = {k: s[k] for k in ("batch", "lr", "tiny")}
+    if run.model == "pstbln":
         common.update({k: s[k] for k in ("block", "eps", "max_layers", "max_width", "step_epochs")})
+    if run.topology is not None:
+        common["topology"] = run_key(_topology_run(run, settings), settings, data)
     if run.role == "stream":
-        common.update({k: s[k] for k in ("stream_window", "stream_fps", "stream_per_clip", "stream_epochs",
-                                         "afew_frames", "epochs_afew")})
-        data = {k: v.get("dataset", v) for k, v in data_meta.items()}
+        common.update({k: s[k] for k in ("stream_window", "stream_fps", "stream_per_clip", "stream_epochs")})
     else:
-        protocol = run.protocol if run.topology is None else run.topology.split("-")[0]
-        common.update({"epochs": settings.epochs(protocol), "afew_frames": s["afew_frames"]})
-        data = data_meta[PROTOCOL_STYLE[run.protocol]].get("dataset")
-    blob = json.dumps({"run": asdict(run), "settings": common, "data": data,
-                       "mesh51": MESH51.tolist() if "mesh" in run.source else None}, sort_keys=True, default=str)
+        common.update({"epochs": settings.epochs(run.protocol), "afew_frames": s["afew_frames"]})
+    prints = {style: data_fingerprint(data[style], run.source) for style in needs(run)}
+    blob = json.dumps({"run": asdict(run), "settings": common, "data": prints}, sort_keys=True, default=str)
     return hashlib.sha256(blob.encode()).hexdigest()[:8]
 
 
@@ -289,8 +300,8 @@ def _splits(data: dict[str, Any], run: Run, settings: ExprStudySettings) -> dict
     return out
 
 
-def _run_dir(out: Path, run: Run, settings: ExprStudySettings, data_meta: dict[str, Any]) -> Path:
-    return out / "runs" / f"{run.name}-{run_key(run, settings, data_meta)}"
+def _run_dir(out: Path, run: Run, settings: ExprStudySettings, data: dict[str, Any]) -> Path:
+    return out / "runs" / f"{run.name}-{run_key(run, settings, data)}"
 
 
 def _topology_run(run: Run, settings: ExprStudySettings) -> Run:
@@ -399,7 +410,6 @@ def train_study(posed: str | Path | None, wild: str | Path | None, out: str | Pa
     if out.exists() and not out.is_dir():
         raise SpecError("--out", f"{out} is not a folder")
     data = load_data(posed, wild)
-    meta = {style: d.meta for style, d in data.items()}
     torch.set_num_threads(int(threads))
     runs = plan_runs(settings)
     todo = [(i, r) for i, r in enumerate(runs) if i % n == k]
@@ -409,12 +419,12 @@ def train_study(posed: str | Path | None, wild: str | Path | None, out: str | Pa
         for i, run in todo:
             if not set(needs(run)) <= set(data):
                 continue
-            run_dir = _run_dir(out, run, settings, meta)
+            run_dir = _run_dir(out, run, settings, data)
             if (run_dir / "model.pt").is_file():
                 continue
             widths = None
             if run.topology is not None:
-                dep = _run_dir(out, _topology_run(run, settings), settings, meta) / "model.pt"
+                dep = _run_dir(out, _topology_run(run, settings), settings, data) / "model.pt"
                 if not dep.is_file():
                     waiting.append((i, run))
                     continue
@@ -433,7 +443,7 @@ def train_study(posed: str | Path | None, wild: str | Path | None, out: str | Pa
     if len(data) < 2:
         log(f"[expression] runs on the {'wild' if 'posed' in data else 'posed'} set wait for that cache")
         return None
-    finished = [(r, _run_dir(out, r, settings, meta) / "model.pt") for r in runs]
+    finished = [(r, _run_dir(out, r, settings, data) / "model.pt") for r in runs]
     if not all(p.is_file() for _, p in finished):
         return None
     return write_shipped(finished, out, data, settings, command)
@@ -564,5 +574,5 @@ def load_models(path: str | Path, field: str = "models") -> dict[str, Any]:
 
 
 __all__ = ["BUNDLE", "PROTOCOL_STYLE", "STREAM", "STREAM_SOURCE", "TABLE_MODELS", "ExprStudySettings", "Run",
-           "load_data", "load_models", "needs", "pack", "plan_runs", "protocol_inputs", "resample_frames", "run_key",
+           "data_fingerprint", "load_data", "load_models", "needs", "pack", "plan_runs", "protocol_inputs", "resample_frames", "run_key",
            "stream_windows", "train_study", "unpack", "write_shipped"]
