@@ -201,7 +201,7 @@ def test_evaluate_writes_the_schema_tables_and_figures(trained, tmp_path, monkey
     assert mnas["classes"] == 16 and mnas["rgb"] is not None and mnas["depth"] is None and "acc_all" not in mnas
     assert res["sensor"]["file"] == "gesture_rgbd.pt" and res["sensor"]["backbone"] == "mobilenet_v2"
     assert res["samples"] == {"gestures": 32, "none": 2, "identities": 1}
-    assert np.asarray(res["confusion"]["matrix"]).sum() == 32
+    assert np.asarray(res["confusion"]["matrix"]).sum() == 34  # the gestures and the none samples
     assert set(res["checks"]) == {"rgbd_ge_max", "ratio_le_1_05"} and set(res["checks"]["rgbd_ge_max"]) == {
         "mobilenet_v2"}
     assert [r["size"] for r in res["table29"]] == [224, 224, 32, 32]

@@ -17,7 +17,7 @@ input side (:func:`~.study.resize_set`). For every backbone of :data:`~.backbone
 * ``params`` and ``macs`` (ptflops) per modality, ``first_conv_macs``.
 
 Also: which model the sensor loads (``sensor``: ``gesture_rgbd.pt``, the MobileNetV2 RGB-D model), the confusion
-matrix of the first backbone's RGB-D model, accuracy by distance (0.5 m bins) and
+matrix of the first backbone's RGB-D model (every fresh sample of its classes), accuracy by distance (0.5 m bins) and
 max-softmax confidence of the models (``by_distance``, ``confidence``: AUROC of ``1 - max softmax`` flagging
 errors, accuracy against the share of samples kept), the Table 29 timing (MobileNetV2 RGB-D at the seed's
 224 x 224 and at the models' side) and the issue's checks (``checks``).
@@ -202,7 +202,8 @@ def run(config: GestureEvalConfig, progress: bool = False) -> dict[str, Any]:
             path, model, meta = files[b, m]
             s = _score(model, meta, sets, np.arange(len(data)), config.seed)
             g = s["y"] < len(GESTURES)
-            scores.setdefault(b, {})[m] = {k: v[g] for k, v in s.items()}
+            scores.setdefault(b, {})[m] = {**{k: v[g] for k, v in s.items()}, "all_logits": s["logits"],
+                                           "all_y": s["y"]}
             row[m] = _acc(s["logits"][g], s["y"][g])
             if "logits_noisy" in s:
                 row[f"{m}_noisy"] = _acc(s["logits_noisy"][g], s["y"][g])
@@ -300,9 +301,10 @@ def _analyses(scores: dict[str, Any], labels: tuple[str, ...], distance: np.ndar
     first = next((b for b in BACKBONES if "rgbd" in scores.get(b, {})), None)
     if first is not None:
         s = scores[first]["rgbd"]
-        k = s["logits"].shape[1]
+        k = s["all_logits"].shape[1]
+        known = s["all_y"] < k  # every fresh sample of the model's classes (with none when it has it)
         cm = np.zeros((k, k), np.int64)
-        np.add.at(cm, (s["y"], s["logits"].argmax(1)), 1)
+        np.add.at(cm, (s["all_y"][known], s["all_logits"][known].argmax(1)), 1)
         out["confusion"] = {"model": f"{first} rgbd", "labels": list(labels[:k]), "matrix": cm.tolist()}
     out["distance_bins"] = list(DISTANCE_BINS)
     return out
