@@ -142,7 +142,7 @@ def _uncertainty_lines(results: dict[str, Any]) -> list[str]:
     lines = ["## Uncertainty: AUROC of the predictive entropy", ""]
     lines += markdown_table(["protocol / source", "model", "wrong or blended vs correct clean", "wrong vs right",
                              "blended vs clean", "correct clean / wrong / blended",
-                             "first column for " + ", ".join(NAMES.values())], rows)
+                             "each model's (" + " / ".join(NAMES.values()) + ")"], rows)
     return lines + ["", "Entropy of the mean of the Monte Carlo dropout passes (nats). Posed clips hold no blends.", ""]
 
 
