@@ -80,6 +80,7 @@ def test_published_models_carry_what_a_sensor_needs(trained):
         assert prov["command"].startswith("hcgym train gesture") and len(prov["history"]) == 1
         assert set(prov["test"]) == ({"exact"} if m == "rgb" else {"exact", "kinect"})
         assert prov["test_float16"]["exact"] == pytest.approx(prov["test"]["exact"], abs=20)
+        assert (models / f"{name}_training.png").read_bytes()[:4] == b"\x89PNG"
     _, meta = load_model(models / "gesture_mnasnet0_5_rgb.pt")
     assert meta["labels"] == list(GESTURES) and meta["backbone"] == "mnasnet0_5"
 

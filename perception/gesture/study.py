@@ -9,8 +9,9 @@ state, ``model.pt`` the finished model (float32, with its history and its accura
 ``test`` identities, exact and Kinect-like depth). ``shard = (k, n)`` trains the runs ``i`` with ``i % n == k``.
 
 As each run finishes, its model is published as ``OUT/<name>.pt`` (:func:`model_name`; float16 weights,
-cast back to float32 by :func:`~.training.load_model`, its test accuracy checked against the float32 model's)
-and ``OUT/PROVENANCE_<name>.json``. A published model's checkpoint holds, beside the weights and ``config``:
+cast back to float32 by :func:`~.training.load_model`, its test accuracy checked against the float32 model's),
+with ``OUT/PROVENANCE_<name>.json`` and ``OUT/<name>_training.png`` (:func:`training_png`). A published
+model's checkpoint holds, beside the weights and ``config``:
 
 ``labels`` (class names in logit order), ``modality`` (``rgb``, ``depth``, ``rgbd``), ``size`` (input side S),
 ``depth_mode`` (:func:`~.inputs.depth_channel`), ``backbone``, ``num_classes``, ``width``, ``seed``,
@@ -262,4 +263,13 @@ def _publish(run: Run, data: Any, out: Path, settings: GestureSettings, command:
         k: v for k, v in meta.items() if k not in ("kind",)}, "test_float16": test16,
         "file_bytes": target.stat().st_size}
     atomic_write_bytes(out / f"PROVENANCE_{run.name}.json", json.dumps(provenance, indent=1).encode())
+    atomic_write_bytes(out / f"{run.name}_training.png", training_png(run.name, meta["history"]))
     return target
+
+
+def training_png(name: str, history: Sequence[dict[str, Any]]) -> bytes:
+    """PNG of a run's training loss and validation accuracy (%) per epoch."""
+    from hcgym.report import training_curve
+
+    return training_curve(history, title=f"{name}: training from scratch", loss_label="training loss",
+                          metric="val_acc", metric_label="validation accuracy (%)", metric_scale=100.0)
