@@ -98,6 +98,8 @@ def test_mediapipe_finds_the_raised_hand(ckpt, frames):
     out = sensor(f)
     right = [b for _, b, _, side in classification_truth(f, "gesture", 0) if side == "right"][0]
     assert len(out) >= 1 and max(box_iou(b, right) for b in out.boxes) > 0.5
+    again = sensor(f.rgb, depth=f.depth)  # a camera's RGB and depth arrays: the same answer
+    assert again.labels == out.labels and np.array_equal(again.scores, out.scores)
     sensor.close()
 
 
