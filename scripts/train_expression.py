@@ -59,7 +59,9 @@ def register(targets: argparse._SubParsersAction) -> None:
     p.add_argument("--max-layers", type=_args.positive_int, default=d.max_layers, help="PST-BLN depth cap")
     p.add_argument("--max-width", type=_args.positive_int, default=d.max_width, help="PST-BLN width cap")
     p.add_argument("--step-epochs", type=_args.positive_int, default=d.step_epochs,
-                   help="epochs of each PST-BLN growth step")
+                   help="epochs of each PST-BLN growth step (ck)")
+    p.add_argument("--step-epochs-afew", type=_args.positive_int, default=d.step_epochs_afew,
+                   help="epochs of each PST-BLN growth step (afew)")
     p.add_argument("--mcd-seeds", type=_args.seed_range, default=list(d.mcd_seeds), help="seed study seeds, e.g. 0-4")
     p.add_argument("--mcd-on", type=_words, default=d.mcd_on, help="PROTOCOL-SOURCE pairs of the seed study")
     p.add_argument("--stream-window", type=_args.positive_int, default=d.stream_window, help="frames")
@@ -84,7 +86,8 @@ def run(args: argparse.Namespace) -> int:
     settings = ExprStudySettings(
         protocols=args.protocols, sources=args.sources, afew_frames=args.afew_frames, epochs_ck=args.epochs_ck,
         epochs_afew=args.epochs_afew, batch=args.batch, lr=args.lr, max_layers=args.max_layers,
-        max_width=args.max_width, step_epochs=args.step_epochs, mcd_seeds=tuple(args.mcd_seeds), mcd_on=args.mcd_on,
+        max_width=args.max_width, step_epochs=args.step_epochs, step_epochs_afew=args.step_epochs_afew,
+        mcd_seeds=tuple(args.mcd_seeds), mcd_on=args.mcd_on,
         stream_window=args.stream_window, stream_fps=args.stream_fps, stream_per_clip=args.stream_per_clip,
         stream_epochs=args.stream_epochs, stream_from=args.stream_from, tiny=args.tiny).check()
     shard = parse_shard(args.shard)

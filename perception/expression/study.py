@@ -69,8 +69,9 @@ class ExprStudySettings:
         epochs_ck, epochs_afew: epochs of every fixed-topology training (table models, the seed study, and
             the final fine-tuning of a grown PST-BLN) on each protocol.
         batch, lr: SGD batch and peak learning rate (cosine decay; momentum 0.9, weight decay 5e-4).
-        block, eps, max_layers, max_width, step_epochs: PST-BLN's search (block ``b``, ``eps_w = eps_d``,
-            caps, epochs of each growth step).
+        block, eps, max_layers, max_width, step_epochs, step_epochs_afew: PST-BLN's search (block ``b``,
+            ``eps_w = eps_d``, caps, epochs of each growth step on ``ck`` and on ``afew``: in two epochs the
+            AFEW-like networks barely leave the chance-level loss, so every new layer looked useless).
         mcd_seeds, mcd_on: seeds of the Monte Carlo dropout study and the ``PROTOCOL-SOURCE`` pairs it runs on.
         stream_window, stream_fps, stream_per_clip, stream_epochs, stream_from: the stream model's window
             (frames), frame rate, windows cut per training clip, epochs, and the ``PROTOCOL-SOURCE`` whose
@@ -90,6 +91,7 @@ class ExprStudySettings:
     max_layers: int = 5
     max_width: int = 10
     step_epochs: int = 2
+    step_epochs_afew: int = 4
     mcd_seeds: tuple[int, ...] = (0, 1, 2, 3, 4)
     mcd_on: tuple[str, ...] = ("ck-mesh51", "afew-mesh51")
     stream_window: int = 12
@@ -105,7 +107,7 @@ class ExprStudySettings:
             return "--" + name.replace("_", "-")
 
         for name in ("afew_frames", "epochs_ck", "epochs_afew", "batch", "block", "max_layers", "max_width",
-                     "step_epochs", "stream_window", "stream_per_clip", "stream_epochs"):
+                     "step_epochs", "step_epochs_afew", "stream_window", "stream_per_clip", "stream_epochs"):
             v = getattr(self, name)
             if isinstance(v, bool) or not isinstance(v, int) or v < 1:
                 raise SpecError(opt(name), f"expected a positive integer, got {v!r}")
@@ -143,6 +145,10 @@ class ExprStudySettings:
         if self.tiny:
             return 1
         return {"ck": self.epochs_ck, "afew": self.epochs_afew, "stream": self.stream_epochs}[protocol]
+
+    def step_epochs_of(self, protocol: str) -> int:
+        """Epochs of each PST-BLN growth step on ``protocol``."""
+        return 1 if self.tiny else self.step_epochs_afew if protocol == "afew" else self.step_epochs
 
 
 def _names(values: Sequence[str], allowed: Sequence[str], option: str) -> None:
@@ -249,7 +255,8 @@ def run_key(run: Run, settings: ExprStudySettings, data: dict[str, Any]) -> str:
     s = asdict(settings)
     common: dict[str, Any] = {k: s[k] for k in ("batch", "lr", "tiny")}
     if run.model == "pstbln":
-        common.update({k: s[k] for k in ("block", "eps", "max_layers", "max_width", "step_epochs")})
+        common.update({k: s[k] for k in ("block", "eps", "max_layers", "max_width")})
+        common["step_epochs"] = settings.step_epochs_of(run.protocol)
     if run.topology is not None:
         common["topology"] = run_key(_topology_run(run, settings), settings, data)
     if run.role == "stream":
@@ -331,7 +338,7 @@ def _train_run(run: Run, run_dir: Path, data: dict[str, Any], settings: ExprStud
             growth = grown_meta["growth"]
         else:
             base = ExprModelConfig(graph=graph, frames=frames)
-            step = _train_settings(settings, 1 if settings.tiny else settings.step_epochs, run.seed)
+            step = _train_settings(settings, settings.step_epochs_of(run.protocol), run.seed)
             fit = fit_pstbln(sp["train"].x, sp["train"].y, base, _growth(settings, run.seed), step, None, log=log)
             model = fit.model
             growth = {"events": [asdict(e) for e in fit.growth.events], "widths": list(fit.growth.widths),
