@@ -20,8 +20,8 @@ training caches were. Then, for each protocol and landmark source (:mod:`.study`
   ``uncertainty`` adds ``misclassified`` (wrong vs right, any clip) and ``blend`` (blended vs clean, either
   outcome) AUROCs and the counts (no blends in posed clips: ``None``).
 
-Plus the stream model on windows of the fresh clips (every window end, labelled with its last frame; 20
-Monte Carlo passes), the ratio ST-BLN / PST-BLN of both parameter counts, and the issue's targets
+Plus the stream model on windows of the fresh clips (4 window ends per clip, labelled with its last frame;
+20 Monte Carlo passes), the ratio ST-BLN / PST-BLN of both parameter counts, and the issue's targets
 (``checks``). Accuracies are in %.
 """
 
@@ -287,13 +287,14 @@ def score_pair(bundle: dict[str, Any], data: Any, protocol: str, source: str, co
     return out
 
 
-#: Monte Carlo passes of the stream model's score (it sees every window of every clip).
+#: Monte Carlo passes and window ends per clip of the stream model's score.
 STREAM_PASSES = 20
+STREAM_ENDS = 4
 
 
 def score_stream(path: Path, data: dict[str, Any], config: ExprEvalConfig) -> dict[str, Any]:
-    """The stream model on every window of the fresh clips (each frame after the first as the window's end),
-    with :data:`STREAM_PASSES` Monte Carlo passes (at most ``config.passes``)."""
+    """The stream model on windows of the fresh clips (:data:`STREAM_ENDS` window ends per clip, drawn from
+    the seed), with :data:`STREAM_PASSES` Monte Carlo passes (at most ``config.passes``)."""
     from hcgym.perception.expression.study import stream_windows
     from hcgym.perception.expression.training import load_model
 
@@ -301,8 +302,8 @@ def score_stream(path: Path, data: dict[str, Any], config: ExprEvalConfig) -> di
     passes = min(STREAM_PASSES, config.passes)
     out: dict[str, Any] = {"window": meta["window"], "fps": meta["fps"], "source": meta["source"], "passes": passes}
     for style, d in sorted(data.items()):
-        frames = d.arrays["frame_label"].shape[1]
-        x, y = stream_windows(d, int(meta["window"]), float(meta["fps"]), frames, config.seed, source=meta["source"])
+        x, y = stream_windows(d, int(meta["window"]), float(meta["fps"]), STREAM_ENDS, config.seed,
+                              source=meta["source"])
         scores, _ = score_model(model, x, y, passes, config.seed)
         out[style] = {"windows": len(y), **{k: scores[k] for k in ("acc", "acc_mcd")}}
     out["params"], out["params_no_graph"], out["widths"] = scores["params"], scores["params_no_graph"], scores["widths"]
