@@ -158,7 +158,10 @@ def test_the_study_trains_in_shards_and_writes_the_shipped_files(trained: dict) 
     assert len(runs) == 2 * 2 * 4 + 1 + 2 * 2
     bundle = study.load_models(out / study.BUNDLE)
     assert len(bundle["runs"]) == len(runs) - 1
-    raw = torch.load(out / study.BUNDLE, weights_only=True)
+    import io
+    import lzma
+
+    raw = torch.load(io.BytesIO(lzma.decompress((out / study.BUNDLE).read_bytes())), weights_only=True)
     dtypes = {k.split("::")[-1] if "::" in k else "other": v.dtype
               for r in raw["runs"] for k, v in r["state_dict"].items() if v.is_floating_point() or "::" in k}
     assert dtypes == {"int8": torch.int8, "scale": torch.float16, "other": torch.float16}
@@ -186,6 +189,14 @@ def test_packing_keeps_graph_matrices_within_half_a_step() -> None:
     step = state["layers.0.U"].abs().amax(-1, keepdim=True) / 127
     assert ((back["layers.0.U"] - state["layers.0.U"]).abs() <= 0.5 * step * 1.01 + 1e-6).all()
     assert torch.allclose(back["fc.weight"], state["fc.weight"], atol=2e-3)
+
+
+def test_a_bundle_that_is_not_one_is_refused(trained: dict, tmp_path: Path) -> None:
+    with pytest.raises(SpecError) as e:
+        study.load_models(Path(trained["out"]) / study.STREAM)
+    assert e.value.field == "models" and "not an expression model bundle" in e.value.problem
+    with pytest.raises(SpecError):
+        study.load_models(tmp_path / "missing.pt")
 
 
 def test_the_stream_checkpoint_carries_the_sensor_meta(trained: dict) -> None:

@@ -25,7 +25,8 @@ training; a PST-BLN's search result ``grown.pt`` once its growth is done):
 ``shard=(k, n)`` trains runs ``i`` with ``i % n == k``. PST-BLN runs come first; a run that needs another
 shard's topology waits for it (up to ``wait`` seconds). When every run is done, :func:`train_study` writes
 the shipped files: ``expression_models.pt`` (every table and seed-study model; ST-BLN's graph matrices
-stored as int8 with a float16 scale per row, every other weight as float16, :func:`pack`; :func:`load_models`
+stored as int8 with a float16 scale per row, every other weight as float16, :func:`pack`; the file
+xz-compressed; :func:`load_models`
 unpacks them to float32; the provenance records each model's test-split accuracy as trained and as
 shipped) and ``expression_stream.pt`` (a :func:`~.training.save_model` file, float16 weights, with the
 sensor's meta ``{"source", "fps", "window", "labels"}``), each with ``PROVENANCE_<name>.json``.
@@ -37,6 +38,8 @@ import dataclasses
 import hashlib
 import io
 import json
+import lzma
+import tempfile
 import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -554,7 +557,7 @@ def write_shipped(finished: Sequence[tuple[Run, Path]], out: Path, data: dict[st
     buf = io.BytesIO()
     torch.save({"kind": "expression-models", "labels": list(labels), "settings": asdict(settings),
                 "data_metadata": data_meta, "runs": entries}, buf)
-    atomic_write_bytes(out / BUNDLE, buf.getvalue())
+    atomic_write_bytes(out / BUNDLE, lzma.compress(buf.getvalue(), preset=9 | lzma.PRESET_EXTREME))
     prov = out / f"PROVENANCE_{Path(BUNDLE).stem}.json"
     atomic_write_bytes(prov, json.dumps({**common, "runs": runs}, indent=1).encode())
     return [out / BUNDLE, prov, *written]
@@ -570,7 +573,14 @@ def load_models(path: str | Path, field: str = "models") -> dict[str, Any]:
     path = Path(path)
     if not path.is_file():
         raise SpecError(field, f"expression models not found: {path} (train them with `hcgym train expression`)")
-    b = load_tensors(path, field, "expression model bundle", "Write one with `hcgym train expression`.")
+    try:
+        raw = lzma.decompress(path.read_bytes())
+    except lzma.LZMAError:
+        raise SpecError(field, f"{path} is not an expression model bundle (not xz-compressed)") from None
+    with tempfile.TemporaryDirectory() as tmp:  # load_tensors reads a file: weights only, never pickled objects
+        plain = Path(tmp) / path.name
+        plain.write_bytes(raw)
+        b = load_tensors(plain, field, "expression model bundle", "Write one with `hcgym train expression`.")
     if not isinstance(b, dict) or b.get("kind") != "expression-models":
         raise SpecError(field, f"{path} is not an expression model bundle")
     for r in b["runs"]:
