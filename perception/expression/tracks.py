@@ -52,7 +52,7 @@ def mesh_faces(image: np.ndarray, source: str, max_faces: int, min_confidence: f
 @dataclass
 class _Followed:
     box: np.ndarray       # detector-like box for the next frame
-    offsets: np.ndarray   # landmark extent -> detector box, measured at the detection
+    offsets: np.ndarray   # the detector box in the eye frame of its landmarks (expression_data._eye_anchor)
     points: np.ndarray    # (68, 2) landmarks of the last frame
 
 
@@ -74,14 +74,14 @@ class DlibFaces:
     def __call__(self, image: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """Boxes (M, 4) and 51 landmarks (M, 51, 2) of the faces followed in ``image``, the next frame."""
         from hcgym.perception.face.dlib_models import landmarks68
-        from hcgym.synthesis.expression_data import JAW, _box_from, _lost
+        from hcgym.synthesis.expression_data import JAW, _eye_box, _lost
 
         self.frames += 1
         kept = []
         for face in self.faces:
             lm = landmarks68(image, face.box)
             if not _lost(lm, face.box, face.points, image.shape):
-                face.points, face.box = lm, _box_from(lm, face.offsets)
+                face.points, face.box = lm, _eye_box(lm, face.offsets)
                 kept.append(face)
         lost = len(kept) < len(self.faces)
         self.faces = kept
@@ -95,7 +95,7 @@ class DlibFaces:
     def _detect(self, image: np.ndarray) -> None:
         from hcgym.geometry import box_iou
         from hcgym.perception.face.dlib_models import landmarks68, load
-        from hcgym.synthesis.expression_data import _box_from, _box_offsets, _lost
+        from hcgym.synthesis.expression_data import _eye_anchor, _eye_box, _lost
 
         dets, scores, _ = load("hog").run(np.ascontiguousarray(image), self.upsample, self.threshold)
         for k in np.argsort(-np.asarray(scores, np.float64), kind="stable"):
@@ -107,8 +107,8 @@ class DlibFaces:
                 continue
             lm = landmarks68(image, box)
             if not _lost(lm, box, None, image.shape):
-                offsets = _box_offsets(lm, box)
-                self.faces.append(_Followed(_box_from(lm, offsets), offsets, lm))
+                offsets = _eye_anchor(lm, box)
+                self.faces.append(_Followed(_eye_box(lm, offsets), offsets, lm))
 
 
 @dataclass
