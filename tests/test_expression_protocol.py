@@ -164,7 +164,7 @@ def test_the_study_trains_in_shards_and_writes_the_shipped_files(trained: dict) 
     raw = torch.load(io.BytesIO(lzma.decompress((out / study.BUNDLE).read_bytes())), weights_only=True)
     dtypes = {k.split("::")[-1] if "::" in k else "other": v.dtype
               for r in raw["runs"] for k, v in r["state_dict"].items() if v.is_floating_point() or "::" in k}
-    assert dtypes == {"int8": torch.int8, "scale": torch.float16, "other": torch.float16}
+    assert dtypes == {"int8": torch.int8, "scale": torch.float32, "other": torch.float16}
     grown = [r for r in bundle["runs"] if r["model"] == "pstbln"]
     assert grown and all(r["growth"]["events"] for r in grown)
     seeds = [r for r in bundle["runs"] if r["role"] == "mcd" and r["protocol"] == "ck"]
@@ -183,6 +183,7 @@ def test_packing_keeps_graph_matrices_within_half_a_step() -> None:
     state = {"layers.0.U": torch.randn(3, 20, 20, generator=g), "fc.weight": torch.randn(7, 4, generator=g),
              "bn.num_batches_tracked": torch.tensor(5)}
     packed = study.pack(state)
+    assert torch.equal(study.unpack(study.pack({"a.U": torch.zeros(2, 3, 3)}))["a.U"], torch.zeros(2, 3, 3))
     assert packed["layers.0.U::int8"].dtype == torch.int8 and packed["fc.weight"].dtype == torch.float16
     back = study.unpack(packed)
     assert set(back) == set(state) and back["bn.num_batches_tracked"] == 5

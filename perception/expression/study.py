@@ -24,11 +24,11 @@ training; a PST-BLN's search result ``grown.pt`` once its growth is done):
 
 ``shard=(k, n)`` trains runs ``i`` with ``i % n == k``. PST-BLN runs come first; a run that needs another
 shard's topology waits for it (up to ``wait`` seconds). When every run is done, :func:`train_study` writes
-the shipped files: ``expression_models.pt`` (every table and seed-study model; ST-BLN's graph matrices
-stored as int8 with a float16 scale per row, every other weight as float16, :func:`pack`; the file
-xz-compressed; :func:`load_models`
-unpacks them to float32; the provenance records each model's test-split accuracy as trained and as
-shipped) and ``expression_stream.pt`` (a :func:`~.training.save_model` file, float16 weights, with the
+the shipped files: ``expression_models.pt`` (every table and seed-study model, weights packed by
+:func:`~.storage.pack`: ST-BLN's graph matrices as int8 with a float32 scale per row, every other weight as
+float16; the file xz-compressed; :func:`load_models` unpacks them to float32; the provenance records each
+model's test-split accuracy as trained and as shipped) and ``expression_stream.pt`` (a
+:func:`~.training.save_model` file with packed weights, which :func:`~.training.load_model` unpacks, and the
 sensor's meta ``{"source", "fps", "window", "labels"}``), each with ``PROVENANCE_<name>.json``.
 """
 
@@ -48,6 +48,7 @@ from typing import Any, Callable, Sequence
 import numpy as np
 
 from hcgym.errors import SpecError
+from hcgym.perception.expression.storage import pack, unpack
 
 #: The data set style each protocol trains and is evaluated on.
 PROTOCOL_STYLE = {"ck": "posed", "afew": "wild"}
@@ -460,46 +461,6 @@ def train_study(posed: str | Path | None, wild: str | Path | None, out: str | Pa
 
 
 # ----------------------------------------------------------------------------- the shipped files
-def _half(state: dict[str, Any]) -> dict[str, Any]:
-    return {k: v.half() if v.is_floating_point() else v for k, v in state.items()}
-
-
-#: Suffixes of a packed graph matrix: int8 values and float16 scales (one per row).
-PACKED = ("::int8", "::scale")
-
-
-def pack(state: dict[str, Any]) -> dict[str, Any]:
-    """A state dict for shipping: ST-BLN's graph matrices (``*.U``, S x E x E) as int8 with one float16 scale
-    per row (``max |row| / 127``), every other float tensor as float16 (:func:`unpack` inverts it)."""
-    import torch
-
-    out = {}
-    for k, v in state.items():
-        if k.endswith(".U"):
-            scale = (v.abs().amax(dim=-1, keepdim=True) / 127).clamp_min(1e-12).half()
-            out[k + PACKED[0]] = torch.round(v / scale.float()).clamp(-127, 127).to(torch.int8)
-            out[k + PACKED[1]] = scale
-        elif v.is_floating_point():
-            out[k] = v.half()
-        else:
-            out[k] = v
-    return out
-
-
-def unpack(state: dict[str, Any]) -> dict[str, Any]:
-    """The float32 state dict of a :func:`pack` one."""
-    out = {}
-    for k, v in state.items():
-        if k.endswith(PACKED[1]):
-            continue
-        if k.endswith(PACKED[0]):
-            base = k[: -len(PACKED[0])]
-            out[base] = v.float() * state[base + PACKED[1]].float()
-        else:
-            out[k] = v.float() if v.is_floating_point() else v
-    return out
-
-
 def _packing_check(ckpt: dict[str, Any], packed: dict[str, Any], x: np.ndarray, y: np.ndarray) -> dict[str, float]:
     """Test-split accuracy (%) of a run's model as trained and as shipped, and the largest difference of a class
     probability between them."""
@@ -520,15 +481,13 @@ def _packing_check(ckpt: dict[str, Any], packed: dict[str, Any], x: np.ndarray, 
 
 def write_shipped(finished: Sequence[tuple[Run, Path]], out: Path, data: dict[str, Any],
                   settings: ExprStudySettings, command: str | None = None) -> list[Path]:
-    """``expression_models.pt`` (table and seed-study runs, weights :func:`pack` ed, each checked on its test
-    split against the model as trained), ``expression_stream.pt`` (float16 weights, the sensor's meta) and
-    their provenance files into ``out``; returns the paths."""
+    """``expression_models.pt`` (table and seed-study runs, weights packed, each checked on its test split
+    against the model as trained), ``expression_stream.pt`` (packed weights, the sensor's meta) and their
+    provenance files into ``out``; returns the paths."""
     import torch
 
     from hcgym.paths import atomic_write_bytes
     from hcgym.perception.detection.sensor import load_tensors
-    from hcgym.perception.expression.training import load_model, save_model
-
     data_meta = {style: d.meta for style, d in data.items()}
     labels = list(data["posed"].label_names)
     common = {"command": command, "data_metadata": data_meta, "settings": asdict(settings)}
@@ -547,10 +506,13 @@ def write_shipped(finished: Sequence[tuple[Run, Path]], out: Path, data: dict[st
                             "growth": ckpt.get("growth"), "test": ckpt["test"]})
             runs.append(record)
             continue
-        model, _ = load_model(path, "--out")
         stream = {"source": STREAM_SOURCE, "fps": settings.stream_fps, "window": settings.stream_window,
                   "labels": list(labels)}
-        written.append(save_model(model.half(), out / STREAM, stream))  # load_model casts back to float32
+        buf = io.BytesIO()  # save_model's layout with packed weights (training.load_model unpacks them)
+        torch.save({"kind": ckpt["kind"], "config": ckpt["config"], "state_dict": pack(ckpt["state_dict"]), **stream},
+                   buf)
+        atomic_write_bytes(out / STREAM, buf.getvalue())
+        written.append(out / STREAM)
         prov = out / f"PROVENANCE_{Path(STREAM).stem}.json"
         atomic_write_bytes(prov, json.dumps({**common, "stream": stream, **record}, indent=1).encode())
         written.append(prov)
@@ -591,5 +553,5 @@ def load_models(path: str | Path, field: str = "models") -> dict[str, Any]:
 
 
 __all__ = ["BUNDLE", "PROTOCOL_STYLE", "STREAM", "STREAM_SOURCE", "TABLE_MODELS", "ExprStudySettings", "Run",
-           "data_fingerprint", "load_data", "load_models", "needs", "pack", "plan_runs", "protocol_inputs", "resample_frames", "run_key",
-           "stream_windows", "train_study", "unpack", "write_shipped"]
+           "data_fingerprint", "load_data", "load_models", "needs", "pack", "plan_runs", "protocol_inputs",
+           "resample_frames", "run_key", "stream_windows", "train_study", "unpack", "write_shipped"]

@@ -301,6 +301,7 @@ def save_model(model: ExpressionNet, path: str | Path, meta: dict[str, Any] | No
 def load_model(path: str | Path, field: str = "--model") -> tuple[ExpressionNet, dict[str, Any]]:
     """The model of a checkpoint written by :func:`save_model` (eval mode) and the checkpoint's other entries."""
     from hcgym.perception.detection.sensor import load_tensors
+    from hcgym.perception.expression.storage import unpack
 
     path = Path(path)
     if not path.is_file():
@@ -309,7 +310,7 @@ def load_model(path: str | Path, field: str = "--model") -> tuple[ExpressionNet,
                         "Write checkpoints with hcgym.perception.expression.training.save_model.")
     try:
         model = ExpressionNet(ExprModelConfig.from_dict(ckpt["config"]))
-        model.load_state_dict(ckpt["state_dict"])
+        model.load_state_dict(unpack(ckpt["state_dict"]))  # float32 from float16 or packed shipped weights
     except SpecError:
         raise
     except Exception as e:  # noqa: BLE001 - any other content gets one message
