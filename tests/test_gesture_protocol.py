@@ -203,6 +203,8 @@ def test_evaluate_writes_the_schema_tables_and_figures(trained, tmp_path, monkey
     assert res["sensor"]["file"] == "gesture_rgbd.pt" and res["sensor"]["backbone"] == "mobilenet_v2"
     assert res["samples"] == {"gestures": 32, "none": 2, "identities": 1}
     assert np.asarray(res["confusion"]["matrix"]).sum() == 34  # the gestures and the none samples
+    assert set(res["paired"]["mobilenet_v2"]) == {"rgbd_vs_rgb", "rgbd_vs_depth"}
+    assert "McNemar" in (out / "table.md").read_text()
     assert set(res["checks"]) == {"rgbd_ge_max", "ratio_le_1_05"} and set(res["checks"]["rgbd_ge_max"]) == {
         "mobilenet_v2"}
     assert [r["size"] for r in res["table29"]] == [224, 224, 32, 32]
@@ -211,6 +213,23 @@ def test_evaluate_writes_the_schema_tables_and_figures(trained, tmp_path, monkey
     for fig in ("confusion.png", "accuracy_by_distance.png", "confidence.png"):
         assert (out / fig).read_bytes()[:4] == b"\x89PNG"
     assert "[gesture]" in capsys.readouterr().out
+
+
+def test_paired_counts_the_discordant_samples():
+    y = np.zeros(10, np.int64)
+    right, wrong = np.array([[5.0, 0.0]]), np.array([[0.0, 5.0]])
+
+    def logits(ok):
+        return np.concatenate([right if o else wrong for o in ok])
+
+    rgbd = [1, 1, 1, 1, 1, 1, 1, 1, 0, 0]
+    depth = [1, 1, 1, 1, 0, 0, 0, 0, 1, 0]
+    out = protocol.paired({"mobilenet_v2": {"rgbd": {"logits": logits(rgbd), "y": y},
+                                            "depth": {"logits": logits(depth), "y": y}}})
+    got = out["mobilenet_v2"]["rgbd_vs_depth"]
+    assert (got["rgbd_only"], got["other_only"]) == (4, 1)
+    assert got["p"] == pytest.approx(0.375)  # two-sided binomial of 4 of 5 at 1/2
+    assert set(out["mobilenet_v2"]) == {"rgbd_vs_depth"}
 
 
 def test_evaluate_refuses_bad_options_before_writing(tmp_path, capsys):

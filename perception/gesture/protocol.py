@@ -20,7 +20,8 @@ Also: which model the sensor loads (``sensor``: ``gesture_rgbd.pt``, the MobileN
 matrix of the first backbone's RGB-D model (every fresh sample of its classes), accuracy by distance (0.5 m bins) and
 max-softmax confidence of the models (``by_distance``, ``confidence``: AUROC of ``1 - max softmax`` flagging
 errors, accuracy against the share of samples kept), the Table 29 timing (MobileNetV2 RGB-D at the seed's
-224 x 224 and at the models' side) and the issue's checks (``checks``).
+224 x 224 and at the models' side), the issue's checks (``checks``) and McNemar's test of RGB-D against RGB and
+against depth on the same samples (``paired``).
 """
 
 from __future__ import annotations
@@ -250,6 +251,7 @@ def run(config: GestureEvalConfig, progress: bool = False) -> dict[str, Any]:
     t_cost = time.perf_counter() - t1
     results.update(_analyses(scores, labels, distance[gesture_idx]))
     results["checks"] = _checks(results)
+    results["paired"] = paired(scores)
     results["seconds"] = {"data": round(t_data, 1), "cost": round(t_cost, 1),
                           "total": round(time.perf_counter() - t0, 1)}
     results["_scores"] = scores
@@ -318,6 +320,25 @@ def _checks(results: dict[str, Any]) -> dict[str, Any]:
         if all(r[m] is not None for m in MODALITIES):
             out["rgbd_ge_max"][b] = bool(r["rgbd"] >= max(r["rgb"], r["depth"]))
         out["ratio_le_1_05"][b] = bool(r["ratio"] <= 1.05)
+    return out
+
+
+def paired(scores: dict[str, Any]) -> dict[str, Any]:
+    """RGB-D against RGB and against depth on the same fresh gesture samples, per backbone: ``rgbd_only`` (RGB-D
+    right, the other wrong), ``other_only`` and McNemar's exact two-sided p-value (a binomial test of the
+    discordant samples)."""
+    from scipy.stats import binomtest
+
+    out: dict[str, Any] = {}
+    for b, per in scores.items():
+        if "rgbd" not in per:
+            continue
+        ok = {m: s["logits"].argmax(1) == s["y"] for m, s in per.items()}
+        for m in ("rgb", "depth"):
+            if m in ok:
+                n10, n01 = int((ok["rgbd"] & ~ok[m]).sum()), int((~ok["rgbd"] & ok[m]).sum())
+                p = binomtest(n10, n10 + n01, 0.5).pvalue if n10 + n01 else 1.0
+                out.setdefault(b, {})[f"rgbd_vs_{m}"] = {"rgbd_only": n10, "other_only": n01, "p": round(float(p), 4)}
     return out
 
 

@@ -62,6 +62,13 @@ def table_markdown(results: dict[str, Any]) -> str:
     if s:
         lines += ["", f"The sensor `gesture/rgbd` loads `{s['file']}`: {NAMES[s['backbone']]} {s['modality']}, "
                   f"{s['classes']} classes, S = {s['size']}."]
+    pairs = results.get("paired", {})
+    if pairs:
+        lines += ["", "**RGB-D against one input** on the same fresh gesture samples: right only with RGB-D / right "
+                  "only with the other, McNemar's exact p.", ""]
+        lines += markdown_table(("backbone", "vs RGB", "vs depth"), [
+            (NAMES[b], *(f"{v['rgbd_only']} / {v['other_only']} (p = {v['p']:.3g})" if v else "-"
+                         for v in (p.get("rgbd_vs_rgb"), p.get("rgbd_vs_depth")))) for b, p in pairs.items()])
     checks = results["checks"]
     lines += ["", "**Checks**: RGB-D >= max(RGB, depth): " + (", ".join(
         f"{NAMES[b]} {'yes' if v else 'NO'}" for b, v in checks["rgbd_ge_max"].items()) or "no backbone has all three")
