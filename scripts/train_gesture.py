@@ -42,6 +42,10 @@ def register(targets: argparse._SubParsersAction) -> None:
     d.add_argument("--depth-mode", choices=("relative", "absolute", "metres"), default="relative",
                    help="the depth channel's encoding (hcgym.perception.gesture.inputs)")
     d.add_argument("--width", type=_args.positive_float, default=1.0, help="backbone width multiplier")
+    d.add_argument("--drop-rgb", type=_args.finite, default=0.0,
+                   help="RGB-D runs: probability of blanking a training sample's RGB planes (modality dropout)")
+    d.add_argument("--drop-depth", type=_args.finite, default=0.0,
+                   help="RGB-D runs: probability of blanking a training sample's depth plane")
     d.add_argument("--shard", default=None, help="K/N: train the runs i with i %% N == K")
     d.add_argument("--name", default=None, help="published file stem of a single run (default "
                                                 "gesture_<backbone>_<modality>[_none])")
@@ -63,7 +67,8 @@ def run(args: argparse.Namespace) -> int:
     modalities = parse_names(args.modalities, tuple(MODALITIES), "--modalities")
     command = "hcgym " + " ".join(shlex.quote(a) for a in getattr(args, "argv", []))
     done = train_runs(args.data, args.out, backbones, modalities, parse_seeds(args.seeds), settings,
-                      parse_shard(args.shard), args.threads, args.tiny, args.name, command, progress=args.progress)
+                      parse_shard(args.shard), args.threads, args.tiny, args.name, command, progress=args.progress,
+                      drop=(args.drop_rgb, args.drop_depth))
     left = done["remaining"]
     print(f"[gesture] published {len(done['published'])} model(s) in {time.time() - t0:.0f} s; "
           + (f"{len(left)} run(s) not finished (other shards, or rerun to resume)" if left else "every run finished"),

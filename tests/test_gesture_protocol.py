@@ -144,13 +144,38 @@ def test_shards_split_the_runs(tmp_path):
 @pytest.mark.parametrize("extra, field", [
     (["--backbones", "vgg16"], "--backbones"), (["--modalities", "rgb,ir"], "--modalities"),
     (["--shard", "2/2"], "--shard"), (["--size", "16"], "--size"), (["--seeds", "0,0"], "--seeds"),
-    (["--modalities", "rgb,depth", "--name", "mine"], "--name"), (["--data", "/nonexistent.npz"], "--data")])
+    (["--modalities", "rgb,depth", "--name", "mine"], "--name"), (["--data", "/nonexistent.npz"], "--data"),
+    (["--drop-rgb", "0.7", "--drop-depth", "0.4"], "--drop-rgb")])
 def test_train_cli_errors_name_the_option_before_writing(tmp_path, capsys, extra, field):
     toy_set().save(tmp_path / "toy.npz")
     argv = ["train", "gesture", "--data", str(tmp_path / "toy.npz"), "--out", str(tmp_path / "out"), "--tiny", *extra]
     assert main(argv) == 2
     assert field in capsys.readouterr().err
     assert not (tmp_path / "out").exists()
+
+
+def test_modality_dropout_blanks_one_stream_and_keys_only_the_runs_that_use_it():
+    from hcgym.perception.action.study import run_key as plain_key
+    from hcgym.perception.gesture.augment import Augment, augment
+
+    x = torch.rand(400, 4, 16, 16) * 0.5 + 0.2
+    aug = Augment.none(drop_rgb=0.5, drop_depth=0.3)
+    out = augment(x, "rgbd", aug, torch.Generator().manual_seed(0))
+    no_rgb = (out[:, :3] == 0).flatten(1).all(1)
+    no_depth = (out[:, 3] == aug.hole_value).flatten(1).all(1)
+    kept = ~no_rgb & ~no_depth
+    assert not (no_rgb & no_depth).any() and 0.4 < no_rgb.float().mean() < 0.6 and 0.2 < no_depth.float().mean() < 0.4
+    assert torch.allclose(out[kept], x[kept], atol=1e-5) and torch.allclose(out[no_rgb, 3], x[no_rgb, 3], atol=1e-5)
+    rgb_only = augment(x[:, :3], "rgb", aug, torch.Generator().manual_seed(0))
+    assert torch.allclose(rgb_only, x[:, :3], atol=1e-5)  # RGB-D only
+    assert "drop_rgb" not in Augment().to_dict() and Augment(drop_rgb=0.2).to_dict()["drop_rgb"] == 0.2
+    settings, data = study.GestureSettings(), {"a": 1}
+    assert study.run_key("mobilenet_v2", "rgbd", 17, 0, settings, data, False) == plain_key(
+        "mobilenet_v2-rgbd", {"classes": 17, "tiny": False}, 0, settings, {"dataset": data})
+    with_drop = study.run_key("mobilenet_v2", "rgbd", 17, 0, settings, data, False, (0.25, 0.1))
+    assert with_drop != study.run_key("mobilenet_v2", "rgbd", 17, 0, settings, data, False)
+    assert study.run_key("mobilenet_v2", "rgb", 17, 0, settings, data, False, (0.25, 0.1)) == study.run_key(
+        "mobilenet_v2", "rgb", 17, 0, settings, data, False)
 
 
 def test_resize_set_and_half_copy():

@@ -14,7 +14,12 @@ hold ``hole_value`` (the project's ``relative`` depth: +1). Per sample:
   contrast and saturation factors in ``1 +- value``, clipped to [0, 1];
 * depth channel only (on top of the depth camera's own noise model in the data): an offset in
   ``+- depth_shift`` (an error of the reference depth), per-pixel Gaussian noise of standard deviation
-  ``depth_noise`` (channel units) and up to ``depth_holes`` of the pixels set to ``hole_value``.
+  ``depth_noise`` (channel units) and up to ``depth_holes`` of the pixels set to ``hole_value``;
+* ``rgbd`` only, modality dropout (off by default): with probability ``drop_rgb`` a sample's RGB planes are
+  blanked to 0 (the normalised mean colour), else with probability ``drop_depth`` its depth plane reads no
+  depth (``hole_value`` everywhere), so that neither stream can stand in for the other. These draws are
+  made only when a probability is above 0, and :meth:`Augment.to_dict` lists the two fields only then: the
+  augmentation and the settings of runs without modality dropout are those from before it existed.
 """
 from __future__ import annotations
 
@@ -53,6 +58,8 @@ class Augment:
     hole_value: float = 1.0
     rgb_mean: tuple[float, float, float] = IMAGENET_MEAN
     rgb_std: tuple[float, float, float] = IMAGENET_STD
+    drop_rgb: float = 0.0
+    drop_depth: float = 0.0
 
     @classmethod
     def none(cls, **encoding: Any) -> Augment:
@@ -67,6 +74,12 @@ class Augment:
         for name in ("rotation_deg", "brightness", "contrast", "saturation", "depth_shift", "depth_noise"):
             if not getattr(self, name) >= 0:
                 raise SpecError(f"augment.{name}", f"expected >= 0, got {getattr(self, name)}")
+        for name in ("drop_rgb", "drop_depth"):
+            if not 0 <= getattr(self, name) < 1:
+                raise SpecError(f"augment.{name}", f"expected a probability in [0, 1), got {getattr(self, name)}")
+        if self.drop_rgb + self.drop_depth >= 1:
+            raise SpecError("augment.drop_rgb", f"drop_rgb + drop_depth must stay below 1, got {self.drop_rgb} + "
+                                                f"{self.drop_depth}")
         if not 0 <= self.depth_holes <= 1:
             raise SpecError("augment.depth_holes", f"expected a fraction in [0, 1], got {self.depth_holes}")
         if len(self.rgb_mean) != 3 or len(self.rgb_std) != 3 or not all(v > 0 for v in self.rgb_std):
@@ -83,7 +96,9 @@ class Augment:
         return (rgb - torch.tensor(self.rgb_mean).view(1, 3, 1, 1)) / torch.tensor(self.rgb_std).view(1, 3, 1, 1)
 
     def to_dict(self) -> dict[str, Any]:
-        return {k: list(v) if isinstance(v, tuple) else v for k, v in asdict(self).items()}
+        """The fields as JSON data; the modality-dropout probabilities only when above 0 (module docstring)."""
+        return {k: list(v) if isinstance(v, tuple) else v for k, v in asdict(self).items()
+                if not (k in ("drop_rgb", "drop_depth") and v == 0)}
 
 
 def channel_roles(modality: str) -> tuple[slice | None, int | None]:
@@ -148,4 +163,18 @@ def augment(x: Tensor, modality: str, aug: Augment, g: torch.Generator) -> Tenso
         parts[0:3] = aug.normalise(jitter_rgb(aug.rgb01(x[:, rgb]), aug, g)).unbind(1)
     if depth is not None:
         parts[depth] = perturb_depth(x[:, depth:depth + 1], aug, g)[:, 0]
-    return torch.stack(parts, 1)
+    out = torch.stack(parts, 1)
+    if modality == "rgbd" and (aug.drop_rgb > 0 or aug.drop_depth > 0):
+        out = drop_modality(out, aug, g)
+    return out
+
+
+def drop_modality(x: Tensor, aug: Augment, g: torch.Generator) -> Tensor:
+    """RGB-D batch ``x`` ``(N, 4, S, S)`` with the RGB planes of some samples set to 0 (probability
+    ``aug.drop_rgb``) and, of the others, the depth plane set to ``aug.hole_value`` (``aug.drop_depth``)."""
+    u = torch.rand(x.shape[0], generator=g)
+    no_rgb = (u < aug.drop_rgb).view(-1, 1, 1, 1)
+    no_depth = ((u >= aug.drop_rgb) & (u < aug.drop_rgb + aug.drop_depth)).view(-1, 1, 1, 1)
+    rgb = torch.where(no_rgb, torch.zeros_like(x[:, :3]), x[:, :3])
+    depth = torch.where(no_depth, torch.full_like(x[:, 3:], aug.hole_value), x[:, 3:])
+    return torch.cat([rgb, depth], 1)

@@ -104,11 +104,28 @@ def model_name(backbone: str, modality: str, seed: int, first_seed: int) -> str:
 
 
 def run_key(backbone: str, modality: str, classes: int, seed: int, settings: GestureSettings,
-            data_key: dict[str, Any], tiny: bool) -> str:
-    """Eight hex digits naming everything that sets a run's result."""
+            data_key: dict[str, Any], tiny: bool, drop: tuple[float, float] = (0.0, 0.0)) -> str:
+    """Eight hex digits naming everything that sets a run's result (``drop``: the modality dropout of an RGB-D
+    run, :func:`run_augment`; counted only when not zero, so the keys of runs without it are unchanged)."""
     from hcgym.perception.action.study import run_key as key
 
-    return key(f"{backbone}-{modality}", {"classes": classes, "tiny": tiny}, seed, settings, {"dataset": data_key})
+    config: dict[str, Any] = {"classes": classes, "tiny": tiny}
+    if modality == "rgbd" and any(drop):
+        config["drop"] = [float(drop[0]), float(drop[1])]
+    return key(f"{backbone}-{modality}", config, seed, settings, {"dataset": data_key})
+
+
+def run_augment(modality: str, drop: tuple[float, float]) -> Any:
+    """The training augmentation of a run: the default, with ``drop = (drop_rgb, drop_depth)`` modality dropout
+    for an RGB-D run (:mod:`.augment`; ignored for one input)."""
+    from hcgym.perception.gesture.augment import Augment
+
+    if modality != "rgbd" or not any(drop):
+        return Augment()
+    try:
+        return Augment(drop_rgb=float(drop[0]), drop_depth=float(drop[1])).check()
+    except SpecError as e:
+        raise SpecError("--drop-rgb", e.problem) from None
 
 
 @dataclass(frozen=True)
@@ -128,13 +145,13 @@ class Run:
 
 def plan(out: Path, backbones: Sequence[str], modalities: Sequence[str], seeds: Sequence[int],
          settings: GestureSettings, labels: Sequence[str], data_key: dict[str, Any], tiny: bool = False,
-         name: str | None = None) -> list[Run]:
+         name: str | None = None, drop: tuple[float, float] = (0.0, 0.0)) -> list[Run]:
     """Every run, backbone-major then modality then seed; ``name`` replaces the published name of a single run."""
     runs = []
     for b in backbones:
         for m in modalities:
             for s in seeds:
-                key = run_key(b, m, len(labels), s, settings, data_key, tiny)
+                key = run_key(b, m, len(labels), s, settings, data_key, tiny, drop)
                 runs.append(Run(b, m, s, out / "runs" / f"{b}-{m}-c{len(labels)}-s{s}-{key}",
                                 model_name(b, m, s, seeds[0])))
     if name is not None:
@@ -171,8 +188,10 @@ def _test_accuracy(model: Any, data: Any, modality: str, depth_mode: str) -> dic
 def train_runs(data_path: str | Path, out: str | Path, backbones: Sequence[str], modalities: Sequence[str],
                seeds: Sequence[int], settings: GestureSettings = GestureSettings(), shard: tuple[int, int] = (0, 1),
                threads: int = 1, tiny: bool = False, name: str | None = None, command: str = "",
-               log: Callable[[str], None] = print, progress: bool = False) -> dict[str, Any]:
-    """Train this process's share of the runs and publish each finished one (module docstring).
+               log: Callable[[str], None] = print, progress: bool = False,
+               drop: tuple[float, float] = (0.0, 0.0)) -> dict[str, Any]:
+    """Train this process's share of the runs and publish each finished one (module docstring); ``drop``:
+    ``(drop_rgb, drop_depth)`` modality dropout of the RGB-D runs (:func:`run_augment`).
 
     Returns ``{"published": [paths written by this call], "remaining": [run folders not finished]}``.
     """
@@ -186,6 +205,7 @@ def train_runs(data_path: str | Path, out: str | Path, backbones: Sequence[str],
     k, n = shard
     if not (isinstance(n, int) and isinstance(k, int) and n >= 1 and 0 <= k < n):
         raise SpecError("--shard", f"expected 0 <= K < N, got {k}/{n}")
+    run_augment("rgbd", drop)
     out, data_path = Path(out), Path(data_path)
     if out.exists() and not out.is_dir():
         raise SpecError("--out", f"{out} is not a folder")
@@ -195,7 +215,7 @@ def train_runs(data_path: str | Path, out: str | Path, backbones: Sequence[str],
         raise SpecError("--data", e.problem) from None
     data_key = data.metadata.get("key", {"folder": data.metadata.get("root", str(data_path))})
     labels = data.labels
-    runs = plan(out, backbones, modalities, seeds, settings, labels, data_key, tiny, name)
+    runs = plan(out, backbones, modalities, seeds, settings, labels, data_key, tiny, name, drop)
     train_idx, val_idx, test_idx = (data.select(s) for s in ("train", "val", "test"))
     if tiny:
         train_idx, val_idx, test_idx = train_idx[:24], val_idx[:8], test_idx[:8]
@@ -208,7 +228,7 @@ def train_runs(data_path: str | Path, out: str | Path, backbones: Sequence[str],
             continue
         if not run.final.is_file():
             log(f"[gesture] run {i + 1}/{len(runs)}: {run.backbone} {run.modality} seed {run.seed} -> {run.folder}")
-            _train_one(run, data, labels, settings, threads, tiny, data_path, data_key, progress, log)
+            _train_one(run, data, labels, settings, threads, tiny, data_path, data_key, progress, log, drop)
         target = out / f"{run.name}.pt"
         if not target.is_file() or target.stat().st_mtime < run.final.stat().st_mtime:
             published.append(_publish(run, data, out, settings, command))
@@ -217,7 +237,8 @@ def train_runs(data_path: str | Path, out: str | Path, backbones: Sequence[str],
 
 
 def _train_one(run: Run, data: Any, labels: Sequence[str], settings: GestureSettings, threads: int, tiny: bool,
-               data_path: Path, data_key: dict[str, Any], progress: bool, log: Callable[[str], None]) -> None:
+               data_path: Path, data_key: dict[str, Any], progress: bool, log: Callable[[str], None],
+               drop: tuple[float, float]) -> None:
     from hcgym.perception.gesture.training import save_model, train_gesture
 
     t0 = time.time()
@@ -235,7 +256,8 @@ def _train_one(run: Run, data: Any, labels: Sequence[str], settings: GestureSett
     result = train_gesture(run.backbone, run.modality, x_train, y_train, x_val if has_val else None,
                            y_val if has_val else None, epochs=settings.epochs, lr=settings.lr,
                            batch=settings.batch_size, seed=run.seed, threads=threads, checkpoint=run.folder / "state.pt",
-                           log=on_epoch, num_classes=len(labels), width=width, progress=progress)
+                           log=on_epoch, num_classes=len(labels), width=width, progress=progress,
+                           aug=run_augment(run.modality, drop))
     del x_train, x_val
     meta = {"labels": list(labels), "modality": run.modality, "size": settings.size,
             "depth_mode": settings.depth_mode, "backbone": run.backbone, "num_classes": len(labels),
@@ -243,6 +265,8 @@ def _train_one(run: Run, data: Any, labels: Sequence[str], settings: GestureSett
             "data": {"file": data_path.name, "key": data_key}, "val_acc": result.best_val_acc,
             "test": _test_accuracy(result.model, data, run.modality, settings.depth_mode),
             "train_seconds": round(time.time() - t0, 1), "weights_dtype": "float32"}
+    if run.modality == "rgbd" and any(drop):
+        meta["modality_dropout"] = {"rgb": float(drop[0]), "depth": float(drop[1])}
     save_model(result, run.final, meta)
 
 
