@@ -3,16 +3,16 @@
 Trains every ``--backbones`` x ``--modalities`` x ``--seeds`` run on a gesture set (``hcgym generate --mode
 gestures``; with ``--with-none`` the 17-class set the live sensor uses) whose crops are resized to ``--size`` at
 load time, resumably (``OUT/runs/...``, one training state per run, saved after every epoch: rerun the same
-command to continue). As each run finishes it is published as ``OUT/gesture_<backbone>_<modality>[_none].pt``
-(float16 weights) with ``OUT/PROVENANCE_<name>.json`` (command, settings, data key, per-epoch history,
-accuracy on the set's held-out test identities). Split the runs between processes with ``--shard K/N``
+command to continue). As each run finishes it is published as ``OUT/gesture_<backbone>_<modality>.pt``
+(float16 weights; ``--name`` for a single run) with ``OUT/PROVENANCE_<name>.json`` (command, settings, data key,
+per-epoch history, accuracy on the set's held-out test identities) and its training curve. ``--drop-rgb`` /
+``--drop-depth`` train the RGB-D runs with modality dropout. Split the runs between processes with ``--shard K/N``
 (:mod:`hcgym.perception.gesture.study`)::
 
-    hcgym generate --mode gestures --seed 0 --identities 42 --out DATA/gestures_112.npz
-    hcgym train gesture --data DATA/gestures_112.npz --out out/gesture --backbones mobilenet_v2 \\
-        --modalities rgb,depth,rgbd --size 64 --epochs 20 --shard 0/2 &
-    hcgym train gesture --data DATA/gestures_112.npz --out out/gesture --backbones mobilenet_v2 \\
-        --modalities rgb,depth,rgbd --size 64 --epochs 20 --shard 1/2
+    hcgym generate --mode gestures --n 42 --splits 30,4,8 --per-class 8,4,6 --seed 0 --with-none 2 \
+        --out DATA/gestures17_112.npz
+    hcgym train gesture --data DATA/gestures17_112.npz --out out/gesture --backbones mobilenet_v2 \
+        --modalities rgb,depth,rgbd --size 64 --epochs 24 --shard 0/3 &      # and --shard 1/3, 2/3
 """
 
 from __future__ import annotations
@@ -48,7 +48,7 @@ def register(targets: argparse._SubParsersAction) -> None:
                    help="RGB-D runs: probability of blanking a training sample's depth plane")
     d.add_argument("--shard", default=None, help="K/N: train the runs i with i %% N == K")
     d.add_argument("--name", default=None, help="published file stem of a single run (default "
-                                                "gesture_<backbone>_<modality>[_none])")
+                                                "gesture_<backbone>_<modality>)")
     d.add_argument("--threads", type=_args.positive_int, default=1, help="torch CPU threads")
     d.add_argument("--progress", action="store_true", help="a progress bar over each epoch's batches")
     d.add_argument("--tiny", action="store_true", help="a seconds-long smoke configuration (tests, CI)")
