@@ -9,9 +9,9 @@ per-epoch history, accuracy on the set's held-out test identities) and its train
 ``--drop-depth`` train the RGB-D runs with modality dropout. Split the runs between processes with ``--shard K/N``
 (:mod:`hcgym.perception.gesture.study`)::
 
-    hcgym generate --mode gestures --n 42 --splits 30,4,8 --per-class 8,4,6 --seed 0 --with-none 2 \
+    hcgym generate --mode gestures --n 42 --splits 30,4,8 --per-class 8,4,6 --seed 0 --with-none 2 \\
         --out DATA/gestures17_112.npz
-    hcgym train gesture --data DATA/gestures17_112.npz --out out/gesture --backbones mobilenet_v2 \
+    hcgym train gesture --data DATA/gestures17_112.npz --out out/gesture --backbones mobilenet_v2 \\
         --modalities rgb,depth,rgbd --size 64 --epochs 24 --shard 0/3 &      # and --shard 1/3, 2/3
 """
 
