@@ -20,8 +20,8 @@ training caches were. Then, for each protocol and landmark source (:mod:`.study`
   ``uncertainty`` adds ``misclassified`` (wrong vs right, any clip) and ``blend`` (blended vs clean, either
   outcome) AUROCs and the counts (no blends in posed clips: ``None``).
 
-Plus the stream model on windows of the fresh clips (4 window ends per clip, labelled with its last frame;
-20 Monte Carlo passes), the ratio ST-BLN / PST-BLN of both parameter counts, and the issue's targets
+Plus the stream model on windows of the fresh clips (2 window ends per clip, labelled with its last frame;
+10 Monte Carlo passes), the ratio ST-BLN / PST-BLN of both parameter counts, and the issue's targets
 (``checks``). Accuracies are in %.
 """
 
@@ -288,8 +288,8 @@ def score_pair(bundle: dict[str, Any], data: Any, protocol: str, source: str, co
 
 
 #: Monte Carlo passes and window ends per clip of the stream model's score.
-STREAM_PASSES = 20
-STREAM_ENDS = 4
+STREAM_PASSES = 10
+STREAM_ENDS = 2
 
 
 def score_stream(path: Path, data: dict[str, Any], config: ExprEvalConfig) -> dict[str, Any]:
@@ -300,7 +300,8 @@ def score_stream(path: Path, data: dict[str, Any], config: ExprEvalConfig) -> di
 
     model, meta = load_model(path, "stream")
     passes = min(STREAM_PASSES, config.passes)
-    out: dict[str, Any] = {"window": meta["window"], "fps": meta["fps"], "source": meta["source"], "passes": passes}
+    out: dict[str, Any] = {"window": meta["window"], "fps": meta["fps"], "source": meta["source"], "passes": passes,
+                           "ends": STREAM_ENDS}
     for style, d in sorted(data.items()):
         x, y = stream_windows(d, int(meta["window"]), float(meta["fps"]), STREAM_ENDS, config.seed,
                               source=meta["source"])

@@ -93,7 +93,7 @@ def table_markdown(results: dict[str, Any]) -> str:
                                 [[style, str(s[style]["windows"]), _f(s[style]["acc"]), _f(s[style]["acc_mcd"])]
                                  for style in ("posed", "wild") if style in s])
         lines += ["", f"PST-BLN widths {s['widths']} ({_k(s['params_no_graph'])} parameters without graph matrices) "
-                  f"on {s['source']} windows of {s['window']} frames at {s['fps']:g} fps (4 window ends per clip, "
+                  f"on {s['source']} windows of {s['window']} frames at {s['fps']:g} fps ({s['ends']} window ends per clip, "
                   f"drawn at random), labelled with the expression of its last frame; w/MCD: {s['passes']} passes.", ""]
     lines += ["## Targets", ""]
     lines += markdown_table(["protocol-source", "target", "met"],
