@@ -168,8 +168,11 @@ def test_the_study_trains_in_shards_and_writes_the_shipped_files(trained: dict) 
     grown = [r for r in bundle["runs"] if r["model"] == "pstbln"]
     assert grown and all(r["growth"]["events"] for r in grown)
     seeds = [r for r in bundle["runs"] if r["role"] == "mcd" and r["protocol"] == "ck"]
-    topology = next(r for r in grown if (r["protocol"], r["source"]) == ("ck", "mesh51"))["net"].cfg.widths
-    assert [r["seed"] for r in seeds] == [0, 1] and all(r["net"].cfg.widths == topology for r in seeds)
+    table = next(r for r in grown if (r["protocol"], r["source"]) == ("ck", "mesh51"))["net"]
+    assert [r["seed"] for r in seeds] == [0, 1] and all(r["net"].cfg.widths == table.cfg.widths for r in seeds)
+    same = [all(torch.equal(a, b) for a, b in zip(r["net"].state_dict().values(), table.state_dict().values()))
+            for r in seeds]
+    assert same == [True, False]  # seed 0 is the table's PST-BLN, seed 1 another fine-tuning of its search
     prov = json.loads((out / "PROVENANCE_expression_models.json").read_text())
     assert {"command", "data_metadata", "settings", "runs"} <= set(prov)
     assert all({"params", "test", "history", "widths", "packing"} <= set(r) for r in prov["runs"])

@@ -15,9 +15,11 @@ training; a PST-BLN's search result ``grown.pt`` once its growth is done):
 * ``table``: for each protocol and landmark source, ST-GCN, AGCN and ST-BLN at the seed's widths
   {8, 16, 16, 32, 32, 64, 64} and PST-BLN grown by :func:`~.training.fit_pstbln` (block 5, both thresholds
   1e-4, width and depth capped by the settings, ``step_epochs`` per growth step) and fine-tuned;
-* ``mcd``: the Monte Carlo dropout seed study: the topology PST-BLN found on a protocol and source,
-  trained from scratch with each of :attr:`ExprStudySettings.mcd_seeds` (same epochs as the table's
-  models), so the seeds differ in initialisation, data order, augmentation and dropout only;
+* ``mcd``: the Monte Carlo dropout seed study: the network PST-BLN's search found on a protocol and source
+  (its weights as the search left them), fine-tuned with each of :attr:`ExprStudySettings.mcd_seeds` as the
+  table's PST-BLN is (seed 0 is that model), so the seeds differ in data order, augmentation and dropout
+  masks. (Trained from scratch at the found widths for the same epochs, the AFEW-like networks stayed near
+  chance, 22-24 %: the search's steps are most of a grown network's training.)
 * ``stream``: the live sensor's model: the topology found on :attr:`ExprStudySettings.stream_from`, on
   Face Mesh windows of ``stream_window`` frames at ``stream_fps`` cut from the posed and the wild clips
   (:func:`stream_windows`) and labelled with the expression of the window's last frame.
@@ -208,8 +210,8 @@ def stream_windows(data: Any, window: int, fps: float, per_clip: int, seed: int,
 class Run:
     """One training: its role (``table``, ``mcd``, ``stream``), protocol (``ck``, ``afew`` or ``stream``),
     landmark source, model (``stgcn``, ``agcn``, ``stbln``, ``pstbln`` grown, ``pstbln_fixed`` a found
-    topology trained from scratch) and seed; ``topology``: the ``PROTOCOL-SOURCE`` whose grown PST-BLN gives
-    a ``pstbln_fixed`` run its widths."""
+    topology trained from scratch, ``pstbln_tuned`` a searched network fine-tuned with the run's seed) and
+    seed; ``topology``: the ``PROTOCOL-SOURCE`` whose PST-BLN run it builds on."""
 
     role: str
     protocol: str
@@ -232,7 +234,7 @@ def plan_runs(settings: ExprStudySettings) -> list[Run]:
     fixed = [Run("table", p, src, m) for src in s.sources for p in s.protocols for m in ("stbln", "stgcn", "agcn")]
     first = [r for r in fixed if r.source == STREAM_SOURCE]
     stream = [Run("stream", "stream", STREAM_SOURCE, "pstbln_fixed", 0, s.stream_from)]
-    mcd = [[Run("mcd", *s.pair(pair, "--mcd-on"), "pstbln_fixed", seed, pair) for seed in s.mcd_seeds]
+    mcd = [[Run("mcd", *s.pair(pair, "--mcd-on"), "pstbln_tuned", seed, pair) for seed in s.mcd_seeds]
            for pair in s.mcd_on]
     rest = [r for r in fixed if r.source != STREAM_SOURCE]
     return grown + stream + first + (mcd[0] if mcd else []) + rest + [r for m in mcd[1:] for r in m]
@@ -321,8 +323,9 @@ def _topology_run(run: Run, settings: ExprStudySettings) -> Run:
 
 
 def _train_run(run: Run, run_dir: Path, data: dict[str, Any], settings: ExprStudySettings,
-               widths: tuple[int, ...] | None, log: Callable[[str], None]) -> None:
-    """Train one run into ``run_dir/model.pt`` (resuming ``train_state.pt`` / ``grown.pt``)."""
+               dep_dir: Path | None, log: Callable[[str], None]) -> None:
+    """Train one run into ``run_dir/model.pt`` (resuming ``train_state.pt`` / ``grown.pt``); ``dep_dir``: the
+    finished PST-BLN run whose topology (``pstbln_fixed``) or searched network (``pstbln_tuned``) it takes."""
     from hcgym.perception.expression.graph import DLIB51, graph_from_data
     from hcgym.perception.expression.models import SEED_WIDTHS, ExprModelConfig, build_model, count_params
     from hcgym.perception.expression.training import evaluate, fit_pstbln, load_model, save_model, train
@@ -351,7 +354,16 @@ def _train_run(run: Run, run_dir: Path, data: dict[str, Any], settings: ExprStud
             run_dir.mkdir(parents=True, exist_ok=True)
             save_model(model, grown_path, {"growth": growth})
         meta["growth"] = growth
+    elif run.model == "pstbln_tuned":
+        model, grown_meta = load_model(dep_dir / "grown.pt", "--out")
+        meta["growth"] = grown_meta["growth"]
+        if run.seed == 0:  # the searched network's own fine-tuning (seed 0): the table's model
+            table, table_meta = load_model(dep_dir / "model.pt", "--out")
+            save_model(table, run_dir / "model.pt", {**table_meta, "run": asdict(run)})
+            log(f"[expression] {run.name}: the table's PST-BLN (its fine-tuning used seed 0)")
+            return
     else:
+        widths = None if dep_dir is None else tuple(load_model(dep_dir / "model.pt", "--out")[0].cfg.widths)
         cfg = ExprModelConfig(graph=graph, frames=frames, model="stbln" if run.model == "pstbln_fixed" else run.model,
                               widths=tuple(widths) if widths is not None else SEED_WIDTHS,
                               residual="conv" if widths is not None else "auto")
@@ -413,8 +425,6 @@ def train_study(posed: str | Path | None, wild: str | Path | None, out: str | Pa
     """
     import torch
 
-    from hcgym.perception.expression.training import load_model
-
     settings.check()
     k, n = shard
     out = Path(out)
@@ -433,15 +443,14 @@ def train_study(posed: str | Path | None, wild: str | Path | None, out: str | Pa
             run_dir = _run_dir(out, run, settings, data)
             if (run_dir / "model.pt").is_file():
                 continue
-            widths = None
+            dep = None
             if run.topology is not None:
-                dep = _run_dir(out, _topology_run(run, settings), settings, data) / "model.pt"
-                if not dep.is_file():
+                dep = _run_dir(out, _topology_run(run, settings), settings, data)
+                if not (dep / "model.pt").is_file():
                     waiting.append((i, run))
                     continue
-                widths = tuple(load_model(dep, "--out")[0].cfg.widths)
             log(f"[expression] run {i + 1}/{len(runs)}: {run.name} -> {run_dir}")
-            _train_run(run, run_dir, data, settings, widths, log)
+            _train_run(run, run_dir, data, settings, dep, log)
         if not waiting:
             break
         deadline = deadline or time.time() + wait
