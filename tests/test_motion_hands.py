@@ -140,3 +140,26 @@ def test_bad_input(rig):
         H.hand_deltas(rig, "one", "middle")
     with pytest.raises(ValueError, match="points21"):
         H.classify_gesture(np.zeros((20, 3)))
+
+
+@pytest.mark.parametrize("hand", H.HANDS)
+def test_a_timeline_shows_every_gesture_as_the_gesture_set_does(rig, hand):
+    """gesture_raise with a gesture track: the hand turns sideways for left and right (thumb up), so the rule
+    classifier reads every gesture from the timeline's ground truth, in the avatar frame."""
+    from hcgym.synthesis.motion.timeline import Behaviour, HumanMotion, Segment
+
+    items = tuple({"gesture": g, "hand": hand, "start": 1.0 + 1.5 * k, "duration": 1.2}
+                  for k, g in enumerate(H.GESTURES))
+    raise_arm = Segment("gesture_raise", 0.0, 1.5 * len(H.GESTURES) + 2.0, {"hand": hand, "point": "auto"})
+    motion = HumanMotion(Behaviour(segments=(raise_arm,), gesture=items, blink=0), rig, (0, 0, 0), 0.0)
+    for item in items:
+        state = motion.state(item["start"] + 0.6)
+        kp = H.hand_keypoints(rig.pose(state.rotations), hand)
+        assert H.classify_gesture(kp) == item["gesture"] == state.labels[f"gesture_{hand}"]
+    # Between gestures the hand points up again; a segment that sets ``point`` keeps it.
+    up = H.hand_keypoints(rig.pose(motion.state(items[12]["start"] + 1.35).rotations), hand)
+    assert (up[12] - up[0])[2] > 0.1
+    fixed = Segment("gesture_raise", 0.0, 30.0, {"hand": hand, "point": "up"})
+    held = HumanMotion(Behaviour(segments=(fixed,), gesture=items, blink=0), rig, (0, 0, 0), 0.0)
+    kp = H.hand_keypoints(rig.pose(held.state(items[12]["start"] + 0.6).rotations), hand)
+    assert H.classify_gesture(kp) == "eight"

@@ -859,8 +859,20 @@ def _arm_forward(ctx: ClipContext) -> BodyPose:
     return _compose(ctx, {side: t}, w, phase=ctx.progress)
 
 
+_GESTURE_RAISE_PARAMS = {
+    **_ONE_HAND,
+    "point": Param("auto", choices=("auto", "up", "left", "right"),
+                   help="where the hand points: up (palm forward) or to the person's left or right, thumb up "
+                        "(how the left and right gestures are shown); auto: up, turned sideways while the "
+                        "person's gesture track shows left or right"),
+    "point_amount": Param(1.0, 0.0, 1.0, help="how far the hand has turned from up to point (0: up)"),
+}
+
+
 def _gesture_raise(ctx: ClipContext) -> BodyPose:
-    p = _params(ctx, _ONE_HAND)
+    from hcgym.synthesis.motion.hands import pointing
+
+    p = _params(ctx, _GESTURE_RAISE_PARAMS)
     rng = ctx.rng()
     side = _sides(p["hand"], ctx.style)[0]
     arm = arm_geometry(ctx.rig).arms[side]
@@ -870,7 +882,14 @@ def _gesture_raise(ctx: ClipContext) -> BodyPose:
     fore = _turn(_unit(arm.vec(-rng.uniform(0.0, 0.15), rng.uniform(0.05, 0.25), 1.0)), drift, arm)
     t = ArmTarget(upper=upper, fore=fore, palm=arm.vec(0.0, 1.0, 0.0), fingers=arm.vec(0.0, 0.0, 1.0),
                   elevation=3.0, wrist_limit=60.0)
-    return _compose(ctx, {side: t}, w, phase=ctx.progress)
+    if p["point"] in ("auto", "up") or p["point_amount"] <= 0.0:
+        return _compose(ctx, {side: t}, w, phase=ctx.progress)
+    # Pointing sideways: the forearm leans that way and the hand turns (thumb up), as the gesture set shows it.
+    fingers, palm = pointing(ctx.rig, "left" if side == "L" else "right", p["point"])
+    sideways = ArmTarget(upper=upper, fore=_unit(fore + 0.5 * fingers), palm=palm, fingers=fingers,
+                         elevation=3.0, wrist_limit=60.0)
+    blended = _Blended(_solve(arm, t), _solve(arm, sideways), float(p["point_amount"]))
+    return _compose(ctx, {side: blended}, w, phase=ctx.progress)
 
 
 # --------------------------------------------------------------------------- registry
@@ -902,6 +921,6 @@ ARM_ACTIONS: dict[str, Action] = {a.name: a for a in (
     _action("scratch_head", _scratch_head, _ONE_HAND, (1.5, 3.0, 10.0), True, "scratch the head with one hand"),
     _action("arm_forward", _arm_forward, _ONE_HAND, (1.0, 3.0, 60.0), True,
             "elbow at the side, forearm forward, palm to the midline (shows a thumbs-up to a camera)"),
-    _action("gesture_raise", _gesture_raise, _ONE_HAND, (1.0, 3.0, 60.0), True,
+    _action("gesture_raise", _gesture_raise, _GESTURE_RAISE_PARAMS, (1.0, 3.0, 60.0), True,
             "upper arm down and forward, forearm up, palm forward (shows a hand gesture to a camera)"),
 )}

@@ -389,6 +389,25 @@ def hand_keypoints(posed: PosedBody, hand: str) -> np.ndarray:
 
 
 # --------------------------------------------------------------------------- arm pose for checks
+def pointing(rig: Rig, hand: str, point: str = "up") -> tuple[np.ndarray, np.ndarray]:
+    """(fingers, palm): unit directions in the avatar frame of a hand shown to a camera in front of the person.
+
+    ``point="up"``: fingers up, palm forward (-y). ``"left"`` / ``"right"``: the hand points to the person's
+    left (+x) or right (-x) with the thumb side up, as the ``left`` and ``right`` gestures are shown; which way
+    the palm then faces follows from the hand's chirality.
+    """
+    _check_hand(hand)
+    if point not in ("up", "left", "right"):
+        raise ValueError(f"point must be 'up', 'left' or 'right', got {point!r}")
+    up = np.array([0.0, 0.0, 1.0])
+    if point == "up":
+        return up, np.array([0.0, -1.0, 0.0])
+    geo = _geometry(rig, hand)
+    h_t = np.array([1.0 if point == "left" else -1.0, 0.0, 0.0])
+    n_t = np.cross(up, h_t) if geo.h @ np.cross(geo.n, geo.r) > 0 else np.cross(h_t, up)  # thumb side up
+    return h_t, n_t
+
+
 def presenting_arm(rig: Rig, hand: str, point: str = "up", variant: int = 0) -> dict[str, np.ndarray]:
     """Arm deltas that present ``hand`` to a camera in front of the person (for checks and figures).
 
@@ -398,8 +417,6 @@ def presenting_arm(rig: Rig, hand: str, point: str = "up", variant: int = 0) -> 
     turn of the palm about the vertical, so checks see more than one arm pose.
     """
     _check_hand(hand)
-    if point not in ("up", "left", "right"):
-        raise ValueError(f"point must be 'up', 'left' or 'right', got {point!r}")
     if variant not in (0, 1, 2):
         raise ValueError(f"variant must be 0, 1 or 2, got {variant}")
     geo = _geometry(rig, hand)
@@ -409,12 +426,7 @@ def presenting_arm(rig: Rig, hand: str, point: str = "up", variant: int = 0) -> 
     yaw = (0.0, 25.0, -20.0)[variant] * (-out_x)  # + turns the palm towards the midline
     tilt = (0.0, 15.0, -10.0)[variant]
     turn = rot(up, yaw)
-    if point == "up":
-        h_t, n_t = up, fwd
-    else:
-        h_t = np.array([1.0 if point == "left" else -1.0, 0.0, 0.0])
-        r_t = up  # thumb up
-        n_t = np.cross(r_t, h_t) if geo.h @ np.cross(geo.n, geo.r) > 0 else np.cross(h_t, r_t)
+    h_t, n_t = pointing(rig, hand, point)
     h_t, n_t = turn @ rot(np.cross(h_t, n_t), tilt) @ h_t, turn @ rot(np.cross(h_t, n_t), tilt) @ n_t
     upper = unit(out_x * np.array([0.25, 0, 0]) + fwd * (0.35 + 0.15 * variant) - up)
     forearm = unit(up + fwd * (0.25 + 0.1 * variant) + 0.5 * h_t * (point != "up") - 0.15 * out_x * np.array([1, 0, 0]))

@@ -356,6 +356,24 @@ class HumanMotion:
         tau = t - seg.start
         return gesture, amount * float(np.clip(min(tau, seg.duration - tau) / 0.4, 0.0, 1.0))
 
+    def _gesture_at(self, side: str, t: float) -> dict[str, Any] | None:
+        """The gesture-track item of hand ``side`` active at ``t``, or ``None``."""
+        return next((g for g in self.behaviour.gesture
+                     if g["hand"] == side and g["start"] <= t < g["start"] + g["duration"]), None)
+
+    def _pointing(self, seg: Segment, t: float) -> dict[str, Any]:
+        """The parameters of upper-body segment ``seg`` at ``t``: an arm action that can point the hand sideways
+        (``gesture_raise``) turns it while its hand shows the ``left`` or ``right`` gesture, in step with the
+        finger shape (unless the segment sets ``point`` itself)."""
+        if "point" not in self._actions[seg.action].params or seg.params.get("point", "auto") != "auto":
+            return seg.params
+        side = "left" if _sides(str(seg.params.get("hand", "auto")), self.style)[0] == "L" else "right"
+        item = self._gesture_at(side, t)
+        if item is None or item["gesture"] not in ("left", "right"):
+            return seg.params
+        amount = envelope(t - item["start"], item["duration"], 0.25, 0.25)
+        return {**seg.params, "point": item["gesture"], "point_amount": float(amount)}
+
     def hands(self, t: float) -> tuple[dict[str, np.ndarray], dict[str, str | None]]:
         """Finger deltas of both hands at ``t`` and the gesture each hand shows (``None``: relaxed).
 
@@ -364,8 +382,7 @@ class HumanMotion:
         """
         deltas, labels = {}, {}
         for side in ("left", "right"):
-            item = next((g for g in self.behaviour.gesture
-                         if g["hand"] == side and g["start"] <= t < g["start"] + g["duration"]), None)
+            item = self._gesture_at(side, t)
             if item is None:
                 grip = self._action_grip(t, side)
                 deltas.update(relaxed_hand(self.rig, side) if grip is None or grip[1] <= 0
@@ -442,8 +459,9 @@ class HumanMotion:
     # ------------------------------------------------------------------ body pose
     def _sample(self, seg: Segment, tau: float, kind: str = "body") -> BodyPose:
         act: Action = self._actions[seg.action]
+        params = self._pointing(seg, seg.start + tau) if kind == "upper" else seg.params
         ctx = ClipContext(rig=self.rig, time=float(np.clip(tau, 0.0, seg.duration)), duration=seg.duration,
-                          params=seg.params, style=self.style, seed=self._seed(seg, kind))
+                          params=params, style=self.style, seed=self._seed(seg, kind))
         if act.locomotion:
             k = self.body.index(seg)
             ctx.distance = _walk_distance(seg, self._path_speed(), ctx.time)
