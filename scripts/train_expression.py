@@ -4,8 +4,8 @@ study and the live sensor's stream model, on the rendered expression caches.
 For each protocol (``ck``: the posed cache, frame 0 and three apex frames; ``afew``: the wild cache,
 ``--afew-frames`` frames over the clip) and landmark source (``--sources``), trains ST-GCN, AGCN and ST-BLN
 at the seed's widths and PST-BLN by progressive growth (block 5, thresholds 1e-4), on the caches' ``train``
-identities (validated on ``val``, scored on ``test``); then the seed study (the found PST-BLN topology from
-scratch with each of ``--mcd-seeds``) and the stream model (windows of ``--stream-window`` frames at
+identities (validated on ``val``, scored on ``test``); then the seed study (the network PST-BLN's search
+found, fine-tuned with each of ``--mcd-seeds``) and the stream model (windows of ``--stream-window`` frames at
 ``--stream-fps`` of both caches, labelled with their last frame's expression). The protocol is
 :mod:`hcgym.perception.expression.study`. Every run is keyed by its settings and data and resumable;
 ``--shard K/N`` splits the runs between processes. Once all runs are done, writes ``OUT/expression_models.pt``,
@@ -16,7 +16,7 @@ ship them)::
     hcgym train expression --posed DATA/posed.npz --wild DATA/wild.npz --out out/expression --shard 1/2
 
 The caches: ``hcgym generate --mode clips --labels expressions --style posed|wild ...`` then
-``hcgym.synthesis.expression_data.prepare`` (docs/expression.md, "Training").
+``hcgym.synthesis.expression_data.prepare`` (docs/expression.md, "Training the models").
 """
 
 from __future__ import annotations

@@ -46,6 +46,9 @@ def register(targets: argparse._SubParsersAction) -> None:
                    help="RGB-D runs: probability of blanking a training sample's RGB planes (modality dropout)")
     d.add_argument("--drop-depth", type=_args.finite, default=0.0,
                    help="RGB-D runs: probability of blanking a training sample's depth plane")
+    d.add_argument("--init-from", type=Path, default=None,
+                   help="start every run from this published gesture model of the same backbone, width and classes "
+                        "(an RGB-D run from the depth model computes the depth model's function at the start)")
     d.add_argument("--shard", default=None, help="K/N: train the runs i with i %% N == K")
     d.add_argument("--name", default=None, help="published file stem of a single run (default "
                                                 "gesture_<backbone>_<modality>)")
@@ -68,7 +71,7 @@ def run(args: argparse.Namespace) -> int:
     command = "hcgym " + " ".join(shlex.quote(a) for a in getattr(args, "argv", []))
     done = train_runs(args.data, args.out, backbones, modalities, parse_seeds(args.seeds), settings,
                       parse_shard(args.shard), args.threads, args.tiny, args.name, command, progress=args.progress,
-                      drop=(args.drop_rgb, args.drop_depth))
+                      drop=(args.drop_rgb, args.drop_depth), init=args.init_from)
     left = done["remaining"]
     print(f"[gesture] published {len(done['published'])} model(s) in {time.time() - t0:.0f} s; "
           + (f"{len(left)} run(s) not finished (other shards, or rerun to resume)" if left else "every run finished"),

@@ -174,6 +174,35 @@ def test_training_is_deterministic_and_resumes_to_the_same_weights(tmp_path):
         train_gesture("mobilenet_v2", "rgbd", x, y, xv, yv, checkpoint=tmp_path / "resumed.pt", **{**kw, "seed": 6})
 
 
+def test_an_rgbd_network_starts_as_the_depth_network_it_is_initialised_from(tmp_path):
+    """transfer_weights: depth -> RGB-D gives the depth network's logits exactly (RGB first-layer weights zero);
+    train_gesture(init=...) starts there (its settings hold the file's hash) and refuses another backbone."""
+    from hcgym.perception.gesture.training import build_model, transfer_weights
+
+    x, y = bars(48, seed=2)
+    xv, yv = bars(16, seed=3)
+    kw = dict(batch=16, width=0.25, num_classes=2, seed=5)
+    depth = train_gesture("mobilenet_v2", "depth", of(x, "depth"), y, of(xv, "depth"), yv, epochs=2, **kw)
+    path = save_model(depth, tmp_path / "depth.pt")
+    rgbd = build_model({**depth.config, "modality": "rgbd"}).eval()
+    before = rgbd.state_dict()["mean"].clone()
+    transfer_weights(depth.model, "depth", rgbd, "rgbd")
+    assert np.array_equal(predict(rgbd, xv), predict(depth.model, of(xv, "depth")))
+    assert torch.equal(rgbd.state_dict()["mean"][:, :3], before[:, :3])  # RGB keeps its own normalisation
+    first = [v for k, v in rgbd.state_dict().items() if v.ndim == 4][0]
+    assert first.shape[1] == 4 and not first[:, :3].any() and first[:, 3].abs().sum() > 0
+    with pytest.raises(SpecError, match="shares no input"):
+        transfer_weights(depth.model, "depth", build_model({**depth.config, "modality": "rgb"}), "rgb")
+    # One epoch at a tiny learning rate from the depth network stays close to it; from scratch it does not.
+    warm = train_gesture("mobilenet_v2", "rgbd", x, y, xv, yv, epochs=1, lr=1e-7, init=path,
+                         checkpoint=tmp_path / "warm.pt", **kw)
+    assert warm.best_val_acc == depth.best_val_acc
+    state = torch.load(tmp_path / "warm.pt", weights_only=False)
+    assert state["settings"]["init"]["file"] == "depth.pt" and len(state["settings"]["init"]["sha256"]) == 64
+    with pytest.raises(SpecError, match="backbone"):
+        train_gesture("resnet18", "rgbd", x, y, epochs=1, init=path, **kw)
+
+
 def test_training_refuses_bad_data_before_writing(tmp_path):
     x, y = bars(8)
     state = tmp_path / "state.pt"

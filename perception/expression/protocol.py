@@ -12,7 +12,7 @@ training caches were. Then, for each protocol and landmark source (:mod:`.study`
   ``passes_fixed`` for the fixed-width models, whose passes cost up to 15 times more), ``params``
   (all trainable) and ``params_no_graph`` (without the learnable graph matrices: the seed's tables count so),
   the AUROC of its predictive entropy, and its widths;
-* ``mcd``: the seed study (the found PST-BLN topology trained from scratch per seed): per seed and the mean
+* ``mcd``: the seed study (the network PST-BLN's search found, fine-tuned with each seed): per seed and the mean
   over seeds of ``ensemble``, ``deterministic``, ``single_mean`` and ``single_std`` (accuracy of the mean
   prediction, of the deterministic pass, and the mean and std over passes of single stochastic passes);
 * ``uncertainty_auroc``: the AUROC of PST-BLN's predictive entropy (MC dropout) for flagging sequences that

@@ -125,7 +125,8 @@ def _mcd_lines(results: dict[str, Any]) -> list[str]:
     lines = ["## Monte Carlo dropout over training seeds", ""]
     lines += markdown_table(["protocol / source", "seed", "ensemble (w/MCD)", "deterministic (wo/MCD)",
                              "single stochastic pass (mean +- std)", "ensemble >= deterministic >= single"], rows)
-    return lines + ["", "The found PST-BLN topology trained from scratch with each seed.", ""]
+    return lines + ["", "The network PST-BLN's search found, fine-tuned with each seed as the table's PST-BLN is "
+                    "(seed 0 is that model): the seeds differ in data order, augmentation and dropout masks.", ""]
 
 
 def _uncertainty_lines(results: dict[str, Any]) -> list[str]:

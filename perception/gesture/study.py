@@ -23,6 +23,7 @@ set's test identities), ``weights_dtype``.
 from __future__ import annotations
 
 import copy
+import hashlib
 import json
 import time
 from collections.abc import Sequence
@@ -104,14 +105,18 @@ def model_name(backbone: str, modality: str, seed: int, first_seed: int) -> str:
 
 
 def run_key(backbone: str, modality: str, classes: int, seed: int, settings: GestureSettings,
-            data_key: dict[str, Any], tiny: bool, drop: tuple[float, float] = (0.0, 0.0)) -> str:
+            data_key: dict[str, Any], tiny: bool, drop: tuple[float, float] = (0.0, 0.0),
+            init: dict[str, str] | None = None) -> str:
     """Eight hex digits naming everything that sets a run's result (``drop``: the modality dropout of an RGB-D
-    run, :func:`run_augment`; counted only when not zero, so the keys of runs without it are unchanged)."""
+    run, :func:`run_augment`; ``init``: the model it starts from, :func:`init_key`; each counted only when set,
+    so the keys of runs without them are unchanged)."""
     from hcgym.perception.action.study import run_key as key
 
     config: dict[str, Any] = {"classes": classes, "tiny": tiny}
     if modality == "rgbd" and any(drop):
         config["drop"] = [float(drop[0]), float(drop[1])]
+    if init is not None:
+        config["init"] = init
     return key(f"{backbone}-{modality}", config, seed, settings, {"dataset": data_key})
 
 
@@ -143,15 +148,26 @@ class Run:
         return self.folder / "model.pt"
 
 
+def init_key(path: str | Path | None) -> dict[str, str] | None:
+    """``{"file", "sha256"}`` of a model to start from (``None``: from scratch); a missing file is refused."""
+    if path is None:
+        return None
+    path = Path(path)
+    if not path.is_file():
+        raise SpecError("--init-from", f"no gesture model at {path}")
+    return {"file": path.name, "sha256": hashlib.sha256(path.read_bytes()).hexdigest()}
+
+
 def plan(out: Path, backbones: Sequence[str], modalities: Sequence[str], seeds: Sequence[int],
          settings: GestureSettings, labels: Sequence[str], data_key: dict[str, Any], tiny: bool = False,
-         name: str | None = None, drop: tuple[float, float] = (0.0, 0.0)) -> list[Run]:
+         name: str | None = None, drop: tuple[float, float] = (0.0, 0.0),
+         init: dict[str, str] | None = None) -> list[Run]:
     """Every run, backbone-major then modality then seed; ``name`` replaces the published name of a single run."""
     runs = []
     for b in backbones:
         for m in modalities:
             for s in seeds:
-                key = run_key(b, m, len(labels), s, settings, data_key, tiny, drop)
+                key = run_key(b, m, len(labels), s, settings, data_key, tiny, drop, init)
                 runs.append(Run(b, m, s, out / "runs" / f"{b}-{m}-c{len(labels)}-s{s}-{key}",
                                 model_name(b, m, s, seeds[0])))
     if name is not None:
@@ -189,9 +205,11 @@ def train_runs(data_path: str | Path, out: str | Path, backbones: Sequence[str],
                seeds: Sequence[int], settings: GestureSettings = GestureSettings(), shard: tuple[int, int] = (0, 1),
                threads: int = 1, tiny: bool = False, name: str | None = None, command: str = "",
                log: Callable[[str], None] = print, progress: bool = False,
-               drop: tuple[float, float] = (0.0, 0.0)) -> dict[str, Any]:
+               drop: tuple[float, float] = (0.0, 0.0), init: str | Path | None = None) -> dict[str, Any]:
     """Train this process's share of the runs and publish each finished one (module docstring); ``drop``:
-    ``(drop_rgb, drop_depth)`` modality dropout of the RGB-D runs (:func:`run_augment`).
+    ``(drop_rgb, drop_depth)`` modality dropout of the RGB-D runs (:func:`run_augment`); ``init``: a published
+    model of the same backbone, width and classes every run starts from
+    (:func:`~.training.transfer_weights`; e.g. an RGB-D run from the depth model) instead of from scratch.
 
     Returns ``{"published": [paths written by this call], "remaining": [run folders not finished]}``.
     """
@@ -215,7 +233,8 @@ def train_runs(data_path: str | Path, out: str | Path, backbones: Sequence[str],
         raise SpecError("--data", e.problem) from None
     data_key = data.metadata.get("key", {"folder": data.metadata.get("root", str(data_path))})
     labels = data.labels
-    runs = plan(out, backbones, modalities, seeds, settings, labels, data_key, tiny, name, drop)
+    init_id = init_key(init)
+    runs = plan(out, backbones, modalities, seeds, settings, labels, data_key, tiny, name, drop, init_id)
     train_idx, val_idx, test_idx = (data.select(s) for s in ("train", "val", "test"))
     if tiny:
         train_idx, val_idx, test_idx = train_idx[:24], val_idx[:8], test_idx[:8]
@@ -228,7 +247,7 @@ def train_runs(data_path: str | Path, out: str | Path, backbones: Sequence[str],
             continue
         if not run.final.is_file():
             log(f"[gesture] run {i + 1}/{len(runs)}: {run.backbone} {run.modality} seed {run.seed} -> {run.folder}")
-            _train_one(run, data, labels, settings, threads, tiny, data_path, data_key, progress, log, drop)
+            _train_one(run, data, labels, settings, threads, tiny, data_path, data_key, progress, log, drop, init)
         target = out / f"{run.name}.pt"
         if not target.is_file() or target.stat().st_mtime < run.final.stat().st_mtime:
             published.append(_publish(run, data, out, settings, command))
@@ -238,7 +257,7 @@ def train_runs(data_path: str | Path, out: str | Path, backbones: Sequence[str],
 
 def _train_one(run: Run, data: Any, labels: Sequence[str], settings: GestureSettings, threads: int, tiny: bool,
                data_path: Path, data_key: dict[str, Any], progress: bool, log: Callable[[str], None],
-               drop: tuple[float, float]) -> None:
+               drop: tuple[float, float], init: str | Path | None = None) -> None:
     from hcgym.perception.gesture.training import save_model, train_gesture
 
     t0 = time.time()
@@ -257,7 +276,7 @@ def _train_one(run: Run, data: Any, labels: Sequence[str], settings: GestureSett
                            y_val if has_val else None, epochs=settings.epochs, lr=settings.lr,
                            batch=settings.batch_size, seed=run.seed, threads=threads, checkpoint=run.folder / "state.pt",
                            log=on_epoch, num_classes=len(labels), width=width, progress=progress,
-                           aug=run_augment(run.modality, drop))
+                           aug=run_augment(run.modality, drop), init=init)
     del x_train, x_val
     meta = {"labels": list(labels), "modality": run.modality, "size": settings.size,
             "depth_mode": settings.depth_mode, "backbone": run.backbone, "num_classes": len(labels),
@@ -267,6 +286,8 @@ def _train_one(run: Run, data: Any, labels: Sequence[str], settings: GestureSett
             "train_seconds": round(time.time() - t0, 1), "weights_dtype": "float32"}
     if run.modality == "rgbd" and any(drop):
         meta["modality_dropout"] = {"rgb": float(drop[0]), "depth": float(drop[1])}
+    if init is not None:
+        meta["init"] = init_key(init)
     save_model(result, run.final, meta)
 
 
@@ -295,5 +316,5 @@ def training_png(name: str, history: Sequence[dict[str, Any]]) -> bytes:
     """PNG of a run's training loss and validation accuracy (%) per epoch."""
     from hcgym.report import training_curve
 
-    return training_curve(history, title=f"{name}: training from scratch", loss_label="training loss",
+    return training_curve(history, title=f"{name}: training", loss_label="training loss",
                           metric="val_acc", metric_label="validation accuracy (%)", metric_scale=100.0)

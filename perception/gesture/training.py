@@ -139,8 +139,9 @@ def train_gesture(backbone: str, modality: str, x_train: np.ndarray, y_train: np
                   checkpoint: str | Path | None = None, log: Callable[[dict[str, Any]], None] | None = None,
                   num_classes: int = 16, width: float = 1.0, weight_decay: float = 0.05,
                   label_smoothing: float = 0.1, warmup_epochs: float = 1.0,
-                  aug: Augment | None = None, progress: bool = False) -> GestureTrainResult:
-    """Train ``backbone`` on ``modality`` images from scratch (module docstring).
+                  aug: Augment | None = None, progress: bool = False,
+                  init: str | Path | None = None) -> GestureTrainResult:
+    """Train ``backbone`` on ``modality`` images from scratch, or from ``init`` (module docstring).
 
     Args:
         backbone: a name of :data:`~.backbones.BACKBONES`; ``width`` scales it (:func:`~.backbones.make_backbone`).
@@ -156,6 +157,9 @@ def train_gesture(backbone: str, modality: str, x_train: np.ndarray, y_train: np
         progress: a tqdm bar over each epoch's batches.
         aug: augmentation ranges and the encoding of the RGB and depth channels (default
             :class:`~.augment.Augment`: ImageNet-normalised RGB, holes at +1; ``Augment.none()`` for none).
+        init: a :func:`save_model` file of the same backbone, width and classes to start from
+            (:func:`transfer_weights`: an RGB-D network from a depth or RGB one computes that network's function
+            at the start, the other input's first-layer weights at zero); its content is part of the settings.
     """
     aug = (aug or Augment()).check()
     channel_roles(modality)
@@ -176,6 +180,14 @@ def train_gesture(backbone: str, modality: str, x_train: np.ndarray, y_train: np
     settings = {**config, "epochs": epochs, "lr": lr, "batch": batch, "seed": seed, "weight_decay": weight_decay,
                 "label_smoothing": label_smoothing, "warmup_epochs": warmup_epochs, "augment": aug.to_dict(),
                 "data": _data_key(x_train, np.asarray(y_train))}
+    source = None
+    if init is not None:
+        source, source_meta = load_model(init, "init")
+        settings["init"] = {"file": Path(init).name, "sha256": hashlib.sha256(Path(init).read_bytes()).hexdigest()}
+        source_config = source_meta["config"]
+        for k in ("backbone", "num_classes", "width"):
+            if source_config.get(k) != config[k]:
+                raise SpecError("init", f"{init} has {k} {source_config.get(k)!r}, this run {config[k]!r}")
     state = _resume_state(checkpoint, settings)
 
     old_threads = torch.get_num_threads()
@@ -186,10 +198,49 @@ def train_gesture(backbone: str, modality: str, x_train: np.ndarray, y_train: np
         mean, std = channel_stats(x_train)
         model.mean.copy_(torch.from_numpy(mean).view(1, -1, 1, 1))
         model.std.copy_(torch.from_numpy(std).view(1, -1, 1, 1))
+        if source is not None:
+            transfer_weights(source, source_meta["config"]["modality"], model, modality)
         return _fit(model, config, settings, state, x_train, np.asarray(y_train, np.int64), x_val, y_val,
                     aug, checkpoint, log, progress)
     finally:
         torch.set_num_threads(old_threads)
+
+
+def transfer_weights(src: GestureNet, src_modality: str, dst: GestureNet, dst_modality: str) -> None:
+    """Copy ``src``'s weights into ``dst`` (same backbone, width and classes), in place.
+
+    Tensors of equal shape are copied. Those that take the input channels (the first convolution and the input
+    normalisation) get ``src``'s values at the channels both modalities have (RGB at RGB, depth at depth); the
+    other input channels keep ``dst``'s normalisation and get zero first-layer weights, so ``dst`` computes
+    ``src``'s function until training moves them (an RGB-D network from a depth network: the depth network).
+    """
+    s_rgb, s_depth = channel_roles(src_modality)
+    d_rgb, d_depth = channel_roles(dst_modality)
+    pairs = ([(0, 0), (1, 1), (2, 2)] if s_rgb is not None and d_rgb is not None else [])
+    if s_depth is not None and d_depth is not None:
+        pairs.append((s_depth, d_depth))
+    if not pairs:
+        raise SpecError("init", f"a {src_modality} network shares no input with a {dst_modality} one")
+    c_src, c_dst = MODALITIES[src_modality], MODALITIES[dst_modality]
+    target = dst.state_dict()
+    out = {}
+    for name, value in src.state_dict().items():
+        have = target.get(name)
+        if have is None:
+            raise SpecError("init", f"the init network's {name!r} has no counterpart")
+        value = value.to(have.dtype)
+        if value.shape == have.shape:  # an input layer differs in its channel count (a depthwise one does not)
+            out[name] = value.clone()
+            continue
+        if value.ndim != have.ndim or value.shape[1] != c_src or have.shape[1] != c_dst \
+                or value.shape[:1] + value.shape[2:] != have.shape[:1] + have.shape[2:]:
+            raise SpecError("init", f"the init network's {name!r} {tuple(value.shape)} does not fit "
+                                    f"{tuple(have.shape)}")
+        merged = have.clone() if name in ("mean", "std") else torch.zeros_like(have)
+        for i, j in pairs:
+            merged[:, j] = value[:, i]
+        out[name] = merged
+    dst.load_state_dict(out)
 
 
 def _resume_state(checkpoint: str | Path | None, settings: dict[str, Any]) -> dict[str, Any] | None:
