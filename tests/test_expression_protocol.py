@@ -289,6 +289,10 @@ def test_results_json_schema(evaluated: Path) -> None:
                 assert {"ensemble", "deterministic", "single_mean", "single_std", "per_seed"} <= set(m)
                 assert set(m["per_seed"]) == {"0", "1"}
                 assert m["ensemble"] == pytest.approx(np.mean([v["ensemble"] for v in m["per_seed"].values()]), abs=0.01)
+                # seed 0 of the study is the table's PST-BLN: the same passes give the same figures
+                table = res["models"]["pstbln"]
+                assert m["per_seed"]["0"] == {"ensemble": table["acc_mcd"], "deterministic": table["acc"],
+                                              "single_mean": table["single_mean"], "single_std": table["single_std"]}
             assert "_arrays" not in res
     assert r["protocols"]["ck"]["mesh51"]["uncertainty"]["blend"] is None  # posed clips hold no blends
     assert {"posed", "wild", "window"} <= set(r["stream"])

@@ -236,6 +236,17 @@ def score_model(net: Any, x: np.ndarray, y: np.ndarray, passes: int, seed: int) 
              "params": c["params"], "params_no_graph": c["params_no_graph"], "widths": list(net.cfg.widths)}, mc)
 
 
+def _same_weights(a: Any, b: Any) -> bool:
+    """Whether two networks hold the same configuration and weights."""
+    import torch
+
+    if a is b:
+        return True
+    sa, sb = a.state_dict(), b.state_dict()
+    return (getattr(a, "cfg", None) == getattr(b, "cfg", None) and sa.keys() == sb.keys()
+            and all(torch.equal(sa[k], sb[k]) for k in sa))
+
+
 def score_pair(bundle: dict[str, Any], data: Any, protocol: str, source: str, config: ExprEvalConfig) -> dict[str, Any]:
     """Every number of one protocol and source (see the module docstring); artefacts for the figures under
     ``_arrays``."""
@@ -266,7 +277,10 @@ def score_pair(bundle: dict[str, Any], data: Any, protocol: str, source: str, co
     if seeds:
         per_seed = {}
         for r in seeds:
-            s, _ = score_model(r["net"], x, y, config.passes, config.seed)
+            if "pstbln" in table and _same_weights(r["net"], table["pstbln"]["net"]):
+                s = out["models"]["pstbln"]  # the table's PST-BLN (the study's seed 0): same passes, same masks
+            else:
+                s, _ = score_model(r["net"], x, y, config.passes, config.seed)
             per_seed[str(r["seed"])] = {"ensemble": s["acc_mcd"], "deterministic": s["acc"],
                                         "single_mean": s["single_mean"], "single_std": s["single_std"]}
         keys = ("ensemble", "deterministic", "single_mean", "single_std")
