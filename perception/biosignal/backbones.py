@@ -1,0 +1,96 @@
+"""The seed's baseline backbones for 1-D series (OpenDR D3.2 §5.1) and the filter bank in front of them.
+
+All are 16 units wide with PReLU activations, as the seed describes them:
+
+* ``mlp``: the flattened series through 3 hidden layers of 16;
+* ``cnn``: one convolution (16 filters of size 3, same length) feeding the MLP;
+* ``lstm``: one LSTM layer of 16 over time whose last hidden state feeds the MLP;
+* ``resnet``: a residual MLP of the same size (a projection to 16, then two residual layers of 16).
+
+:func:`make_model` builds one for ``channels`` input channels of length ``length``, with the
+:class:`~.filters.GaussianFilterBank` in front (``filtered=True``: the backbone then sees 3 channels per input
+channel) or not; the bank adds exactly 3 parameters and nothing else changes.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import torch
+from torch import Tensor, nn
+
+from hcgym.errors import SpecError
+from hcgym.perception.biosignal.filters import GaussianFilterBank
+
+#: Backbone names, in table order.
+BACKBONES = ("mlp", "cnn", "lstm", "resnet")
+#: Hidden width of every backbone.
+WIDTH = 16
+
+
+def _mlp(inputs: int, classes: int, layers: int = 3) -> nn.Sequential:
+    mods: list[nn.Module] = []
+    for k in range(layers):
+        mods += [nn.Linear(inputs if k == 0 else WIDTH, WIDTH), nn.PReLU()]
+    return nn.Sequential(*mods, nn.Linear(WIDTH, classes))
+
+
+class _Residual(nn.Module):
+    def __init__(self) -> None:
+        super().__init__()
+        self.linear, self.act = nn.Linear(WIDTH, WIDTH), nn.PReLU()
+
+    def forward(self, x: Tensor) -> Tensor:
+        return self.act(x + self.linear(x))
+
+
+class SeriesNet(nn.Module):
+    """``(N, C, L)`` series -> ``(N, classes)`` logits: optional filter bank, then the backbone ``name``."""
+
+    def __init__(self, name: str, channels: int, length: int, classes: int, filtered: bool = False,
+                 filter_kwargs: dict[str, Any] | None = None) -> None:
+        super().__init__()
+        if name not in BACKBONES:
+            raise SpecError("backbone", f"unknown backbone {name!r} (allowed: {', '.join(BACKBONES)})")
+        for field, v in (("channels", channels), ("length", length), ("classes", classes)):
+            if isinstance(v, bool) or not isinstance(v, int) or v < 1:
+                raise SpecError(field, f"expected a positive integer, got {v!r}")
+        self.name, self.channels, self.length = name, channels, length
+        self.filter = GaussianFilterBank(**(filter_kwargs or {})) if filtered else None
+        c = 3 * channels if filtered else channels
+        if name == "mlp":
+            self.body = _mlp(c * length, classes)
+        elif name == "cnn":
+            self.conv = nn.Sequential(nn.Conv1d(c, WIDTH, 3, padding=1), nn.PReLU())
+            self.body = _mlp(WIDTH * length, classes)
+        elif name == "lstm":
+            self.lstm = nn.LSTM(c, WIDTH, num_layers=1, batch_first=True)
+            self.body = _mlp(WIDTH, classes)
+        else:
+            self.body = nn.Sequential(nn.Linear(c * length, WIDTH), nn.PReLU(), _Residual(), _Residual(),
+                                      nn.Linear(WIDTH, classes))
+
+    def forward(self, x: Tensor) -> Tensor:
+        if x.ndim == 2:
+            x = x.unsqueeze(1)
+        if x.ndim != 3 or x.shape[1:] != (self.channels, self.length):
+            raise SpecError("x", f"expected series (N, {self.channels}, {self.length}), got {tuple(x.shape)}")
+        if self.filter is not None:
+            x = self.filter(x)
+        if self.name == "cnn":
+            x = self.conv(x)
+        elif self.name == "lstm":
+            _, (h, _) = self.lstm(x.transpose(1, 2))
+            return self.body(h[-1])
+        return self.body(torch.flatten(x, 1))
+
+
+def make_model(name: str, channels: int = 1, length: int = 187, classes: int = 2, filtered: bool = False,
+               **filter_kwargs: Any) -> SeriesNet:
+    """A :class:`SeriesNet` (defaults: one lead, the 187-sample beats of 125 Hz ECG, two classes)."""
+    return SeriesNet(name, channels, length, classes, filtered, filter_kwargs)
+
+
+def count_parameters(model: nn.Module) -> int:
+    """Trainable parameters of ``model``."""
+    return sum(p.numel() for p in model.parameters() if p.requires_grad)
