@@ -177,6 +177,7 @@ def test_training_is_deterministic_and_resumes_to_the_same_weights(tmp_path):
 def test_an_rgbd_network_starts_as_the_depth_network_it_is_initialised_from(tmp_path):
     """transfer_weights: depth -> RGB-D gives the depth network's logits exactly (RGB first-layer weights zero);
     train_gesture(init=...) starts there (its settings hold the file's hash) and refuses another backbone."""
+    from hcgym.perception.detection.sensor import load_tensors
     from hcgym.perception.gesture.training import build_model, transfer_weights
 
     x, y = bars(48, seed=2)
@@ -197,10 +198,12 @@ def test_an_rgbd_network_starts_as_the_depth_network_it_is_initialised_from(tmp_
     warm = train_gesture("mobilenet_v2", "rgbd", x, y, xv, yv, epochs=1, lr=1e-7, init=path,
                          checkpoint=tmp_path / "warm.pt", **kw)
     assert warm.best_val_acc == depth.best_val_acc
-    state = torch.load(tmp_path / "warm.pt", weights_only=False)
+    state = load_tensors(tmp_path / "warm.pt", "checkpoint", "gesture training state")
     assert state["settings"]["init"]["file"] == "depth.pt" and len(state["settings"]["init"]["sha256"]) == 64
     with pytest.raises(SpecError, match="backbone"):
         train_gesture("resnet18", "rgbd", x, y, epochs=1, init=path, **kw)
+    with pytest.raises(SpecError, match="no gesture model"):
+        train_gesture("mobilenet_v2", "rgbd", x, y, epochs=1, init=tmp_path / "missing.pt", **kw)
 
 
 def test_training_refuses_bad_data_before_writing(tmp_path):

@@ -23,7 +23,6 @@ set's test identities), ``weights_dtype``.
 from __future__ import annotations
 
 import copy
-import hashlib
 import json
 import time
 from collections.abc import Sequence
@@ -108,7 +107,7 @@ def run_key(backbone: str, modality: str, classes: int, seed: int, settings: Ges
             data_key: dict[str, Any], tiny: bool, drop: tuple[float, float] = (0.0, 0.0),
             init: dict[str, str] | None = None) -> str:
     """Eight hex digits naming everything that sets a run's result (``drop``: the modality dropout of an RGB-D
-    run, :func:`run_augment`; ``init``: the model it starts from, :func:`init_key`; each counted only when set,
+    run, :func:`run_augment`; ``init``: the model it starts from, :func:`~.training.init_key`; each counted only when set,
     so the keys of runs without them are unchanged)."""
     from hcgym.perception.action.study import run_key as key
 
@@ -146,16 +145,6 @@ class Run:
     @property
     def final(self) -> Path:
         return self.folder / "model.pt"
-
-
-def init_key(path: str | Path | None) -> dict[str, str] | None:
-    """``{"file", "sha256"}`` of a model to start from (``None``: from scratch); a missing file is refused."""
-    if path is None:
-        return None
-    path = Path(path)
-    if not path.is_file():
-        raise SpecError("--init-from", f"no gesture model at {path}")
-    return {"file": path.name, "sha256": hashlib.sha256(path.read_bytes()).hexdigest()}
 
 
 def plan(out: Path, backbones: Sequence[str], modalities: Sequence[str], seeds: Sequence[int],
@@ -233,7 +222,14 @@ def train_runs(data_path: str | Path, out: str | Path, backbones: Sequence[str],
         raise SpecError("--data", e.problem) from None
     data_key = data.metadata.get("key", {"folder": data.metadata.get("root", str(data_path))})
     labels = data.labels
-    init_id = init_key(init)
+    init_id = None
+    if init is not None:
+        from hcgym.perception.gesture.training import init_key
+
+        try:
+            init_id = init_key(init)
+        except SpecError as e:
+            raise SpecError("--init-from", e.problem) from None
     runs = plan(out, backbones, modalities, seeds, settings, labels, data_key, tiny, name, drop, init_id)
     train_idx, val_idx, test_idx = (data.select(s) for s in ("train", "val", "test"))
     if tiny:
@@ -247,7 +243,8 @@ def train_runs(data_path: str | Path, out: str | Path, backbones: Sequence[str],
             continue
         if not run.final.is_file():
             log(f"[gesture] run {i + 1}/{len(runs)}: {run.backbone} {run.modality} seed {run.seed} -> {run.folder}")
-            _train_one(run, data, labels, settings, threads, tiny, data_path, data_key, progress, log, drop, init)
+            _train_one(run, data, labels, settings, threads, tiny, data_path, data_key, progress, log, drop, init,
+                       init_id)
         target = out / f"{run.name}.pt"
         if not target.is_file() or target.stat().st_mtime < run.final.stat().st_mtime:
             published.append(_publish(run, data, out, settings, command))
@@ -257,7 +254,8 @@ def train_runs(data_path: str | Path, out: str | Path, backbones: Sequence[str],
 
 def _train_one(run: Run, data: Any, labels: Sequence[str], settings: GestureSettings, threads: int, tiny: bool,
                data_path: Path, data_key: dict[str, Any], progress: bool, log: Callable[[str], None],
-               drop: tuple[float, float], init: str | Path | None = None) -> None:
+               drop: tuple[float, float], init: str | Path | None = None,
+               init_id: dict[str, str] | None = None) -> None:
     from hcgym.perception.gesture.training import save_model, train_gesture
 
     t0 = time.time()
@@ -286,8 +284,8 @@ def _train_one(run: Run, data: Any, labels: Sequence[str], settings: GestureSett
             "train_seconds": round(time.time() - t0, 1), "weights_dtype": "float32"}
     if run.modality == "rgbd" and any(drop):
         meta["modality_dropout"] = {"rgb": float(drop[0]), "depth": float(drop[1])}
-    if init is not None:
-        meta["init"] = init_key(init)
+    if init_id is not None:
+        meta["init"] = init_id
     save_model(result, run.final, meta)
 
 

@@ -182,8 +182,8 @@ def train_gesture(backbone: str, modality: str, x_train: np.ndarray, y_train: np
                 "data": _data_key(x_train, np.asarray(y_train))}
     source = None
     if init is not None:
+        settings["init"] = init_key(init)
         source, source_meta = load_model(init, "init")
-        settings["init"] = {"file": Path(init).name, "sha256": hashlib.sha256(Path(init).read_bytes()).hexdigest()}
         source_config = source_meta["config"]
         for k in ("backbone", "num_classes", "width"):
             if source_config.get(k) != config[k]:
@@ -204,6 +204,14 @@ def train_gesture(backbone: str, modality: str, x_train: np.ndarray, y_train: np
                     aug, checkpoint, log, progress)
     finally:
         torch.set_num_threads(old_threads)
+
+
+def init_key(path: str | Path) -> dict[str, str]:
+    """``{"file", "sha256"}`` naming a model file a training starts from (a missing file is refused)."""
+    path = Path(path)
+    if not path.is_file():
+        raise SpecError("init", f"no gesture model at {path}")
+    return {"file": path.name, "sha256": hashlib.sha256(path.read_bytes()).hexdigest()}
 
 
 def transfer_weights(src: GestureNet, src_modality: str, dst: GestureNet, dst_modality: str) -> None:
