@@ -105,7 +105,7 @@ def fit(model: nn.Module, x_train: Any, y_train: Any, *, epochs: int = 10, lr: f
             loss = nn.functional.cross_entropy(model(xt[idx]), yt[idx])
             loss.backward()
             opt.step()
-            total += float(loss) * len(idx)
+            total += loss.item() * len(idx)
         row: dict[str, float] = {"epoch": epoch, "loss": total / len(x)}
         if val is not None:
             s = scores(val[1], predict_proba(model, val[0]))
