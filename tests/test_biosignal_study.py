@@ -1,5 +1,7 @@
 """The filter study: paired runs, summaries, gains and learned widths."""
 
+import re
+
 import numpy as np
 import pytest
 
@@ -38,3 +40,18 @@ def test_filter_study_rejects_bad_config():
         run_filter_study(_beats, FilterStudyConfig(backbones=("vgg",)))
     with pytest.raises(SpecError, match="seeds"):
         run_filter_study(_beats, FilterStudyConfig(seeds=(1, 1)))
+
+
+def test_filter_report_tables_and_figures():
+    from hcgym.perception.biosignal.report import filter_figures, filter_table, sweep_table
+
+    cfg = FilterStudyConfig(backbones=("mlp", "resnet"), snr_db=(None, 5.0), seeds=(0, 1), epochs=1)
+    res = run_filter_study(_beats, cfg)
+    t = filter_table(res, 5.0)
+    assert "| Proposed + MLP |" in t and "0.9367 / 0.9637" in t and "5 dB" in t
+    s = sweep_table(res)
+    assert s.count("\n| clean |") == 2
+    assert re.search(r"\| [+-]\d+\.\d\d / [+-]\d+\.\d\d \([0-2]/[0-2]\) \|", s)
+    figs = filter_figures(res)
+    assert set(figs) == {"filter_gain.png", "filter_sigma.png"}
+    assert all(v.startswith(b"\x89PNG") for v in figs.values())
