@@ -1,7 +1,8 @@
 """MatchboxNet-BxRxC for keyword spotting, with Self-ONN configurations A-F (OpenDR D3.2 §5.2, Table 25).
 
 Structure of MatchboxNet-3x1x64 (the published model: Majumdar & Ginsburg 2020, NeMo's
-``matchboxnet_3x1x64_v1`` config; the OpenDR toolkit's port has the same layers), input ``(N, 64, T)`` MFCCs:
+``matchboxnet_3x1x64_v1`` config, which the OpenDR toolkit's port follows but for one point below), input
+``(N, 64, T)`` MFCCs:
 
 * prologue: time-channel separable convolution 64 -> 128, kernel 11 (depthwise k11, then pointwise 1x1), BN,
   ReLU, dropout;
@@ -14,9 +15,11 @@ Structure of MatchboxNet-3x1x64 (the published model: Majumdar & Ginsburg 2020, 
 
 Every convolution has stride 1 (the published config; the model is not strided in time), "same" padding
 ``dilation (k - 1) / 2`` and no bias (BN follows); BN eps 1e-3. With 30 classes the model has 77,214
-parameters (the published "77K"). Differences from the OpenDR port: its ``MatchBoxBlock`` builds two
-separable convolutions where one sub-block is asked for (``subblocks=1``), which would double the prologue
-and the blocks (about 155k parameters with 30 classes); here a sub-block is one separable convolution, as in
+parameters (the published "77K"). D3.2 calls the prologue and epilogue "standard convolutions"; in the
+published config (and the OpenDR port) the prologue and the k29 epilogue layer are separable, as here. The
+OpenDR port differs in one point: its ``MatchBoxBlock`` builds two
+convolutions where one sub-block is asked for (``subblocks=1``, no activation between them), which would
+double every layer (147,806 parameters with 30 classes); here a sub-block is one separable convolution, as in
 the paper and NeMo. Its head ends in ``log_softmax``; here it returns logits.
 
 Self-ONN configurations (:data:`CONFIGS`): a replaced *layer* has every convolution in it replaced by a
