@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import hashlib
 import multiprocessing
+import subprocess
+import sys
 
 import numpy as np
 import pytest
@@ -72,6 +75,13 @@ def test_synthesize_in_a_forked_worker_gives_the_same_bytes():
     with multiprocessing.get_context("fork").Pool(1) as pool:
         there = pool.map(_say_in_worker, [0])[0]
     assert there == here
+
+
+def test_synthesize_gives_the_same_bytes_in_a_new_process():
+    code = ("import hashlib; from hcgym.synthesis.speech import synthesize; "
+            "print(hashlib.sha256(synthesize('seven', voice='en-us+f2').tobytes()).hexdigest())")
+    there = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout.strip()
+    assert there == hashlib.sha256(synthesize("seven", voice="en-us+f2").tobytes()).hexdigest()
 
 
 def test_pitch_raises_f0_and_variants_differ():

@@ -1,10 +1,11 @@
 """A small espeak-ng process that answers every request from a fresh copy of its start-up state.
 
-espeak-ng keeps state between utterances (the pitch-flutter phase, the wave phase, the echo buffer and
-the C ``rand()`` stream all carry over), so the same word said twice in one process comes out with
-different samples. This process initialises the library once and never synthesises itself: for each
-request it forks, the child answers from the pristine initialised state and exits. Same request, same
-bytes, whatever was said before.
+espeak-ng keeps state between utterances (the pitch-flutter phase, the wave phase, the echo buffer
+all carry over), so the same word said twice in one process comes out with different samples; and
+its noise generator is seeded differently in every process. This process initialises the library
+once and never synthesises itself: for each request it forks, and the child fixes the noise seed,
+answers from the pristine initialised state and exits. Same request, same bytes, whatever was said
+before, in any process.
 
 It is run as a script (``python -I -S espeak_server.py LIBRARY DATA``) by
 :mod:`hcgym.synthesis.speech.espeak` and uses the standard library only.
@@ -25,6 +26,7 @@ import sys
 AUDIO_OUTPUT_SYNCHRONOUS = 2
 ESPEAK_CHARS_UTF8 = 1
 POS_CHARACTER = 1
+RAND_SEED = 1
 PARAMETERS = {"rate": 1, "volume": 2, "pitch": 3, "range": 4}  # espeak_PARAMETER values (speak_lib.h)
 
 CALLBACK = ctypes.CFUNCTYPE(ctypes.c_int, ctypes.POINTER(ctypes.c_short), ctypes.c_int, ctypes.c_void_p)
@@ -56,6 +58,7 @@ def load(library: str, data: str) -> tuple[ctypes.CDLL, int, list]:
                                  ctypes.c_uint, ctypes.c_void_p, ctypes.c_void_p]
     lib.espeak_ListVoices.argtypes = [ctypes.POINTER(Voice)]
     lib.espeak_ListVoices.restype = ctypes.POINTER(ctypes.POINTER(Voice))
+    lib.espeak_ng_SetRandSeed.argtypes = [ctypes.c_long]
     rate = lib.espeak_Initialize(AUDIO_OUTPUT_SYNCHRONOUS, 0, data.encode(), 0)
     if rate <= 0:
         raise RuntimeError(f"espeak_Initialize failed with data path {data}")
@@ -98,6 +101,10 @@ def list_voices(lib: ctypes.CDLL, spec: bytes | None) -> list[dict]:
 
 def synth(lib: ctypes.CDLL, sink: list, request: dict) -> bytes:
     """Say ``request["text"]`` with the request's voice and parameters; raw int16 samples."""
+    # espeak-ng's own noise generator starts from a different seed in every process (the C library's
+    # rand() may too): fix both, so that every helper process says a word the same way
+    lib.espeak_ng_SetRandSeed(RAND_SEED)
+    ctypes.CDLL(None).srand(RAND_SEED)
     status = lib.espeak_SetVoiceByName(request["voice"].encode())
     if status != 0:
         raise ValueError(f"espeak_SetVoiceByName({request['voice']!r}) returned {status}")
