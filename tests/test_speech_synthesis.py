@@ -180,11 +180,11 @@ def test_keyword_dataset_splits_use_disjoint_speakers():
 
 @pytest.mark.parametrize("kwargs, field", [
     ({"split": "dev"}, "split"), ({"unknown_share": 0.7, "silence_share": 0.5}, "unknown_share"),
-    ({"snr_db": (30, 5)}, "snr_db"), ({"sample_rate": 1000}, "sample_rate"),
+    ({"snr_db": (30, 5)}, "snr_db"), ({"snr_db": 10}, "snr_db"), ({"count": 0}, "count"), ({"sample_rate": 1000}, "sample_rate"),
 ])
 def test_keyword_dataset_bad_arguments(kwargs, field):
     with pytest.raises(SpecError) as error:
-        keyword_dataset(4, 0, **kwargs)
+        keyword_dataset(**{"count": 4, "seed": 0, **kwargs})
     assert error.value.field == field
 
 

@@ -126,7 +126,11 @@ def _check(count, seed, sample_rate, seconds, snr_db, unknown_share, silence_sha
         raise SpecError("sample_rate", f"expected an integer in [8000, 48000] Hz, got {sample_rate!r}")
     if not isinstance(seconds, (int, float)) or not 0.25 <= seconds <= 10.0:
         raise SpecError("seconds", f"expected a clip length in [0.25, 10] s, got {seconds!r}")
-    if len(snr_db) != 2 or not -20.0 <= snr_db[0] <= snr_db[1] <= 100.0:
+    try:
+        low, high = (float(v) for v in snr_db)
+    except (TypeError, ValueError):
+        low, high = 1.0, 0.0
+    if not -20.0 <= low <= high <= 100.0:
         raise SpecError("snr_db", f"expected (low, high) with -20 <= low <= high <= 100 dB, got {snr_db!r}")
     for name, share in (("unknown_share", unknown_share), ("silence_share", silence_share)):
         if not isinstance(share, (int, float)) or not 0.0 <= share <= 1.0:
