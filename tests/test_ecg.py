@@ -285,3 +285,21 @@ def test_bad_arguments_name_the_field(call, field):
     with pytest.raises(SpecError) as err:
         call()
     assert err.value.field == field
+
+
+def test_f_waves_and_noise_spectra():
+    from scipy.signal import welch
+
+    from hcgym.synthesis.ecg.noise import stationary_noise
+    from hcgym.synthesis.ecg.waves import f_waves
+
+    fs = 250.0
+    for key in range(4):
+        person = draw_person(person_rng(key))
+        f, pxx = welch(f_waves(person, int(60 * fs), fs), fs=fs, nperseg=2048)
+        assert 4.0 <= f[np.argmax(pxx)] <= 9.0
+        noise = stationary_noise(person, int(60 * fs), fs, (key,))
+        assert abs(power(noise) - 1.0) < 0.2  # unit expected power: the SNR scaling is exact
+        f, pxx = welch(noise, fs=fs, nperseg=1024)
+        mains = np.argmin(np.abs(f - person.mains_hz))
+        assert pxx[mains] > 10 * np.median(pxx[(f > 20) & (f < 120)])  # the powerline line stands out

@@ -23,7 +23,8 @@ def plot_examples(path: str | Path, seed: int = 0) -> Path:
 
     plt = pyplot()
     fig = plt.figure(figsize=(12, 9.5), dpi=72)
-    grid = fig.add_gridspec(4, 7, height_ratios=[1, 1, 1.1, 1.3], hspace=0.6, wspace=0.35)
+    grid = fig.add_gridspec(4, 7, height_ratios=[1, 1, 1.1, 1.3], hspace=0.6, wspace=0.35, left=0.06, right=0.94,
+                            top=0.96, bottom=0.06)
     rs = rhythm_dataset(16, seed, fs=250, seconds=10, snr_db=20, shares=CINC2017_SHARES[:3] + (0.1,))
     for c, name in enumerate(RHYTHMS):
         ax = fig.add_subplot(grid[c // 2, (c % 2) * 4: (c % 2) * 4 + (4 if c % 2 == 0 else 3)])
@@ -34,10 +35,11 @@ def plot_examples(path: str | Path, seed: int = 0) -> Path:
         ax.set_xlabel("s", fontsize=8)
         ax.set_ylabel("mV", fontsize=8)
         ax.tick_params(labelsize=7)
-    bs = beat_dataset(1400, seed, abnormal_share=0.5, people=range(7))
     for c, kind in enumerate(("normal", *ABNORMAL_KINDS)):
         ax = fig.add_subplot(grid[2, c])
-        for i in np.flatnonzero(bs.kind == kind)[:5]:
+        bs = beat_dataset(100, seed, abnormal_share=0.0 if kind == "normal" else 0.5, people=range(5),
+                          kinds=None if kind == "normal" else [kind])
+        for i in np.flatnonzero(bs.kind == kind)[::4][:5]:
             ax.plot(bs.x[i], lw=0.7, alpha=0.8)
         ax.set_title(kind, fontsize=9)
         ax.set_xticks([0, 93, 186])
