@@ -246,8 +246,20 @@ def test_every_behaviour_action_has_an_activity_level():
     from hcgym.synthesis.motion.actions import actions
 
     assert set(ACTION_ACTIVITY) == set(actions())
-    s = ecg_stream([(0, 10, name) for name in sorted(ACTION_ACTIVITY)][:1], 0)
+    s = ecg_stream([(i, i + 1, name) for i, name in enumerate(sorted(ACTION_ACTIVITY))], 0)
     assert len(s.beats) > 5
+
+
+def test_activity_from_a_behaviour_timeline():
+    from hcgym.synthesis.ecg import activity_from_timeline
+    from hcgym.synthesis.motion.timeline import Segment
+
+    timeline = [Segment("idle", 0, 10), Segment("walk", 10, 20, {"speed": 1.2}), Segment("wave", 12, 2),
+                Segment("walk", 30, 20, {"speed": 2.8})]
+    act = activity_from_timeline(timeline)
+    assert act == [(0, 10, "idle"), (10, 30, "walk"), (12, 14, "wave"), (30, 50, "run")]
+    s = ecg_stream(act, 1, fs=125)
+    assert s.motion_level[int(5 * 125)] == 0 and s.motion_level[int(45 * 125)] > 0.95
 
 
 def test_plot_examples_writes_a_small_png(tmp_path):

@@ -25,6 +25,7 @@ from hcgym.synthesis.ecg.rhythm import (
     LEVEL_MOTION,
     OTHER_KINDS,
     RHYTHMS,
+    RUN_SPEED,
     TAU_FALL_S,
     TAU_RISE_S,
     activity_from_timeline,
@@ -34,6 +35,6 @@ from hcgym.synthesis.ecg.stream import WINDOW_S, Beats, ECGSegment, ECGStream, e
 __all__ = [
     "ABNORMAL_KINDS", "ACTION_ACTIVITY", "ACTIVITY_HR", "BEAT_CLASSES", "CINC2017_SHARES", "DEFAULT_LEVEL",
     "LEVELS", "LEVEL_MOTION", "MORPH_KINDS", "MOTION_GAIN", "NOISY_SNR_DB", "NOISY_SNR_RANGE", "OTHER_KINDS",
-    "RHYTHMS", "TAU_FALL_S", "TAU_RISE_S", "WAVES", "WINDOW_S", "BeatSet", "Beats", "ECGSegment", "ECGStream",
+    "RHYTHMS", "RUN_SPEED", "TAU_FALL_S", "TAU_RISE_S", "WAVES", "WINDOW_S", "BeatSet", "Beats", "ECGSegment", "ECGStream",
     "RhythmSet", "activity_from_timeline", "beat_dataset", "ecg_stream", "plot_examples", "rhythm_dataset",
 ]

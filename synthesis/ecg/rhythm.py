@@ -7,8 +7,8 @@ Activity levels and the heart rate (:data:`~hcgym.synthesis.ecg.person.ACTIVITY_
 level      HR range   actions of the behaviour timeline (:mod:`hcgym.synthesis.motion.actions`)
 =========  =========  ================================================================================
 ``rest``   60-80      idle, sit, sit_down, stand_up, turn, bow, stretch and every upper-body action but punch
-``walk``   90-115     walk, squat, kick, fall_down, punch
-``run``    130-165    jump
+``walk``   90-115     walk (slower than :data:`RUN_SPEED`), squat, kick, fall_down, punch
+``run``    130-165    jump, walk at :data:`RUN_SPEED` or faster
 =========  =========  ================================================================================
 
 Time not covered by an activity entry is :data:`DEFAULT_LEVEL` (``rest``, motion 0). The heart rate follows the
@@ -46,6 +46,8 @@ ACTION_ACTIVITY: dict[str, tuple[str, float]] = {
     "scratch_head": ("rest", 0.05), "raise_arms": ("rest", 0.15), "punch": ("walk", 0.4),
 }
 DEFAULT_LEVEL = "rest"
+#: Walking speed (m/s) from which a timeline's ``walk`` counts as running (the walk-run transition lies near 2 m/s).
+RUN_SPEED = 2.0
 TAU_RISE_S = 25.0
 TAU_FALL_S = 45.0
 MOTION_TAU_S = 1.0
@@ -121,8 +123,16 @@ def parse_activity(activity: Any, duration: float | None) -> tuple[tuple[Activit
 
 
 def activity_from_timeline(segments: Iterable[Any]) -> list[tuple[float, float, str]]:
-    """Activity entries from behaviour-timeline segments (objects with ``action``, ``start`` and ``end``)."""
-    return [(float(s.start), float(s.end), str(s.action)) for s in segments]
+    """Activity entries from behaviour-timeline segments (objects with ``action``, ``start``, ``end`` and
+    optionally ``params``); a ``walk`` at :data:`RUN_SPEED` or faster counts as ``run``."""
+    out = []
+    for s in segments:
+        name = str(s.action)
+        speed = (getattr(s, "params", None) or {}).get("speed")
+        if name == "walk" and speed is not None and float(speed) >= RUN_SPEED:
+            name = "run"
+        out.append((float(s.start), float(s.end), name))
+    return out
 
 
 def activity_grid(entries: Sequence[ActivityEntry], n: int) -> tuple[np.ndarray, np.ndarray]:
