@@ -43,7 +43,10 @@ have no bias (Eq. 23 and 26 have none), so they add exactly ``n d (T + K)`` (CTs
 ``2 n d K`` (TsA) weights, plus the ``n`` alphas. The document concatenates the heads' outputs and does not say
 how they are reduced before the histogram; here they are **averaged** (no parameters, the result keeps the
 ``K x T`` shape, and with every ``alpha = 1`` the module is the identity). Defaults: 3 heads (the document),
-``d = 512`` (the smaller of its two latent sizes); ``heads=1, d=128`` gives the toolkit's configuration.
+``d = 512`` (the smaller of its two latent sizes), 256 codewords (the toolkit's default); ``heads=1, d=128``
+gives the toolkit's self-attention configuration. The 2DA diagonal ``1/D`` is the document's ``1/N`` read with
+``N`` the size of ``W`` (the toolkit's reading: ``1/K`` for CA, ``1/T`` for TA); ``W`` starts at ``1/D``
+everywhere and ``alpha`` at 0.5 in every module, as in the toolkit.
 """
 
 from __future__ import annotations
