@@ -75,6 +75,10 @@ def register(sub: argparse._SubParsersAction) -> None:
 
     train_gesture.register(targets)
 
+    from hcgym.scripts import train_speech
+
+    train_speech.register(targets)
+
 
 def run_face_embedder(args: argparse.Namespace) -> int:
     from dataclasses import asdict, replace
