@@ -82,6 +82,10 @@ def register(sub: argparse._SubParsersAction) -> None:
 
     evaluate_gesture.register(targets)
 
+    from hcgym.scripts import evaluate_biosignal
+
+    evaluate_biosignal.register(targets)
+
 
 def run_face(args: argparse.Namespace) -> int:
     from hcgym.errors import SpecError

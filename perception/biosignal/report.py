@@ -79,12 +79,11 @@ def sweep_table(filter_results: dict[str, Any]) -> str:
 def filter_figures(filter_results: dict[str, Any]) -> dict[str, bytes]:
     """``filter_gain.png``: accuracy and F1 gain against noise per backbone (mean ± std over seeds);
     ``filter_sigma.png``: the learned widths against noise."""
-    import matplotlib
-
-    matplotlib.use("Agg")
     import io
 
-    import matplotlib.pyplot as plt
+    from hcgym.report import pyplot
+
+    plt = pyplot()
 
     levels = filter_results["levels"]
     backbones = filter_results["config"]["backbones"]
@@ -124,4 +123,32 @@ def filter_figures(filter_results: dict[str, Any]) -> dict[str, bytes]:
     return files
 
 
-__all__ = ["SEED_TABLE22", "filter_figures", "filter_table", "sweep_table"]
+def checks_markdown(checks: dict[str, Any]) -> str:
+    """The issue's filter targets as measured."""
+    f = checks["filter"]
+    lines = [f"**Targets** (noise level of the main table: {_snr(f['main_snr'])})", ""]
+    for b, v in f["filtered_ge_plain"].items():
+        lines.append(f"- {NAMES.get(b, b)}: filtered >= plain in accuracy {'yes' if v['acc'] else 'no'}, "
+                     f"in F1 {'yes' if v['f1'] else 'no'}")
+    g = f["gain_grows_with_noise"]
+    fmt = {m: ("-" if v is None else f"{v:+.2f}") for m, v in g.items()}
+    lines.append(f"- gain grows with noise (Spearman correlation of the mean gain with the noise order "
+                 f"{', '.join(_snr(v) for v in f['noise_order'])}): accuracy {fmt['acc']}, F1 {fmt['f1']}")
+    return "\n".join(lines)
+
+
+def table_markdown(results: dict[str, Any]) -> str:
+    """``table.md`` of ``hcgym evaluate biosignal``."""
+    runs = results["filter_runs"]
+    parts = ["# hcgym evaluate biosignal", "", filter_table(runs, results["checks"]["filter"]["main_snr"]), "",
+             sweep_table(runs), "", checks_markdown(results["checks"])]
+    return "\n".join(parts) + "\n"
+
+
+def figures(results: dict[str, Any]) -> dict[str, bytes]:
+    """The figures of ``hcgym evaluate biosignal``."""
+    return filter_figures(results["filter_runs"])
+
+
+__all__ = ["SEED_TABLE22", "checks_markdown", "figures", "filter_figures", "filter_table", "sweep_table",
+           "table_markdown"]
