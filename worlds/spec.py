@@ -52,6 +52,19 @@ class Surface:
 
 
 @dataclass(frozen=True)
+class Acoustics:
+    """How a room sounds to a robot's microphone (:mod:`hcgym.synthesis.world_signals`): at most one of ``rt60``
+    (reverberation time, s), ``absorption`` (energy absorption of every wall, (0, 1]) or ``material`` (a
+    pyroomacoustics wall material); none given: rt60 0.4 s inside walls, no reflections on open ground.
+    ``noise_db``: background noise at the microphone, RMS in dB re full scale (``None``: none)."""
+
+    rt60: float | None = None
+    absorption: float | None = None
+    material: str | None = None
+    noise_db: float | None = None
+
+
+@dataclass(frozen=True)
 class Room:
     """A rectangular room centred on the origin. ``walls=False`` gives open ground of that size."""
 
@@ -60,6 +73,7 @@ class Room:
     walls: bool = True
     floor: Surface = field(default_factory=Surface)
     wall: Surface = field(default_factory=lambda: Surface(color=(0.82, 0.81, 0.78)))
+    acoustics: Acoustics = field(default_factory=Acoustics)
 
 
 @dataclass(frozen=True)
@@ -91,6 +105,19 @@ class Human:
     #: What the person does over time (path, body actions, expression, gesture, talk, gaze and head tracks);
     #: ``None``: they stand still in their avatar's pose (see :mod:`hcgym.synthesis.motion.timeline`).
     behaviour: Any = None
+    heart: Heart | None = None  #: a wearable ECG on this person, or ``None``.
+
+
+@dataclass(frozen=True)
+class Heart:
+    """A wearable ECG on a person: the settings of :func:`hcgym.synthesis.ecg.ecg_stream` (``rhythm`` one of
+    normal, af, other, noisy; ``abnormal_share`` the chance of each beat being abnormal; ``snr_db`` the noise
+    level, ``None`` clean; ``fs`` Hz)."""
+
+    rhythm: str = "normal"
+    abnormal_share: float = 0.0
+    snr_db: float | None = 20.0
+    fs: float = 250.0
 
 
 @dataclass(frozen=True)
@@ -117,6 +144,7 @@ class Robot:
     position: tuple[float, float, float] = (0.0, 0.0, 1.6)
     yaw: float = 0.0
     cameras: tuple[CameraSpec, ...] = ()
+    microphone: tuple[float, float, float] = (0.0, 0.0, 0.0)  #: in the body frame (x forward, z up), metres.
 
 
 @dataclass(frozen=True)
@@ -228,6 +256,8 @@ def _parse_world(data: Any, src: str | None, base: Path) -> WorldSpec:
             walls=rf.boolean("walls", True),
             floor=_surface(rf.raw("floor"), "room.floor", src, base, room.floor) if rf.has("floor") else room.floor,
             wall=_surface(rf.raw("wall"), "room.wall", src, base, room.wall) if rf.has("wall") else room.wall,
+            acoustics=_acoustics(Fields(rf.raw("acoustics"), "room.acoustics", src)) if rf.has("acoustics")
+            else room.acoustics,
         )
         rf.done()
     half = (room.size[0] / 2, room.size[1] / 2)
@@ -293,8 +323,10 @@ def _parse_world(data: Any, src: str | None, base: Path) -> WorldSpec:
         from hcgym.synthesis.motion.timeline import parse_behaviour
 
         behaviour = parse_behaviour(hf, pos, inside)
+        heart = _heart(Fields(hf.raw("heart"), hf.sub("heart"), src)) if hf.has("heart") else None
         humans.append(Human(name=hf.string("name", f"human{i}"), avatar=avatar, position=_xyz(pos),
-                            heading=hf.number("heading", 0.0, -360.0, 360.0), overrides=over, behaviour=behaviour))
+                            heading=hf.number("heading", 0.0, -360.0, 360.0), overrides=over, behaviour=behaviour,
+                            heart=heart))
         hf.done()
 
     robots = []
@@ -317,10 +349,15 @@ def _parse_world(data: Any, src: str | None, base: Path) -> WorldSpec:
             cf.done()
         pos = rf.vector("position", 3, (0.0, 0.0, 1.6))
         inside(rf, "position", pos)
+        mic = Robot.microphone
+        if rf.has("microphone"):
+            mf = Fields(rf.raw("microphone"), rf.sub("microphone"), src)
+            mic = mf.vector("mount", 3, mic, -10.0, 10.0)  # type: ignore[assignment]
+            mf.done()
         robots.append(Robot(name=rf.string("name", f"robot{i}"), body=rf.string("body", "drone", BODY_TYPES),
                             body_size=rf.vector("body_size", 3, Robot.body_size, 0.01, 10.0),  # type: ignore[arg-type]
                             position=pos, yaw=rf.number("yaw", 0.0, -360.0, 360.0),  # type: ignore[arg-type]
-                            cameras=tuple(cams)))
+                            cameras=tuple(cams), microphone=mic))
         rf.done()
 
     _unique(f, "humans", [h.name for h in humans])
@@ -331,6 +368,36 @@ def _parse_world(data: Any, src: str | None, base: Path) -> WorldSpec:
                      humans=tuple(humans), robots=tuple(robots), source=src)
     f.done()
     return spec
+
+
+def _acoustics(af: Fields) -> Acoustics:
+    given = [k for k in ("rt60", "absorption", "material") if af.has(k)]
+    if len(given) > 1:
+        raise af.error(given[1], f"give one of rt60, absorption, material, not {' and '.join(given)}")
+    material = None
+    if af.has("material"):
+        from hcgym.synthesis.speech.room import materials
+
+        material = af.string("material", choices=materials())
+    noise = af.raw("noise_db", None)
+    out = Acoustics(rt60=af.number("rt60", lo=0.05, hi=3.0) if af.has("rt60") else None,
+                    absorption=af.number("absorption", lo=1e-3, hi=1.0) if af.has("absorption") else None,
+                    material=material, noise_db=None if noise is None else af.number("noise_db", lo=-150.0, hi=0.0))
+    af.done()
+    return out
+
+
+def _heart(hf: Fields) -> Heart:
+    from hcgym.synthesis.ecg.checks import FS_RANGE, SNR_RANGE
+    from hcgym.synthesis.ecg.rhythm import RHYTHMS
+
+    snr = hf.raw("snr_db", Heart.snr_db)
+    out = Heart(rhythm=hf.string("rhythm", Heart.rhythm, RHYTHMS),
+                abnormal_share=hf.number("abnormal_share", Heart.abnormal_share, 0.0, 1.0),
+                snr_db=None if snr is None else hf.number("snr_db", snr, SNR_RANGE[0], SNR_RANGE[1]),
+                fs=hf.number("fs", Heart.fs, *FS_RANGE))
+    hf.done()
+    return out
 
 
 def _avatar(hf: Fields, src: str | None, base: Path) -> AvatarSpec | None:

@@ -14,6 +14,10 @@ A human in a world YAML may carry::
     gaze: [{yaw: 20, pitch: 0, start: 4, duration: 1}]
     head: [{yaw: 30, pitch: -5, roll: 0, start: 4, duration: 1.5}]
     blink: {rate: 15}               # blinks per minute; false for none
+    say: [{word: stop, start: 5, voice: en-gb, variant: f5, pitch: 50, speed: 170, volume: 100}]
+
+``say`` words are spoken aloud (espeak-ng, :mod:`hcgym.synthesis.speech`) and heard by the robot's microphone
+(:mod:`hcgym.synthesis.world_signals`); the mouth moves over the word's voiced span, so lips and audio agree.
 
 Walks follow the path from where the previous walk stopped; the distance of all walks must fit
 on the path (unless it loops). Between segments the person idles. Segments cross-fade over
@@ -25,6 +29,7 @@ from __future__ import annotations
 
 import hashlib
 import math
+import re
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -90,6 +95,8 @@ class Behaviour:
     gaze: tuple[dict[str, Any], ...] = ()
     head: tuple[dict[str, Any], ...] = ()
     blink: float = 15.0  #: blinks per minute (0: none).
+    #: Words said aloud: dicts of word, start, voice, variant, pitch, speed, volume, field (the spec path), by start.
+    say: tuple[dict[str, Any], ...] = ()
 
     @property
     def end(self) -> float:
@@ -103,10 +110,10 @@ class Behaviour:
     def moves(self) -> bool:
         """Whether anything in the timeline changes the body over time."""
         return bool(self.segments or self.expression or self.gesture or self.talk or self.gaze or self.head
-                    or self.blink > 0)
+                    or self.blink > 0 or self.say)
 
 
-KEYS = ("path", "behaviour", "expression", "gesture", "talk", "gaze", "head", "blink")
+KEYS = ("path", "behaviour", "expression", "gesture", "talk", "gaze", "head", "blink", "say")
 
 
 def parse_behaviour(hf: Fields, position: tuple[float, ...], inside) -> Behaviour | None:
@@ -203,7 +210,7 @@ def parse_behaviour(hf: Fields, position: tuple[float, ...], inside) -> Behaviou
             bf = Fields(raw, hf.sub("blink"), src)
             blink = bf.number("rate", 15.0, 0.0, 60.0)
             bf.done()
-    return Behaviour(tuple(segments), path, blink=blink, **tracks)
+    return Behaviour(tuple(segments), path, blink=blink, say=_say(hf), **tracks)
 
 
 #: Track fields: name -> (required keys, optional keys with defaults and ranges).
@@ -238,6 +245,62 @@ def _track(hf: Fields, key: str):
             raise tf.error("text", "must not be empty")
         tf.done()
         yield out
+
+
+#: ``say`` voice settings: espeak-ng pitch (50 = the voice's own), speed (words per minute) and volume (100 = normal).
+SAY_PITCH, SAY_SPEED, SAY_VOLUME = (30, 75), (120, 220), (10, 200)
+#: Syllables per second of the letter-rule visemes of a ``say`` word before they are stretched onto its audio.
+SAY_RATE = 5.0
+_WORD = re.compile(r"[A-Za-z][A-Za-z' -]{0,39}")
+
+
+def _say(hf: Fields) -> tuple[dict[str, Any], ...]:
+    """The validated ``say`` items of one human, in order of start."""
+    from hcgym.synthesis.speech.keywords import ACCENTS, VARIANTS
+
+    variants = tuple(sorted({v for pool in VARIANTS.values() for v in pool if v}))
+    out = []
+    for i, item in enumerate(_items(hf, "say")):
+        sf = Fields(item, hf.sub(f"say[{i}]"), hf.source)
+        word = sf.string("word")
+        if not _WORD.fullmatch(word.strip()):
+            raise sf.error("word", f"expected a word of letters (at most 40 characters), got {word!r}")
+        variant = sf.raw("variant", None)
+        out.append({"word": word.strip(), "start": sf.number("start", lo=0.0),
+                    "voice": sf.string("voice", "en-us", ACCENTS),
+                    "variant": None if variant is None else sf.string("variant", choices=variants),
+                    "pitch": sf.integer("pitch", 50, *SAY_PITCH), "speed": sf.integer("speed", 170, *SAY_SPEED),
+                    "volume": sf.integer("volume", 100, *SAY_VOLUME), "field": sf.path})
+        sf.done()
+    return tuple(sorted(out, key=lambda e: e["start"]))
+
+
+def say_audio(item: dict[str, Any], sample_rate: int = 16_000) -> np.ndarray:
+    """The voiced span of a ``say`` item as said by its voice: float32 (samples,) at ``sample_rate`` Hz."""
+    from hcgym.synthesis.speech import Speaker, spoken_word
+
+    speaker = Speaker(item["voice"], item["variant"] or "", item["pitch"], item["speed"], item["volume"])
+    return spoken_word(item["word"], speaker, sample_rate)
+
+
+def say_spans(items: tuple[dict[str, Any], ...], sample_rate: int = 16_000,
+              source: str | None = None) -> list[tuple[float, float]]:
+    """(start, end) seconds of each ``say`` item's voiced span; SpecError when one person's words overlap."""
+    spans = [(item["start"], item["start"] + len(say_audio(item, sample_rate)) / sample_rate) for item in items]
+    for k in range(1, len(spans)):
+        if spans[k][0] < spans[k - 1][1]:
+            raise SpecError(f"{items[k]['field']}.start", f"{items[k]['word']!r} at {spans[k][0]:g} s starts before "
+                            f"{items[k - 1]['word']!r} ends ({spans[k - 1][0]:g}-{spans[k - 1][1]:.2f} s): one "
+                            "person says one word at a time", source)
+    return spans
+
+
+def _said(item: dict[str, Any], span: tuple[float, float]) -> face.VisemeTrack:
+    """The mouth of a ``say`` item: its letter-rule visemes stretched onto the voiced span of its audio."""
+    track = face.visemes(item["word"], span[0], SAY_RATE)
+    k = (span[1] - span[0]) / max(track.end - span[0], 1e-9)
+    return face.VisemeTrack(tuple((v, span[0] + (a - span[0]) * k, span[0] + (b - span[0]) * k)
+                                  for v, a, b in track.segments), track.smoothing)
 
 
 def _items(hf: Fields, key: str) -> list[Any]:
@@ -333,8 +396,9 @@ class HumanMotion:
                                              e["intensity"]) for e in b.expression]
         if b.blink > 0:
             tracks.append(face.blinks(self.seed, b.blink, horizon=max(60.0, b.end + 30.0)))
-        if b.talk:
+        if b.talk or b.say:
             parts = [face.visemes(item["text"], item["start"], item["rate"]) for item in b.talk]
+            parts += [_said(item, span) for item, span in zip(b.say, say_spans(b.say))]
             tracks.append(face.VisemeTrack(tuple(sorted(seg for p in parts for seg in p.segments)),
                                            parts[0].smoothing))
         if b.gaze:
