@@ -141,7 +141,7 @@ def world_signals(world: WorldSpec | str | Path, *, duration: float | None = Non
     mic = _mic(spec)
     room: dict[str, Any] = {"mic": None if mic is None else tuple(float(v) for v in mic),
                             "noise_db": spec.room.acoustics.noise_db if noise_db is None else float(noise_db),
-                            "rt60_measured": None}
+                            "dims": None, "origin": None, "rt60_measured": None}
     room.update(_walls(spec, rt60))
     if not talkers:
         return WorldSignals(float(duration), sample_rate, hearts, None, (), room)

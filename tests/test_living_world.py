@@ -197,7 +197,7 @@ def test_bad_behaviour_specs_fail_with_one_clear_message(edit, field, message):
     assert f"humans[0].{field}" in text and message in text and text.startswith("walker.yaml: ")
 
 
-@pytest.mark.parametrize("name", ["plaza", "living_room"])
+@pytest.mark.parametrize("name", ["plaza", "living_room", "heart_monitor", "voice_commands"])
 def test_shipped_living_worlds_load_and_render(name):
     from hcgym.envs.backends import make_backend
 

@@ -262,6 +262,9 @@ def _say(hf: Fields) -> tuple[dict[str, Any], ...]:
     out = []
     for i, item in enumerate(_items(hf, "say")):
         sf = Fields(item, hf.sub(f"say[{i}]"), hf.source)
+        if isinstance(sf.raw("word"), bool):
+            raise sf.error("word", f"got {sf.raw('word')!r}: YAML reads yes, no, on and off unquoted as true or "
+                                   "false, so quote the word (word: \"yes\")")
         word = sf.string("word")
         if not _WORD.fullmatch(word.strip()):
             raise sf.error("word", f"expected a word of letters (at most 40 characters), got {word!r}")
@@ -387,6 +390,7 @@ class HumanMotion:
         self.upper = [s for s in behaviour.segments if s.action in upper]
         self.path = Path(behaviour.path.waypoints, behaviour.path.loop) if behaviour.path else None
         self._plan()
+        self._utterances: tuple[tuple[float, float], ...] | None = None  #: (start, end) s of each utterance.
         self._face = self._face_tracks()
 
     def _face_tracks(self) -> list:
@@ -399,8 +403,10 @@ class HumanMotion:
         if b.talk or b.say:
             parts = [face.visemes(item["text"], item["start"], item["rate"]) for item in b.talk]
             parts += [_said(item, span) for item, span in zip(b.say, say_spans(b.say))]
-            tracks.append(face.VisemeTrack(tuple(sorted(seg for p in parts for seg in p.segments)),
-                                           parts[0].smoothing))
+            if b.say:  # spoken words are separate utterances: the mouth is still between them
+                self._utterances = tuple((part.start, part.end) for part in parts)
+            tracks.append(face.VisemeTrack(tuple(sorted((seg for p in parts for seg in p.segments),
+                                                        key=lambda seg: (seg[1], seg[2]))), parts[0].smoothing))
         if b.gaze:
             tracks.append(face.GazeTrack(_targets(b.gaze, ("yaw", "pitch"))))
         if b.head:
@@ -596,6 +602,8 @@ class HumanMotion:
             rotations[BONE_INDEX[name]] = d
         face = face_state(*self._face, t=t)
         rotations = apply_deltas(rotations, face.deltas)
+        if face.talking and self._utterances is not None:
+            face.talking = any(a <= t < b for a, b in self._utterances)
         labels = {"action": label, "action_phase": round(float(phase), 4), "upper_action": upper_label,
                   "speed": round(float(speed), 4), "expression": face.expression,
                   "expression_intensity": round(float(face.intensity), 4), "talking": bool(face.talking),
