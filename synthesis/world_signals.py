@@ -283,3 +283,51 @@ def _hear(shoebox: Room, said: list, origin: np.ndarray, sample_rate: int, seed:
         sources.append((signal, words[0][2] - origin, first))
     return hear(shoebox, sources, sample_rate=sample_rate, seed=_derived_seed(seed, "microphone"), noise_db=noise_db,
                 duration_s=duration)
+
+
+def plot_signals(signals: WorldSignals, path: str | Path) -> Path:
+    """Write a PNG of ``signals``: per wearer the heart rate over the activity levels (shaded), and the microphone
+    signal's level (dB, 50 ms frames) with each utterance's span and word, coloured by distance; returns ``path``."""
+    from hcgym.paths import atomic_write_bytes
+    from hcgym.report import png_bytes, pyplot
+
+    plt = pyplot()
+    rows = len(signals.hearts) + (signals.audio is not None)
+    if rows == 0:
+        raise SpecError("signals", "nothing to plot: no wearers and no audio")
+    ratios = [1.0] * len(signals.hearts) + [1.6] * (signals.audio is not None)
+    fig, axes = plt.subplots(rows, 1, figsize=(12, 1.9 * sum(ratios) + 0.6), dpi=72, squeeze=False,
+                             gridspec_kw={"height_ratios": ratios})
+    shade = {"rest": 0.0, "walk": 0.12, "run": 0.28}
+    for ax, heart in zip(axes[:, 0], signals.hearts.values()):
+        st = heart.stream
+        step = max(1, int(st.fs // 10))
+        for a, b, level in heart.activity:
+            ax.axvspan(a, b, color="k", alpha=shade[level], lw=0)
+            ax.text((a + b) / 2, 182, level, ha="center", fontsize=8)
+        ax.plot(st.t[::step], st.heart_rate[::step], color="tab:red", lw=0.8)
+        ax.set_ylim(40, 195)
+        ax.set_ylabel("bpm", fontsize=8)
+        ax.set_title(f"{heart.human}: {st.meta['rhythm']}, heart rate over rest / walk / run", fontsize=9)
+        ax.tick_params(labelsize=7)
+    if signals.audio is not None:
+        ax = axes[-1, 0]
+        frame = signals.sample_rate // 20
+        n = signals.audio.size // frame
+        power = np.mean(signals.audio[:n * frame].astype(np.float64).reshape(n, frame) ** 2, axis=1)
+        ax.plot((np.arange(n) + 0.5) * frame / signals.sample_rate, 10 * np.log10(power + 1e-12), color="k", lw=0.6)
+        cmap = plt.get_cmap("viridis")
+        far = max(u.distance for u in signals.utterances)
+        for k, u in enumerate(signals.utterances):
+            ax.axvspan(u.start, u.end, color=cmap(u.distance / far), alpha=0.35, lw=0)
+            ax.text((u.start + u.end) / 2, -8 - 6 * (k % 3), u.word, ha="center", fontsize=6, rotation=90)
+        ax.set_ylim(-90, 0)
+        ax.set_ylabel("dB re full scale", fontsize=8)
+        ax.set_title(f"microphone: {len(signals.utterances)} words, colour = distance (0-{far:.1f} m, "
+                     f"yellow farthest); RT60 {signals.room['rt60_measured']:.2f} s measured", fontsize=9)
+        ax.tick_params(labelsize=7)
+    axes[-1, 0].set_xlabel("s", fontsize=8)
+    fig.tight_layout()
+    path = Path(path)
+    atomic_write_bytes(path, png_bytes(fig))
+    return path

@@ -297,3 +297,13 @@ def test_voice_commands_scene():
     assert dan[0] < 1.6 and dan[-1] > 5.5 and dan == sorted(dan)  # walks away while he speaks
     overlaps = [(a, b) for a, b in zip(s.utterances, s.utterances[1:]) if b.start < a.end and a.human != b.human]
     assert len(overlaps) >= 2
+
+
+def test_plot_signals_writes_a_png(signals, tmp_path):
+    from hcgym.synthesis.world_signals import plot_signals
+
+    out = plot_signals(signals, tmp_path / "signals.png")
+    assert out.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    with pytest.raises(SpecError, match="nothing to plot"):
+        plot_signals(world_signals("greeting"), tmp_path / "none.png")
+    assert not (tmp_path / "none.png").exists()
