@@ -359,3 +359,48 @@ class Classification:
 
     def __len__(self) -> int:
         return len(self.labels)
+
+
+@dataclass
+class EcgReading:
+    """What the ECG sensor reads in one window of a wearable ECG.
+
+    Attributes:
+        beats_t: (n,) float64 R-peak times in seconds from the window's start.
+        beat_labels: (n,) ``"normal"`` or ``"abnormal"`` per beat; ``"unclassified"`` where the beat's cut (1.2
+            median RR from its R peak) runs past the end of the window.
+        beat_confidence: (n,) float64 probability of the beat's label (NaN when unclassified).
+        rhythm: the window's rhythm (``normal``, ``af``, ``other``, ``noisy``), or ``None`` when the window is
+            shorter than the rhythm model's input.
+        rhythm_confidence: probability of ``rhythm`` (NaN when ``None``).
+        heart_rate: beats per minute, 60 / the median RR interval (NaN with fewer than two beats).
+    """
+
+    beats_t: np.ndarray
+    beat_labels: list[str]
+    beat_confidence: np.ndarray
+    rhythm: str | None
+    rhythm_confidence: float
+    heart_rate: float
+
+    def __len__(self) -> int:
+        return int(len(self.beats_t))
+
+
+@dataclass
+class KeywordReading:
+    """Spoken words a keyword spotter found in a stretch of microphone audio, one row per utterance.
+
+    Attributes:
+        starts, ends: (n,) float64 seconds from the audio's start: the voiced span of each utterance.
+        labels: (n,) the class of each (a keyword, ``unknown`` or ``silence``).
+        confidences: (n,) float64 probability of the label (softmax maximum).
+    """
+
+    starts: np.ndarray
+    ends: np.ndarray
+    labels: list[str]
+    confidences: np.ndarray
+
+    def __len__(self) -> int:
+        return int(len(self.labels))

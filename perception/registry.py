@@ -22,7 +22,7 @@ from typing import Any
 from hcgym.errors import SpecError
 
 #: Task subpackages of ``hcgym.perception`` whose ``register_all()`` fills the registry, in listing order.
-TASKS = ("face", "detection", "nms", "pose", "hands", "action", "expression", "gesture")
+TASKS = ("face", "detection", "nms", "pose", "hands", "action", "expression", "gesture", "biosignal", "speech")
 
 
 @dataclass(frozen=True)

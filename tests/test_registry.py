@@ -37,19 +37,20 @@ def test_every_sensor_kind_is_registered():
     assert set(FACE) <= set(hp.list_sensors("face/"))
     assert set(hp.list_sensors()) - set(hp.list_sensors("face/")) == {
         "person/centernet", "person/centernet-onnx", *(f"nms/{n}" for n in NMS), "pose/mediapipe", "hands/mediapipe",
-        "action/costgcn", "action/cox3d", "expression/pstbln", "gesture/rgbd"}
+        "action/costgcn", "action/cox3d", "expression/pstbln", "gesture/rgbd", "biosignal/ecg", "speech/keywords"}
     assert [s.id for s in hp.specs("nms/")] == [f"nms/{n}" for n in NMS] and nms.list_methods() == NMS
     for s in hp.specs():
         assert s.kind and s.input and s.output and ":" in s.entry_point, s
     assert {s.id for s in hp.specs() if s.exports_onnx} == {"face/hcgym-irnet", "person/centernet", "nms/seq2seq",
                                                              "action/costgcn", "action/cox3d", "expression/pstbln",
-                                                             "gesture/rgbd"}
+                                                             "gesture/rgbd", "biosignal/ecg", "speech/keywords"}
     assert {s.kind for s in hp.specs()} == {"face detector", "face landmarks", "face recognizer", "person detector",
                                             "nms post-processor", "body keypoints", "hand keypoints",
                                             "action classifier (continual, skeleton)",
                                             "action classifier (continual, video)",
                                             "expression classifier (face tracks, MC dropout)",
-                                            "gesture classifier (hand crops, RGB-D)"}
+                                            "gesture classifier (hand crops, RGB-D)",
+                                            "ecg beats and rhythm (wearable, one lead)", "keyword spotter (voiced spans)"}
     det = hp.spec("person/centernet")
     assert (det.input, det.output, det.onnx) == ("rgb frame", "Detections", det.entry_point)
     assert hp.spec("nms/seq2seq").input == "boxes + scores + image"

@@ -7,11 +7,26 @@
   the stacked powers (group-aware);
 * :mod:`.matchboxnet`: :class:`~.matchboxnet.MatchboxNet` 3x1x64 and the Self-ONN configurations A-F of
   Table 25 (:data:`~.matchboxnet.CONFIGS`), parameter and MAC counts;
-* :mod:`.optim`: the NovoGrad optimiser and the warmup-hold-decay learning-rate schedule of the training recipe.
+* :mod:`.optim`: the NovoGrad optimiser and the warmup-hold-decay learning-rate schedule of the training recipe;
+* :mod:`.sensor`: the keyword sensor ``speech/keywords`` (registered here): voiced spans of microphone audio, each
+  a 1 s window through MFCC and MatchboxNet (``hcgym train keywords``).
 
 Importing this package imports no model code (torch).
 """
 
 from __future__ import annotations
 
-__all__: list[str] = []
+from hcgym.perception.registry import register
+
+__all__ = ["KEYWORDS", "register_all"]
+
+#: Registry id of the keyword sensor.
+KEYWORDS = "speech/keywords"
+
+
+def register_all() -> None:
+    """Register the speech sensors (called by the registry on its first look-up)."""
+    register(KEYWORDS, "hcgym.perception.speech.sensor:KeywordSensor", kind="keyword spotter (voiced spans)",
+             input="microphone audio", output="KeywordReading", onnx=True,
+             description="voiced spans of microphone audio (energy), each a 1 s window through MFCC and MatchboxNet: "
+                         "one of 10 keywords, unknown or silence")
