@@ -15,6 +15,9 @@ reverberation and the background noise (see ``docs/motion.md``, "Heartbeats and 
 
 Levels are physical: the direct path falls as 1 / r, so a talker 1 m away arrives at the level of the dry voice
 (reverberation adds to it). Everything flows from ``seed``.
+
+Top layer of synthesis: it reads world specs (:mod:`hcgym.worlds.spec`) beside the bottom-layer ECG, speech and
+motion modules; it drives no backend.
 """
 
 from __future__ import annotations

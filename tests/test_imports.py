@@ -53,6 +53,7 @@ SYNTHESIS_TOP = (
     "hcgym.synthesis.action_data",
     "hcgym.synthesis.gesture_data",
     "hcgym.synthesis.expression_data",
+    "hcgym.synthesis.world_signals",
 )
 #: Bottom layer of synthesis (pure avatars): imports only the root package and other bottom modules.
 #: Every synthesis module not in SYNTHESIS_TOP is held to the bottom-layer rule; this list names them.
