@@ -133,6 +133,13 @@ def test_said_words_move_the_mouth_over_their_voiced_span():
     for t in (0.2, (spans[0][1] + spans[1][0]) / 2, (spans[1][1] + spans[2][0]) / 2, spans[2][1] + 0.5):
         talking, viseme, j = mouth(t)
         assert not talking and viseme is None and j < 0.02, t
+    # a talk sentence speaks from its first viseme to its last (segments in time order, not by viseme name)
+    from hcgym.synthesis.motion.timeline import Behaviour
+
+    talk = HumanMotion(Behaviour(talk=({"text": "hello there", "start": 1.0, "rate": 5.0},), blink=0),
+                       motion.rig, human.position, human.heading)
+    assert talk.state(1.01).labels["talking"] and talk.state(1.5).labels["talking"]
+    assert not talk.state(0.99).labels["talking"] and not talk.state(5.0).labels["talking"]
 
 
 # ------------------------------------------------------------------ the microphone
