@@ -4,6 +4,8 @@
                                         [--camera NAME] [--size WxH] [--sensor-arg KEY=VALUE] --out DIR
     hcgym evaluate sensor face/dlib --world plaza [--cutoff A] [--face-boxes truth|sensor] --out DIR
     hcgym evaluate sensor person/centernet --world plaza --onnx exports/person_centernet.onnx --out DIR
+    hcgym evaluate sensor biosignal/ecg --world heart_monitor --out DIR          # signal sensors: the signal bench
+    hcgym evaluate sensor speech/keywords --world voice_commands [--rt60 0.2,0.5,0.9 --distance-scale 0.5,1,2]
 
 renders the world (frame ``k`` at time ``k / fps``; static worlds render one frame per step too), runs the
 sensor on every frame and scores it against the ground truth by its task (person or face detection, NMS on
@@ -15,6 +17,14 @@ sensor of an ``hcgym export`` file instead. Writes ``results.json``, ``table.md`
 a sensor whose task needs ground truth the world lacks, a sensor that needs a user file it was not given,
 or an ``--onnx`` file that is missing or not an export of ID stops with one message before anything is
 written. The protocol is :mod:`hcgym.perception.bench`, the frames :mod:`hcgym.synthesis.bench_frames`.
+
+Sensors that take a signal (the ECG sensor's ``ecg window``, the keyword sensor's ``microphone audio``) are scored
+by the signal bench (:mod:`hcgym.perception.signal_bench`) on the world's signals
+(:func:`hcgym.synthesis.world_signals.world_signals`: every wearer's ECG, the robot's microphone), over the
+world's whole duration unless ``--seconds`` is given; ``--onnx``, ``--sensor-arg`` and ``--seed`` act as for
+frame sensors. It writes ``results.json``, ``table.md``, ``confusion.png`` and ``vs_<breakdown>.png``; with
+``--rt60`` and ``--distance-scale`` a keyword sensor is also scored on the world made again for every pair
+(:func:`~hcgym.perception.signal_bench.keyword_sweep`: ``sweep.json``, ``sweep.md``, ``sweep.png``).
 """
 
 from __future__ import annotations
@@ -26,6 +36,17 @@ from typing import Any
 
 from hcgym.errors import SpecError
 from hcgym.scripts import _args
+
+
+def _float_list(text: str) -> list[float]:
+    """``"0.2,0.5"`` -> ``[0.2, 0.5]``: positive finite numbers separated by commas."""
+    try:
+        values = [_args.positive_float(v) for v in text.split(",") if v.strip()]
+    except argparse.ArgumentTypeError:
+        values = []
+    if not values:
+        raise argparse.ArgumentTypeError(f"expected positive numbers separated by commas, got {text!r}")
+    return values
 
 
 def sensor_arg(text: str) -> tuple[str, Any]:
@@ -48,7 +69,8 @@ def register(targets: argparse._SubParsersAction) -> None:
     s.add_argument("id", metavar="ID", help="registered sensor id (see `hcgym sensors`)")
     s.add_argument("--world", default=None, help="a shipped world name or a world YAML file (required unless "
                                                   "--source is given)")
-    s.add_argument("--seconds", type=_args.positive_float, default=10.0, help="simulated seconds")
+    s.add_argument("--seconds", type=_args.positive_float, default=None,
+                   help="simulated seconds (default 10; signal sensors: the world's whole duration)")
     s.add_argument("--fps", type=_args.positive_float, default=5.0, help="frames per simulated second")
     s.add_argument("--seed", type=_args.seed, default=0, help="load seed of the world (random avatars)")
     s.add_argument("--camera", default=None, help="camera name (robot/camera or camera; default: the first)")
@@ -61,6 +83,10 @@ def register(targets: argparse._SubParsersAction) -> None:
                    help="face recognition: the gallery's cut-off distance a of c = 1 - d / a (default: calibrated)")
     s.add_argument("--face-boxes", choices=("truth", "sensor"), default="truth",
                    help="face recognition: embed the ground-truth face boxes (default) or the recognizer's own")
+    s.add_argument("--rt60", type=_float_list, default=None, metavar="S,S,...",
+                   help="keyword sensors: also sweep these room RT60s (s), with --distance-scale")
+    s.add_argument("--distance-scale", type=_float_list, default=None, metavar="F,F,...",
+                   help="keyword sensors: also sweep these factors on every talker's distance, with --rt60")
     s.add_argument("--out", type=Path, default=Path("out/evaluate-sensor"), help="output directory")
     from hcgym.scripts import sensor_source, sensor_sweep
 
@@ -81,6 +107,19 @@ def run(args: argparse.Namespace) -> int:
         return sensor_sweep.run(args)
     if args.world is None:
         raise SpecError("--world", "required (a shipped world name or a world YAML file), unless --source is given")
+    from hcgym.perception.registry import spec as spec_of
+    from hcgym.perception.signal_bench import is_signal_sensor
+
+    try:
+        spec = spec_of(args.id)
+    except SpecError as e:
+        raise SpecError("ID", e.problem) from None
+    if is_signal_sensor(spec):
+        from hcgym.scripts import evaluate_signals
+
+        return evaluate_signals.run(args, spec)
+    if args.rt60 is not None or args.distance_scale is not None:
+        raise SpecError("--rt60", f"sweeps of RT60 and distance are for keyword sensors, not {args.id}")
     return run_world(args)
 
 
@@ -100,12 +139,13 @@ def run_world(args: argparse.Namespace) -> int:
         world = load_world(args.world)
     except SpecError as e:
         raise SpecError("--world", e.problem, e.source) from None
+    seconds = 10.0 if args.seconds is None else args.seconds
     with _options():
-        config = bench.BenchConfig(sensor=args.id, world=world.name, seconds=args.seconds, fps=args.fps,
+        config = bench.BenchConfig(sensor=args.id, world=world.name, seconds=seconds, fps=args.fps,
                                    seed=args.seed, camera=args.camera, sensor_kwargs=dict(args.sensor_arg),
                                    onnx=None if args.onnx is None else str(args.onnx), cutoff=args.cutoff,
                                    face_boxes=args.face_boxes, **_args.scoring_options(args))
-        frames = iter_world_frames(world, args.seconds, args.fps, args.seed, args.camera, size=args.size)
+        frames = iter_world_frames(world, seconds, args.fps, args.seed, args.camera, size=args.size)
         bench.check_world(spec, world.animated, world.name)
         sensor = bench.make_sensor(config, spec) if bench.runs(spec) else None
     try:

@@ -79,6 +79,10 @@ def register(sub: argparse._SubParsersAction) -> None:
 
     train_speech.register(targets)
 
+    from hcgym.scripts import train_biosignal
+
+    train_biosignal.register(targets)
+
 
 def run_face_embedder(args: argparse.Namespace) -> int:
     from dataclasses import asdict, replace
