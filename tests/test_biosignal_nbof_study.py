@@ -16,6 +16,7 @@ from hcgym.perception.biosignal.nbof_study import (
     af_study,
     order_study,
     paired_difference,
+    precise_batchnorm,
     stratified_folds,
     table_markdown,
 )
@@ -94,6 +95,32 @@ def test_paired_difference_and_table():
         paired_difference(results, "a", "c")
     table = table_markdown(order, results)
     assert table.splitlines()[0].count("|") == 5 and "| a | 100.0 ± 0.0 | 80.00 ± 10.00 | 80.00 |" in table
+
+
+def test_precise_batchnorm_sets_the_running_statistics_to_the_batch_average():
+    import torch
+
+    from hcgym.perception.biosignal.nbof import make_nbof
+
+    model = make_nbof("nbof", 1, 64, 2, codewords=4, filters=4, hidden=0, batchnorm=True, seed=0).eval()
+    x = np.random.default_rng(0).normal(size=(10, 1, 64)).astype(np.float32)
+    bn = model.frontend[1]
+    assert isinstance(bn, torch.nn.BatchNorm1d)
+    with torch.no_grad():
+        bn.running_mean.fill_(5.0)
+        conv = [model.frontend[0](torch.from_numpy(x[i:i + 5])) for i in (0, 5)]
+    weights = {k: v.clone() for k, v in model.named_parameters()}
+    precise_batchnorm(model, x, batch=5)
+    want_mean = torch.stack([c.mean((0, 2)) for c in conv]).mean(0)
+    want_var = torch.stack([c.var((0, 2), unbiased=True) for c in conv]).mean(0)
+    assert torch.allclose(bn.running_mean, want_mean, atol=1e-6)
+    assert torch.allclose(bn.running_var, want_var, atol=1e-5)
+    assert not model.training and bn.momentum == 0.1
+    assert all(torch.equal(v, weights[k]) for k, v in model.named_parameters())
+    plain = make_nbof("nbof", 1, 64, 2, codewords=4, filters=4, seed=0)
+    state = {k: v.clone() for k, v in plain.state_dict().items()}
+    precise_batchnorm(plain, x, batch=5)
+    assert all(torch.equal(v, state[k]) for k, v in plain.state_dict().items())
 
 
 @pytest.mark.parametrize(("call", "field"), [
