@@ -52,3 +52,16 @@ def test_bad_config_and_cli_errors(tmp_path, capsys):
     assert not (tmp_path / "x").exists()
     with pytest.raises(SystemExit):
         main(["evaluate", "biosignal", "--snr", "loud", "--out", str(tmp_path / "y")])
+
+
+def test_nbof_part_and_its_table():
+    from hcgym.perception.biosignal.report import nbof_table
+
+    part = protocol.nbof_part(0, quick=True)
+    assert set(part["nbof"]) == {"nbof", "tnbof", "nbof-ctsa", "tnbof-ctsa"}
+    assert {"f1_mean", "f1_std"} <= set(part["nbof"]["nbof-ctsa"])
+    assert len(part["order_task"]["nbof"]["per_seed"]) == 3
+    c = part["nbof_checks"]
+    assert c["af_ctsa_ge_nbof"] == (part["nbof"]["nbof-ctsa"]["f1_mean"] >= part["nbof"]["nbof"]["f1_mean"])
+    t = nbof_table(part)
+    assert "| nbof-ctsa |" in t and "77.75 ± 1.31 / 76.62 ± 1.77" in t

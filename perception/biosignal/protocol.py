@@ -9,12 +9,12 @@ Both are seed ablations of small models, so the protocol trains them (as the see
   stationary noise mix added to the continuous recording; ``None`` = clean). People are keyed by (``seed``,
   person id): the training people are ids ``0 ..``, the test people ids from :data:`TEST_PERSON_BASE`, so no test
   person is ever a training person, and another ``seed`` draws other people altogether.
-* **nbof** (:mod:`.nbof_study`, when present): plain NBoF against temporal NBoF and the attention variants on
-  the order-sensitive task, and on simulated atrial fibrillation (4 rhythm classes, folds).
+* **nbof** (:mod:`.nbof_study`): plain NBoF against temporal NBoF and the attention variants on the
+  order-sensitive task (:func:`nbof_part`), and on simulated atrial fibrillation (4 rhythm classes, 5 folds).
 
 ``results.json``: ``{"filter": {BACKBONE: {"plain": {...}, "filtered": {...}, "gain_acc", "gain_f1", "sigma",
 ...}}`` at ``main_snr``, ``"noise_sweep": [{"snr_db", "backbones": {...}}]`` (every level), ``"nbof"``, ``"checks"``,
-``"config"``, ``"seconds"}``.
+``"order_task"``, ``"nbof_checks"``, ``"config"``, ``"seconds"}``.
 """
 
 from __future__ import annotations
@@ -49,7 +49,7 @@ class BiosignalEvalConfig:
     main_snr: float | None = 10.0
     backbones: tuple[str, ...] = BACKBONES
     abnormal_share: float = 0.17
-    nbof: bool = False
+    nbof: bool = True
     quick: bool = False
 
     def check(self) -> BiosignalEvalConfig:
@@ -134,6 +134,33 @@ def filter_checks(filter_results: dict[str, Any], main_snr: float | None) -> dic
             "gain_grows_with_noise": {m: spearman(g) for m, g in gains.items()}}
 
 
+def nbof_part(seed: int, progress: Callable[[str], None] | None = None, quick: bool = False) -> dict[str, Any]:
+    """The NBoF study (:mod:`.nbof_study`, default settings): ``{"order_task": {VARIANT: {"acc_mean", ...}},
+    "nbof": {VARIANT: {"f1_mean", "f1_std", ...}} (simulated AF, 5 folds), "nbof_checks"}``; the order task's
+    seeds are ``3 seed .. 3 seed + 2``, the AF set is drawn with ``seed``. ``quick``: the study's quick presets,
+    four variants, two folds (seconds; for tests)."""
+    from hcgym.perception.biosignal import nbof_study as ns
+
+    def say(msg: str) -> None:
+        if progress is not None:
+            progress(f"nbof: {msg}")
+
+    variants = ("nbof", "tnbof", "nbof-ctsa", "tnbof-ctsa") if quick else ns.DEFAULT_VARIANTS
+    preset = "quick" if quick else "default"
+    order = ns.order_study(variants, seeds=tuple(range(3 * seed, 3 * seed + 3)), settings=preset, progress=say)
+    af = ns.af_study(variants, folds=2 if quick else 5, seed=seed, settings=preset, progress=say)
+    chance = 1.0 / 2
+    checks = {
+        "order_nbof_at_chance": bool(abs(order["nbof"]["acc_mean"] - chance) < 0.1),
+        "order_tnbof_succeeds": bool(order["tnbof"]["acc_mean"] >= 0.85),
+        "order_ctsa_succeeds": bool(order["nbof-ctsa"]["acc_mean"] >= 0.85),
+        "af_ctsa_ge_nbof": bool(af["nbof-ctsa"]["f1_mean"] >= af["nbof"]["f1_mean"]),
+        "af_ctsa_minus_nbof": ns.paired_difference(af, "nbof-ctsa", "nbof"),
+        "af_tnbof_ctsa_minus_nbof": ns.paired_difference(af, "tnbof-ctsa", "nbof"),
+    }
+    return {"order_task": order, "nbof": af, "nbof_checks": checks}
+
+
 def run(config: BiosignalEvalConfig, progress: bool = True) -> dict[str, Any]:
     """Run the protocol (see the module docstring)."""
     config = config.check()
@@ -155,10 +182,8 @@ def run(config: BiosignalEvalConfig, progress: bool = True) -> dict[str, Any]:
         "config": {**asdict(config), "test_person_base": TEST_PERSON_BASE},
     }
     if config.nbof:
-        from hcgym.perception.biosignal import nbof_study
-
         t1 = time.time()
-        results["nbof"] = nbof_study.protocol_part(config.seed, progress=say if progress else None)
+        results.update(nbof_part(config.seed, progress=say if progress else None))
         seconds["nbof"] = round(time.time() - t1, 1)
     seconds["total"] = round(time.time() - t0, 1)
     results["seconds"] = seconds
