@@ -42,7 +42,7 @@ def table_markdown(results: dict[str, Any]) -> str:
               f"({lat['calls']} calls)." if lat else "Latency: not measured.", ""]
     for kind, rows in results["breakdown"].items():
         if rows:
-            keys = [k for k in rows[0] if k not in ("band", "n")]
+            keys = [k for k in rows[0] if k not in ("band", "n", "beats", "utterances")]  # n counts them
             lines += [f"## By {BREAKDOWN_TITLES[kind]}", ""]
             lines += markdown_table(["band", "n", *keys], [[r["band"], str(r["n"]), *(_fmt(r[k]) for k in keys)]
                                                            for r in rows]) + [""]

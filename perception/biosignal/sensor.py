@@ -317,6 +317,7 @@ class EcgSensor(TorchModel, Sensor):
 
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", (DeprecationWarning, torch.jit.TracerWarning))
+            warnings.filterwarnings("ignore", "Constant folding", UserWarning)  # TNBoF's half-sequence slice
             return super().onnx_bytes()
 
     def synthetic_window(self, rng: np.random.Generator) -> tuple[np.ndarray, float]:

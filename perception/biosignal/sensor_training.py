@@ -10,15 +10,21 @@
   equal shares; normal, AF and other with stationary noise at an SNR in ``snr_db``), each centred on its median and
   scaled to unit standard deviation (:func:`~.sensor.normalise_windows`, as the sensor does). Training segments
   from data seed ``seed``, held-out ones from ``seed + 1``: every segment is its own person keyed ``(seed, 23,
-  segment)``. The rhythm set's people rest or walk (60-115 bpm); so that running hearts (130-165 bpm) are no
-  stranger, ``stretch_share`` of the training segments are drawn ``max_hr / 60`` times as long and a piece of
-  ``stretch x seconds`` is compressed in time to ``seconds`` (linear interpolation), ``stretch`` uniform between 1
-  and ``max_hr`` over the segment's mean heart rate: every rate, wave and interval ``stretch`` times faster, the
-  heart rates spread up to ``max_hr``. Without it the normal windows of running wearers were read as AF
-  (simulated streams, 10 s windows at 130-165 bpm: 0 of 24 right).
+  segment)``. The rhythm set's people rest or walk (60-115 bpm) and its noise is stationary, while a wearable's
+  wearer also runs (130-165 bpm) with motion artefacts: so ``stream_share`` of the segments of both splits are
+  pieces of :func:`~hcgym.synthesis.ecg.ecg_stream` s instead, one stream per piece at one activity level
+  (rest, walk or run in equal shares), the four rhythms in equal shares (normal ones with no or up to 20 %
+  abnormal beats), SNR in ``snr_db`` plus the level's motion artefacts, rendered at 125 Hz and resampled to
+  100 Hz as the sensor resamples a wearable's signal, labelled as the streams label their windows (``noisy``
+  below -3 dB SNR). Their people are keyed ``(STREAM_SEEDS + 1,000,000 x data seed + piece, 31)``. Without them
+  the normal windows of running wearers were read as AF (simulated streams at 130-165 bpm, 10 s windows: 1 of
+  12; compressing rhythm-set segments in time to such rates did not help: 1 of 12).
 
-Evaluation draws never meet these people: streams (:func:`~hcgym.synthesis.ecg.ecg_stream`, the worlds' wearable
-ECGs) key their person ``(seed, 31)``, another generator key than any beat-set (17) or rhythm-set (23) person.
+Evaluation draws never meet these people: streams (:func:`~hcgym.synthesis.ecg.ecg_stream`) key their person
+``(seed, 31)``, another generator key than any beat-set (17) or rhythm-set (23) person, and the training pieces'
+stream seeds start at :data:`STREAM_SEEDS` (2**40), far above the small seeds of tests and studies; the worlds'
+wearers (:func:`~hcgym.synthesis.world_signals.world_signals`) have 56-bit hashed seeds, so one could meet a
+training piece's person with a chance below 1e-10.
 
 Both train with Adam (:func:`~.training.fit`, seeded batches); the held-out scores are
 :func:`~.training.scores` (binary: of the abnormal class; rhythm: macro means). Weights and a provenance file
@@ -40,6 +46,8 @@ from hcgym.errors import SpecError
 
 #: First person id of the beat model's held-out people.
 HELD_OUT_PEOPLE = 100_000
+#: First stream seed of the rhythm model's stream pieces.
+STREAM_SEEDS = 2 ** 40
 
 
 @dataclass(frozen=True)
@@ -66,8 +74,7 @@ class RhythmSettings:
     train_count: int = 2400
     test_count: int = 600
     snr_db: tuple[float, float] = (3.0, 30.0)
-    stretch_share: float = 0.5
-    max_hr: float = 170.0
+    stream_share: float = 0.5
     codewords: int = 64
     heads: int = 1
     d: int = 128
@@ -94,30 +101,45 @@ def beat_data(settings: BeatSettings, seed: int, split: str) -> tuple[np.ndarray
     return b.x[order][:, None], b.y[order], meta
 
 
-def rhythm_data(settings: RhythmSettings, seed: int, split: str) -> tuple[np.ndarray, np.ndarray, dict[str, Any]]:
-    """``(x (N, 1, L), y (N,), meta)``: rhythm segments of data seed ``seed`` (train, a share compressed in time)
-    or ``seed + 1`` (test), normalised as the sensor does."""
-    from hcgym.perception.biosignal.sensor import RHYTHM_FS, normalise_windows
-    from hcgym.synthesis.ecg import rhythm_dataset
+def stream_pieces(count: int, data_seed: int, seconds: float, snr_db: tuple[float, float]) -> tuple[np.ndarray,
+                                                                                                   np.ndarray]:
+    """``(x (count, seconds x 100) mV at 100 Hz, y (count,))``: pieces of one-level ECG streams (module docstring)."""
+    from hcgym.perception.biosignal.sensor import RHYTHM_FS, resample
+    from hcgym.synthesis.ecg import LEVELS, NOISY_SNR_DB, RHYTHMS, ecg_stream
+    from hcgym.synthesis.ecg.noise import snr_db_of
 
-    train = split == "train"
-    data_seed = seed if train else seed + 1
-    count = settings.train_count if train else settings.test_count
-    longest = settings.max_hr / 60.0 if train and settings.stretch_share > 0 else 1.0
-    r = rhythm_dataset(count, data_seed, fs=RHYTHM_FS, seconds=settings.seconds * longest, snr_db=settings.snr_db)
-    n = int(round(settings.seconds * RHYTHM_FS))
-    x = r.x[:, :n].astype(np.float64)
-    stretch = np.ones(count)
-    if longest > 1.0:
-        rng = np.random.default_rng([seed, 3])
-        top = np.maximum(settings.max_hr / r.meta["hr"], 1.0)
-        stretch = np.where(rng.random(count) < settings.stretch_share, rng.uniform(1.0, top), 1.0)
-        for i in np.flatnonzero(stretch > 1.0):
-            x[i] = np.interp(np.arange(n) * stretch[i], np.arange(r.x.shape[1]), r.x[i])
+    rng = np.random.default_rng([data_seed, 4])
+    n = int(round(seconds * RHYTHM_FS))
+    x, y = np.zeros((count, n)), np.zeros(count, np.int64)
+    for k in range(count):
+        rhythm, level = RHYTHMS[k % len(RHYTHMS)], LEVELS[int(rng.integers(len(LEVELS)))]
+        share = float(rng.uniform(0.0, 0.2)) if rhythm == "normal" and rng.random() < 0.5 else 0.0
+        s = ecg_stream([(0.0, seconds + 1.0, level)], STREAM_SEEDS + 1_000_000 * data_seed + k, fs=125,
+                       rhythm=rhythm, abnormal_share=share, snr_db=float(rng.uniform(*snr_db)))
+        x[k] = resample(s.signal, s.fs, RHYTHM_FS)[:n]
+        snr = snr_db_of(s.clean.astype(np.float64), (s.signal - s.clean).astype(np.float64))
+        y[k] = RHYTHMS.index("noisy" if rhythm == "noisy" or snr < NOISY_SNR_DB else rhythm)
+    return x, y
+
+
+def rhythm_data(settings: RhythmSettings, seed: int, split: str) -> tuple[np.ndarray, np.ndarray, dict[str, Any]]:
+    """``(x (N, 1, L), y (N,), meta)``: rhythm-set segments and stream pieces of data seed ``seed`` (train) or
+    ``seed + 1`` (test), shuffled, normalised as the sensor does."""
+    from hcgym.perception.biosignal.sensor import RHYTHM_FS, normalise_windows
+    from hcgym.synthesis.ecg import RHYTHMS, rhythm_dataset
+
+    data_seed = seed if split == "train" else seed + 1
+    count = settings.train_count if split == "train" else settings.test_count
+    pieces = int(round(settings.stream_share * count))
+    r = rhythm_dataset(count - pieces, data_seed, fs=RHYTHM_FS, seconds=settings.seconds, snr_db=settings.snr_db)
+    xs, ys = stream_pieces(pieces, data_seed, settings.seconds, settings.snr_db)
+    x, y = np.concatenate([r.x, xs]), np.concatenate([r.y, ys])
+    order = np.random.default_rng([data_seed, 5]).permutation(count)
     meta = {"seed": data_seed, "fs": RHYTHM_FS, "seconds": settings.seconds, "snr_db": list(settings.snr_db),
-            "count": count, "class_counts": np.bincount(r.y, minlength=len(r.meta["classes"])).tolist(),
-            "stretched": int(np.sum(stretch > 1.0)), "mean_hr_bpm": round(float(np.mean(r.meta["hr"] * stretch)), 1)}
-    return normalise_windows(x)[:, None], r.y, meta
+            "rhythm_set": count - pieces, "stream_pieces": pieces,
+            "stream_seeds": [STREAM_SEEDS + 1_000_000 * data_seed, STREAM_SEEDS + 1_000_000 * data_seed + pieces - 1],
+            "class_counts": np.bincount(y, minlength=len(RHYTHMS)).tolist()}
+    return normalise_windows(x[order])[:, None], y[order], meta
 
 
 def _train(model: Any, data: tuple, held: tuple, settings: Any, seed: int,
@@ -219,5 +241,5 @@ def train_biosignal(out: str | Path, seed: int = 0, quick: bool = False, command
     return reports
 
 
-__all__ = ["HELD_OUT_PEOPLE", "QUICK", "BeatSettings", "RhythmSettings", "beat_data", "rhythm_data",
+__all__ = ["HELD_OUT_PEOPLE", "QUICK", "STREAM_SEEDS", "BeatSettings", "RhythmSettings", "beat_data", "rhythm_data", "stream_pieces",
            "train_beat_model", "train_biosignal", "train_rhythm_model"]
