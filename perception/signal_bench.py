@@ -15,7 +15,9 @@ signal), so zones tile the signal and every answer is taken where the sensor saw
 **ECG** (``ecg window``): each wearer's stream, window by window.
 
 * Beats: the detected R peaks of all zones matched one to one to the true R peaks within ``match_s`` (75 ms),
-  nearest pairs first. Truth ``normal`` beats are normal; ``abnormal`` and ``pvc`` beats abnormal.
+  nearest pairs first. A beat's true label is that of its Kachuee cut, as the beat set labels its windows
+  (:func:`beat_truth`): abnormal when the beat is a PVC or has an abnormal form, or when the *next* beat has no P
+  wave (``missing_p``: the cut from this R peak holds the next beat's P wave), normal otherwise.
   ``beat_accuracy``: correct labels over those true beats (a missed or unclassified beat is wrong). Beats of
   atrial fibrillation (``af``) have no morphology label (the beat set has none: their missing P wave is the
   rhythm's, scored as the rhythm): they count for the detection (``sensitivity`` and ``ppv``, ``missed`` and
@@ -167,8 +169,19 @@ def _share(num: float, den: float) -> float | None:
 
 
 # ------------------------------------------------------------------ ECG
-#: Truth beat label (stream) -> the beat classes' label (``af`` beats have none: they keep ``af``).
-BEAT_TRUTH = {"normal": "normal", "abnormal": "abnormal", "pvc": "abnormal", "af": "af"}
+def beat_truth(labels: np.ndarray, kinds: np.ndarray) -> list[str]:
+    """The true label of each beat's Kachuee cut from a stream's beat ``labels`` and ``kinds`` (module docstring):
+    ``normal``, ``abnormal``, or ``af`` for beats of atrial fibrillation (no morphology label)."""
+    out = []
+    for i, (label, kind) in enumerate(zip(labels, kinds)):
+        next_kind = kinds[i + 1] if i + 1 < len(kinds) else ""
+        if label == "af":
+            out.append("af")
+        elif label == "pvc" or (kind and kind != "missing_p") or next_kind == "missing_p":
+            out.append("abnormal")
+        else:
+            out.append("normal")
+    return out
 
 
 def ecg_metrics(records: list[dict[str, Any]]) -> dict[str, Any]:
@@ -211,15 +224,13 @@ def _score_stream(name: str, heart: Any, timer: _Timer, window: float, margin: f
                         else None, "heart_rate": None if math.isnan(reading.heart_rate) else
                         round(reading.heart_rate, 2), "true_heart_rate": round(60 / float(np.median(rr)), 2)
                         if len(rr) else None})
-    truth = s.beats.times
-    pairs = match_nearest(np.asarray(times), truth, tol)
-    for i, t in enumerate(truth):
+    pairs = match_nearest(np.asarray(times), s.beats.times, tol)
+    for i, (t, true) in enumerate(zip(s.beats.times, beat_truth(s.beats.labels, s.beats.kinds))):
         j = pairs.get(i)
-        true = BEAT_TRUTH[str(s.beats.labels[i])]
         pred = None if j is None else labels[j]
         records.append({"kind": "beat", "person": name, "t": round(float(t), 4), "activity": heart.level_at(t),
-                        "true": true, "true_kind": str(s.beats.labels[i]), "predicted": pred, "correct": pred == true,
-                        "dt_ms": None if j is None else round(1000 * (times[j] - t), 1)})
+                        "true": true, "beat_kind": str(s.beats.kinds[i]) or str(s.beats.labels[i]), "predicted": pred,
+                        "correct": pred == true, "dt_ms": None if j is None else round(1000 * (times[j] - t), 1)})
     for j in sorted(set(range(len(times))) - set(pairs.values())):
         records.append({"kind": "extra", "person": name, "t": round(times[j], 4),
                         "activity": heart.level_at(times[j]), "predicted": labels[j]})
@@ -382,5 +393,5 @@ def keyword_sweep(world: Any, sensor: Any, *, distance_scales: Any = (0.5, 1.0, 
     return {"world": str(name), "seed": seed, "sensor": getattr(sensor, "name", None), "rows": rows}
 
 
-__all__ = ["BEAT_TRUTH", "DISTANCE_BANDS", "SIGNAL_INPUTS", "SignalConfig", "ecg_metrics", "is_signal_sensor",
+__all__ = ["DISTANCE_BANDS", "SIGNAL_INPUTS", "SignalConfig", "beat_truth", "ecg_metrics", "is_signal_sensor",
            "keyword_metrics", "keyword_sweep", "make_signal_sensor", "match_nearest", "run", "score_keywords", "zones"]

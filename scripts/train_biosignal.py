@@ -3,8 +3,9 @@
 ``hcgym train biosignal --out DIR [--seed S] [--quick]`` trains the ECG sensor's beat model (the filtered CNN on
 Kachuee-cut beats of simulated people) and rhythm model (TNBoF on 10 s windows at 100 Hz, the four CinC 2017
 classes) and writes ``DIR/ecg_beat.pt``, ``DIR/ecg_rhythm.pt`` and their ``PROVENANCE_*.json`` (command, seeds,
-data settings, per-epoch history, scores on held-out people, seconds); about 5 minutes on one core. Training
-people are disjoint from every evaluation draw (:mod:`hcgym.perception.biosignal.sensor_training`).
+data settings, per-epoch history, scores on held-out people, seconds); 77 s of CPU time on one core (4 minutes
+of wall time on a shared 2-core machine). Training people are disjoint from every evaluation draw
+(:mod:`hcgym.perception.biosignal.sensor_training`).
 
 ``hcgym train keywords --out DIR [--seed S] [--epochs N] [--data-dir D] [--quick]`` trains MatchboxNet A for the
 keyword sensor on the synthetic keyword set's train speakers (NovoGrad, warmup-hold-decay) and writes
