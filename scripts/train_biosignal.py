@@ -9,13 +9,13 @@ of wall time on a shared 2-core machine). Training people are disjoint from ever
 
 ``hcgym train keywords --out DIR [--seed S] [--epochs N] [--data-dir D] [--quick]`` trains MatchboxNet A for the
 keyword sensor on the synthetic keyword set's train speakers (NovoGrad, warmup-hold-decay) and writes
-``DIR/keywords_matchboxnet.pt`` and its provenance (validation and test-speaker accuracy); resumable (rerun the
-same command), the features cached in ``--data-dir`` (default ``DIR/data``; the Self-ONN study's cache has the
-same key). The shipped models in ``perception/biosignal/models`` and ``perception/speech/models`` were written by
+``DIR/keywords_matchboxnet.pt`` and its provenance (validation and test-speaker accuracy); 30 epochs, about 10
+minutes of CPU time on one core; resumable (rerun the same command), the features cached in ``--data-dir``
+(default ``DIR/data``; the Self-ONN study's cache has the same key). The shipped models in ``perception/biosignal/models`` and ``perception/speech/models`` were written by
 these commands (their provenance files say which)::
 
     OMP_NUM_THREADS=1 hcgym train biosignal --out perception/biosignal/models
-    OMP_NUM_THREADS=1 hcgym train keywords --out out/keywords   # then copy the .pt and its provenance
+    OMP_NUM_THREADS=1 hcgym train keywords --out out/keywords   # then copy the .pt and its provenance there
 """
 
 from __future__ import annotations
@@ -42,7 +42,7 @@ def register(targets: argparse._SubParsersAction) -> None:
     k.add_argument("--out", type=Path, required=True, help="folder of the model, its provenance and training state")
     k.add_argument("--seed", type=_args.seed, default=0, help="training seed")
     k.add_argument("--data-seed", type=_args.seed, default=0, help="seed of the keyword data sets")
-    k.add_argument("--epochs", type=_args.positive_int, default=None, help="epochs (default 14; --quick 1)")
+    k.add_argument("--epochs", type=_args.positive_int, default=None, help="epochs (default 30; --quick 1)")
     k.add_argument("--data-dir", type=Path, default=None, help="feature cache (default OUT/data)")
     k.add_argument("--threads", type=_args.positive_int, default=1, help="torch CPU threads")
     k.add_argument("--quick", action="store_true", help="a seconds-long smoke configuration (tests, CI)")
