@@ -127,17 +127,17 @@ def cut_beats(signal125: np.ndarray, r: np.ndarray) -> tuple[np.ndarray, np.ndar
     """Kachuee cuts of the beats at R times ``r`` (n,) s of a 125 Hz ``signal125``: ``(beats (n, 187) float32
     in [0, 1], complete (n,) bool)``, ``complete`` false where 1.2 median RR (of the beat's 10 s chunk) from its R
     runs past the signal's end. Fewer than two beats: no RR, nothing complete."""
-    from hcgym.synthesis.ecg.datasets import _chunk_median_rr, _cut
+    from hcgym.synthesis.ecg.datasets import chunk_median_rr, cut_windows
 
     n = len(r)
     if n < 2:
         return np.zeros((n, BEAT_LENGTH), np.float32), np.zeros(n, bool)
-    want = np.round(WINDOW_RR * _chunk_median_rr(r) * BEAT_FS).astype(np.int64)
+    want = np.round(WINDOW_RR * chunk_median_rr(r) * BEAT_FS).astype(np.int64)
     starts = np.round(r * BEAT_FS).astype(np.int64)
     complete = starts + want <= len(signal125)
     starts = np.minimum(starts, len(signal125) - 1)
     lengths = np.minimum(np.minimum(want, BEAT_LENGTH), len(signal125) - starts)
-    return _cut(signal125, starts, lengths, BEAT_LENGTH).astype(np.float32), complete
+    return cut_windows(signal125, starts, lengths, BEAT_LENGTH).astype(np.float32), complete
 
 
 def normalise_windows(x: np.ndarray) -> np.ndarray:

@@ -126,7 +126,7 @@ def _person_beats(seed: int, pid: int, n: int, abnormal: np.ndarray, allowed: tu
     p_absent = np.zeros(n + 2, dtype=bool)
     p_absent[2:] = kinds == "missing_p"
     r = train.times
-    period = _chunk_median_rr(r)
+    period = chunk_median_rr(r)
     want = np.round(WINDOW_RR * period[1:-1] * fs).astype(np.int64)
     starts = np.round(r[1:-1] * fs).astype(np.int64)
     n_samples = int(max(math.ceil((r[-1] + 1.0) * fs), int(np.max(starts + want)) + 1))
@@ -134,11 +134,11 @@ def _person_beats(seed: int, pid: int, n: int, abnormal: np.ndarray, allowed: tu
     if snr is not None:
         noise = stationary_noise(person, n_samples, fs, (seed, _BEAT_TAG, pid, 3))
         sig = sig + snr_scale(sig, noise, rec.uniform(*snr))
-    x = _cut(sig, starts, np.minimum(want, length), length)
+    x = cut_windows(sig, starts, np.minimum(want, length), length)
     return x, np.where(kinds == "", "normal", kinds), int(np.sum(want > length))
 
 
-def _chunk_median_rr(r: np.ndarray) -> np.ndarray:
+def chunk_median_rr(r: np.ndarray) -> np.ndarray:
     """Per beat, the median RR interval of the beats of its 10 s chunk (Kachuee's nominal period T)."""
     rr = np.diff(r)
     chunk = np.floor(r[:-1] / CHUNK_S).astype(np.int64)
@@ -146,7 +146,7 @@ def _chunk_median_rr(r: np.ndarray) -> np.ndarray:
     return np.array([med.get(int(c), float(np.median(rr))) for c in np.floor(r / CHUNK_S)])
 
 
-def _cut(sig: np.ndarray, starts: np.ndarray, lengths: np.ndarray, length: int) -> np.ndarray:
+def cut_windows(sig: np.ndarray, starts: np.ndarray, lengths: np.ndarray, length: int) -> np.ndarray:
     """Rows ``sig[s : s + l]`` min-max normalised to [0, 1], zero-padded to ``length`` -> (N, length) float64."""
     idx = starts[:, None] + np.arange(length)[None, :]
     inside = np.arange(length)[None, :] < lengths[:, None]
