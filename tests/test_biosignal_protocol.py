@@ -18,6 +18,10 @@ def test_quick_evaluate_writes_report(tmp_path):
     assert [lv["snr_db"] for lv in res["noise_sweep"]] == [None, 0.0]
     assert res["noise_sweep"][0]["train"] == 4 * protocol.BEATS_PER_PERSON
     assert "Proposed + CNN" in (out / "table.md").read_text()
+    t24 = res["table24"]
+    assert t24["params"]["lightweight"] < 0.6 * t24["params"]["baseline"]
+    assert t24["params"]["lightweight_filtered"] - t24["params"]["lightweight"] == 3 + 2 * 7 * 12
+    assert "| Lightweight + Proposed |" in (out / "table.md").read_text()
     assert (out / "filter_gain.png").stat().st_size > 1000
 
 

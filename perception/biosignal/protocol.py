@@ -9,12 +9,14 @@ Both are seed ablations of small models, so the protocol trains them (as the see
   stationary noise mix added to the continuous recording; ``None`` = clean). People are keyed by (``seed``,
   person id): the training people are ids ``0 ..``, the test people ids from :data:`TEST_PERSON_BASE`, so no test
   person is ever a training person, and another ``seed`` draws other people altogether.
+* **table24**: at ``main_snr``, the slimmed deeper CNN (``deep-light``) with and without the bank against the
+  full one (``deep``), from the first ``table24_seeds`` seeds (:func:`~.study.run_table24`).
 * **nbof** (:mod:`.nbof_study`): plain NBoF against temporal NBoF and the attention variants on the
   order-sensitive task (:func:`nbof_part`), and on simulated atrial fibrillation (4 rhythm classes, 5 folds).
 
 ``results.json``: ``{"filter": {BACKBONE: {"plain": {...}, "filtered": {...}, "gain_acc", "gain_f1", "sigma",
 ...}}`` at ``main_snr``, ``"noise_sweep": [{"snr_db", "backbones": {...}}]`` (every level), ``"nbof"``, ``"checks"``,
-``"order_task"``, ``"nbof_checks"``, ``"config"``, ``"seconds"}``.
+``"table24"``, ``"order_task"``, ``"nbof_checks"``, ``"config"``, ``"seconds"}``.
 """
 
 from __future__ import annotations
@@ -28,7 +30,7 @@ import numpy as np
 
 from hcgym.errors import SpecError
 from hcgym.perception.biosignal.backbones import BACKBONES
-from hcgym.perception.biosignal.study import FilterStudyConfig, run_filter_study
+from hcgym.perception.biosignal.study import FilterStudyConfig, run_filter_study, run_table24
 
 #: First person id of the test people (training people are ids 0 .. train_people - 1).
 TEST_PERSON_BASE = 100_000
@@ -50,10 +52,12 @@ class BiosignalEvalConfig:
     backbones: tuple[str, ...] = BACKBONES
     abnormal_share: float = 0.17
     nbof: bool = True
+    table24: bool = True
+    table24_seeds: int = 3
     quick: bool = False
 
     def check(self) -> BiosignalEvalConfig:
-        for name, lo in (("seed", 0), ("train_people", 1), ("test_people", 1), ("epochs", 1)):
+        for name, lo in (("seed", 0), ("train_people", 1), ("test_people", 1), ("epochs", 1), ("table24_seeds", 1)):
             v = getattr(self, name)
             if isinstance(v, bool) or not isinstance(v, int) or v < lo:
                 raise SpecError(name, f"expected an integer >= {lo}, got {v!r}")
@@ -74,7 +78,8 @@ class BiosignalEvalConfig:
 def quick_config(seed: int = 0) -> BiosignalEvalConfig:
     """A seconds-long run: two backbones, two seeds, two noise levels, few people, two epochs, no NBoF study."""
     return BiosignalEvalConfig(seed=seed, train_people=4, test_people=2, epochs=2, seeds=(0, 1),
-                               snr_db=(None, 0.0), main_snr=0.0, backbones=("mlp", "cnn"), nbof=False, quick=True)
+                               snr_db=(None, 0.0), main_snr=0.0, backbones=("mlp", "cnn"), nbof=False, table24_seeds=1,
+                               quick=True)
 
 
 def with_overrides(config: BiosignalEvalConfig, **values: Any) -> BiosignalEvalConfig:
@@ -170,7 +175,8 @@ def run(config: BiosignalEvalConfig, progress: bool = True) -> dict[str, Any]:
         if progress:
             print(f"[biosignal] {msg} ({time.time() - t0:.0f} s)", flush=True)
 
-    filt = run_filter_study(simulated_beats(config), config.study(), progress=say if progress else None)
+    beats = simulated_beats(config)
+    filt = run_filter_study(beats, config.study(), progress=say if progress else None)
     seconds = {"filter": round(time.time() - t0, 1)}
     main = next(lv for lv in filt["levels"] if lv["snr_db"] == config.main_snr)
     results: dict[str, Any] = {
@@ -181,6 +187,11 @@ def run(config: BiosignalEvalConfig, progress: bool = True) -> dict[str, Any]:
         "checks": {"filter": filter_checks(filt, config.main_snr)},
         "config": {**asdict(config), "test_person_base": TEST_PERSON_BASE},
     }
+    if config.table24:
+        t1 = time.time()
+        study = replace(config.study(), seeds=tuple(config.seeds[:config.table24_seeds]))
+        results["table24"] = run_table24(beats, config.main_snr, study, progress=say if progress else None)
+        seconds["table24"] = round(time.time() - t1, 1)
     if config.nbof:
         t1 = time.time()
         results.update(nbof_part(config.seed, progress=say if progress else None))
