@@ -86,6 +86,10 @@ def register(sub: argparse._SubParsersAction) -> None:
 
     evaluate_biosignal.register(targets)
 
+    from hcgym.scripts import evaluate_speech
+
+    evaluate_speech.register(targets)
+
 
 def run_face(args: argparse.Namespace) -> int:
     from hcgym.errors import SpecError
