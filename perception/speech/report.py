@@ -89,7 +89,7 @@ def figures(results: dict[str, Any]) -> dict[str, bytes]:
     ax.set_xticks(xs, names)
     ax.set_ylabel("accuracy (%)")
     ax.set_title("fresh test speakers")
-    ax.legend(fontsize=8, loc="lower left")
+    ax.legend(fontsize=8, loc="upper left", bbox_to_anchor=(1.0, 1.0))
     fig.tight_layout()
     files = {"configs.png": png_bytes(fig)}
     cells = results["by_distance"]
