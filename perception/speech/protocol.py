@@ -136,7 +136,7 @@ def _scores(models: dict[str, list[tuple[int, Any]]], x: np.ndarray, y: np.ndarr
 def table25(bundle: dict[str, Any], x: np.ndarray, y: np.ndarray) -> dict[str, dict[str, Any]]:
     """Per variant of ``bundle``: ``acc_mean``, ``acc_std`` (population, over seeds), ``per_seed`` (%), ``macs``
     (``{"fvcore", "ptflops"}``), ``params``, ``power_products`` on MFCCs ``x`` (N, 64, 101), labels ``y``."""
-    from hcgym.perception.speech.study import _costs
+    from hcgym.perception.speech.study import variant_costs
 
     models: dict[str, list[tuple[int, Any]]] = {}
     for r in bundle["runs"]:
@@ -150,7 +150,7 @@ def table25(bundle: dict[str, Any], x: np.ndarray, y: np.ndarray) -> dict[str, d
             continue
         a = np.array(list(accs[v].values()), float)
         out[v] = {"config": r["config"], "tanh": bool(r["tanh"]), "acc_mean": round(float(a.mean()), 2),
-                  "acc_std": round(float(a.std()), 2), "per_seed": accs[v], **_costs(r, r["width"], memo)}
+                  "acc_std": round(float(a.std()), 2), "per_seed": accs[v], **variant_costs(r, r["width"], memo)}
     return out
 
 

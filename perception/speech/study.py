@@ -170,7 +170,7 @@ def finish_run(run: Run, folder: Path, feats: dict[str, Features], settings: Tra
         f"(float16 weights {result['test_acc_fp16']} %)")
 
 
-def _costs(run: dict[str, Any], width: int, memo: dict) -> dict[str, Any]:
+def variant_costs(run: dict[str, Any], width: int, memo: dict) -> dict[str, Any]:
     """Parameters, multiply-adds (ptflops, fvcore) and Self-ONN power products of one 1 s utterance's MFCCs."""
     from hcgym.perception.speech.matchboxnet import MatchboxNet, count_macs, count_parameters, power_products
 
@@ -203,7 +203,7 @@ def write_bundle(out: Path, folders: Sequence[Path], data: DataSettings, setting
                                          for k, v in r["state_dict"].items()}})
         rows.append({**{k: r[k] for k in ("variant", "config", "tanh", "seed", "val_acc", "test_acc",
                                          "test_acc_fp16", "seconds", "history", "confusion")},
-                     **_costs(r, r["width"], memo), "run_dir": str(folder.relative_to(out))})
+                     **variant_costs(r, r["width"], memo), "run_dir": str(folder.relative_to(out))})
     buf = io.BytesIO()
     torch.save({"kind": KIND, "classes": list(CLASSES), "settings": asdict(settings), "runs": entries}, buf)
     path = out / BUNDLE
