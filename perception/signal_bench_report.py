@@ -8,19 +8,12 @@ from typing import Any
 
 import numpy as np
 
+from hcgym.perception.bench import _fmt
 from hcgym.perception.signal_bench import BREAKDOWN_TITLES
 
 #: Metrics drawn per band, by task: (key, axis label).
 BAND_METRICS = {"ecg beats and rhythm": (("beat_accuracy", "beat accuracy"), ("rhythm_accuracy", "rhythm accuracy")),
                 "keyword spotting": (("accuracy", "utterance accuracy"),)}
-
-
-def _fmt(v: Any) -> str:
-    if v is None:
-        return "-"
-    if isinstance(v, float):
-        return f"{v:.3f}" if abs(v) < 10 else f"{v:.1f}"
-    return str(v)
 
 
 def table_markdown(results: dict[str, Any]) -> str:
