@@ -88,9 +88,7 @@ def sweep_table(filter_results: dict[str, Any]) -> str:
 def filter_figures(filter_results: dict[str, Any]) -> dict[str, bytes]:
     """``filter_gain.png``: accuracy and F1 gain against noise per backbone (mean ± std over seeds);
     ``filter_sigma.png``: the learned widths against noise."""
-    import io
-
-    from hcgym.report import pyplot
+    from hcgym.report import png_bytes, pyplot
 
     plt = pyplot()
 
@@ -99,7 +97,7 @@ def filter_figures(filter_results: dict[str, Any]) -> dict[str, bytes]:
     labels = [_snr(lv["snr_db"]) for lv in levels]
     xs = np.arange(len(levels))
     files: dict[str, bytes] = {}
-    fig, axes = plt.subplots(1, 2, figsize=(10, 3.6))
+    fig, axes = plt.subplots(1, 2, figsize=(10, 3.6), dpi=110)
     for ax, key, title in ((axes[0], "gain_acc_per_seed", "accuracy gain"), (axes[1], "gain_f1_per_seed", "F1 gain")):
         for b in backbones:
             v = np.array([lv["backbones"][b][key] for lv in levels]) * 100
@@ -111,11 +109,8 @@ def filter_figures(filter_results: dict[str, Any]) -> dict[str, bytes]:
         ax.set_title(title)
     axes[0].legend(fontsize=8)
     fig.tight_layout()
-    buf = io.BytesIO()
-    fig.savefig(buf, format="png", dpi=110)
-    plt.close(fig)
-    files["filter_gain.png"] = buf.getvalue()
-    fig, axes = plt.subplots(1, 3, figsize=(11, 3.2), sharey=True)
+    files["filter_gain.png"] = png_bytes(fig)
+    fig, axes = plt.subplots(1, 3, figsize=(11, 3.2), sharey=True, dpi=110)
     for k, (ax, name) in enumerate(zip(axes, ("g", "g'", "g''"))):
         for b in backbones:
             ax.plot(xs, [lv["backbones"][b]["sigma"][k] for lv in levels], marker="o", label=NAMES.get(b, b))
@@ -125,10 +120,7 @@ def filter_figures(filter_results: dict[str, Any]) -> dict[str, bytes]:
     axes[0].set_ylabel("σ (samples)")
     axes[0].legend(fontsize=8)
     fig.tight_layout()
-    buf = io.BytesIO()
-    fig.savefig(buf, format="png", dpi=110)
-    plt.close(fig)
-    files["filter_sigma.png"] = buf.getvalue()
+    files["filter_sigma.png"] = png_bytes(fig)
     return files
 
 
